@@ -1,0 +1,7 @@
+"""CLI: recipe commands (not implemented yet)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Nothing registered until the recipe issue lands."""

@@ -1,0 +1,36 @@
+"""The `langtrainer` command: parse, call the library, render with rich."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+app = typer.Typer(
+    name="langtrainer",
+    help="Fine-tune multilingual classifiers without learning 'language => label' "
+    "(Jung & van der Plas, EACL Findings 2024).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    # Each module adds its own commands or sub-groups to `app`.
+    from cli import cmd_data, cmd_demo, cmd_finetune, cmd_model, cmd_probe, cmd_recipe, cmd_shap
+
+    for module in (cmd_model, cmd_recipe, cmd_data, cmd_finetune, cmd_probe, cmd_shap, cmd_demo):
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    app()
+
+
+if __name__ == "__main__":
+    main()

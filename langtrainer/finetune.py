@@ -1,0 +1,294 @@
+"""Recipe -> subsets -> LangTrainer -> run directory.
+
+The run directory is a standard HF checkpoint of the best model (by
+validation loss) plus `recipe.yaml` (resolved), `data/` (the subsets),
+`metrics.json` (written last: its presence means the run is complete) and
+`checkpoints/` (Trainer checkpoints, for `--resume`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from langtrainer import atomic
+from langtrainer.errors import UserError
+from langtrainer.recipe import Recipe, save_recipe
+
+logger = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int, dict[str, float]], None]
+
+DATA_DIR = "data"
+CHECKPOINT_DIR = "checkpoints"
+METRICS_FILE = "metrics.json"
+RECIPE_FILE = "recipe.yaml"
+
+
+def training_subset_names(recipe: Recipe) -> tuple[str, str]:
+    """(train split, validation split) for the recipe's `imbalance.subset`."""
+    subset = recipe.imbalance.subset
+    return f"train_{subset}", f"validation_{subset}"
+
+
+def prepare_data(recipe: Recipe, run_dir: Path):
+    """Build the subsets once and keep them in the run dir (reused on resume)."""
+    import datasets
+
+    data_dir = run_dir / DATA_DIR
+    if data_dir.is_dir():
+        return datasets.load_from_disk(str(data_dir))
+    from langtrainer.data.sampling import build_from_recipe
+
+    subsets, report = build_from_recipe(recipe)
+    with atomic.atomic_dir(data_dir) as tmp:
+        subsets.save_to_disk(str(tmp))
+        atomic.write_json(tmp / "distribution.json", report)
+    return datasets.load_from_disk(str(data_dir))
+
+
+def label_names_of(dataset) -> list[str]:
+    feature = dataset.features.get("label")
+    names = getattr(feature, "names", None)
+    if names:
+        return list(names)
+    return [str(i) for i in range(int(max(dataset["label"])) + 1)]
+
+
+def load_model_for_classification(recipe: Recipe, label_names: list[str]):
+    """Resolve `model.name_or_path` (builtin, local, Hub) and add a fresh head."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from langtrainer.models import resolve_model_path
+
+    path = resolve_model_path(recipe.model.name_or_path, arch=recipe.model.arch)
+    remote = recipe.model.trust_remote_code
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=remote)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(path),
+            num_labels=len(label_names),
+            id2label=dict(enumerate(label_names)),
+            label2id={name: i for i, name in enumerate(label_names)},
+            trust_remote_code=remote,
+        )
+    except OSError as exc:
+        if not Path(str(path)).exists():
+            raise UserError(
+                f"model '{recipe.model.name_or_path}' needs the Hugging Face Hub, which is unreachable: "
+                f"use a local folder or builtin:multilingual-e5-small ({str(exc).splitlines()[0][:120]})"
+            ) from None
+        raise UserError(f"cannot load model from '{path}': {str(exc).splitlines()[0]}") from None
+    if recipe.model.freeze_word_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    return model, tokenizer
+
+
+def tokenize(dataset, tokenizer, max_length: int):
+    """input_ids/attention_mask/labels + language; text columns dropped."""
+    has_pair = "text_pair" in dataset.column_names
+
+    def encode(batch):
+        pairs = batch["text_pair"] if has_pair else None
+        enc = tokenizer(batch["text"], pairs, truncation=True, max_length=max_length)
+        enc["labels"] = batch["label"]
+        return enc
+
+    keep = {"language"}
+    drop = [c for c in dataset.column_names if c not in keep]
+    return dataset.map(encode, batched=True, remove_columns=drop, desc=None)
+
+
+def build_training_args(recipe: Recipe, output_dir: Path, has_eval: bool):
+    import torch
+
+    from langtrainer.training_args import LangTrainingArguments
+
+    defaults: dict[str, Any] = dict(
+        output_dir=str(output_dir),
+        eval_strategy="epoch" if has_eval else "no",
+        save_strategy="epoch",
+        load_best_model_at_end=has_eval,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        save_total_limit=2,
+        logging_strategy="steps",
+        logging_steps=10,
+        report_to="none",
+        disable_tqdm=True,
+        learning_rate=5e-5,
+        head_learning_rate=5e-4,
+        lr_scheduler_type="linear",
+        warmup_steps=0,
+        use_cpu=not torch.cuda.is_available(),
+    )
+    loss = recipe.loss
+    managed = dict(
+        seed=recipe.seed,
+        class_weights=loss.class_weights,
+        weight_scheme=loss.weight_scheme,
+        effective_number_beta=loss.effective_number_beta,
+        loss_reduction=loss.reduction,
+        mask_entropy=loss.mask_entropy,
+        language_sampler=recipe.data.sampler or "none",
+    )
+    kwargs = {**defaults, **recipe.training, **managed}
+    if "seed" in recipe.training and recipe.training["seed"] != recipe.seed:
+        raise UserError("set the seed with the recipe's top-level 'seed', not training.seed")
+    try:
+        return LangTrainingArguments(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"training: {str(exc).splitlines()[0]}") from None
+
+
+class _ProgressBridge:
+    """TrainerCallback that forwards step counts and logs to a plain function."""
+
+    def __new__(cls, progress: ProgressFn):
+        from transformers import TrainerCallback
+
+        class Bridge(TrainerCallback):
+            def on_step_end(self, args, state, control, **kw):
+                progress(state.global_step, state.max_steps, {})
+
+            def on_log(self, args, state, control, logs=None, **kw):
+                progress(state.global_step, state.max_steps, dict(logs or {}))
+
+        return Bridge()
+
+
+def favoured_labels(recipe: Recipe, n_labels: int) -> dict[str, list[int]] | None:
+    """Per group, the labels its imbalanced distribution over-represents."""
+    imb = recipe.imbalance
+    if not imb.groups or not imb.distribution:
+        return None
+    out = {}
+    for group, langs in imb.groups.items():
+        row = imb.distribution.get(group) or imb.distribution.get(langs[0])
+        if row is None or len(row) != n_labels:
+            return None
+        out[group] = [c for c, p in enumerate(row) if p > 100.0 / n_labels + 1e-9]
+    return out
+
+
+def evaluate_predictions(logits: np.ndarray, dataset, label_names: list[str], recipe: Recipe) -> dict[str, Any]:
+    from langtrainer.metrics import classification_metrics, skew_index
+
+    predictions = logits.argmax(-1)
+    languages = dataset["language"]
+    metrics = classification_metrics(predictions, dataset["label"], languages, label_names, recipe.imbalance.groups)
+    favoured = favoured_labels(recipe, len(label_names))
+    if favoured:
+        metrics["skew_index"] = skew_index(predictions, languages, recipe.imbalance.groups, favoured)
+    return metrics
+
+
+def make_compute_metrics(eval_dataset, label_names: list[str], recipe: Recipe):
+    def compute(eval_pred) -> dict[str, float]:
+        logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
+        return evaluate_predictions(np.asarray(logits), eval_dataset, label_names, recipe)
+
+    return compute
+
+
+def _move_model_files(src: Path, run_dir: Path) -> None:
+    for item in src.iterdir():
+        os.replace(item, run_dir / item.name)
+
+
+def finetune(
+    recipe: Recipe,
+    run_dir: str | Path,
+    resume: bool = False,
+    progress: ProgressFn | None = None,
+    callbacks: list | None = None,
+    keep_checkpoints: bool = False,
+) -> dict[str, Any]:
+    """Train the recipe's subset and write the run directory; return metrics."""
+    import torch
+    from transformers import set_seed
+
+    from langtrainer.trainer import LangTrainer
+
+    run_dir = Path(run_dir)
+    if (run_dir / METRICS_FILE).exists() and not resume:
+        raise UserError(f"'{run_dir}' already holds a finished run: choose another --output-dir or delete it")
+    checkpoints = run_dir / CHECKPOINT_DIR
+    if checkpoints.exists() and any(checkpoints.glob("checkpoint-*")) and not resume:
+        raise UserError(f"'{run_dir}' holds an unfinished run: pass --resume to continue it, or delete the folder")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_recipe(recipe, run_dir / RECIPE_FILE)
+
+    set_seed(recipe.seed)
+    subsets = prepare_data(recipe, run_dir)
+    train_name, validation_name = training_subset_names(recipe)
+    label_names = label_names_of(subsets["test"])
+    model, tokenizer = load_model_for_classification(recipe, label_names)
+
+    max_length = recipe.model.max_length
+    train = tokenize(subsets[train_name], tokenizer, max_length)
+    validation = tokenize(subsets[validation_name], tokenizer, max_length) if len(subsets[validation_name]) else None
+    test = tokenize(subsets["test"], tokenizer, max_length)
+
+    args = build_training_args(recipe, checkpoints, has_eval=validation is not None)
+    all_callbacks = list(callbacks or [])
+    if progress is not None:
+        all_callbacks.append(_ProgressBridge(progress))
+    trainer = LangTrainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=validation,
+        processing_class=tokenizer,
+        compute_metrics=make_compute_metrics(validation, label_names, recipe) if validation is not None else None,
+        callbacks=all_callbacks,
+        languages=recipe.data.languages or None,
+    )
+    has_checkpoint = any(checkpoints.glob("checkpoint-*"))
+    started = time.perf_counter()
+    train_output = trainer.train(resume_from_checkpoint=True if (resume and has_checkpoint) else None)
+    train_seconds = time.perf_counter() - started
+
+    prediction = trainer.predict(test, metric_key_prefix="test")
+    test_metrics = evaluate_predictions(prediction.predictions, subsets["test"], label_names, recipe)
+    test_metrics["loss"] = float(prediction.metrics.get("test_loss", float("nan")))
+
+    metrics: dict[str, Any] = {
+        "recipe": recipe.name,
+        "subset": recipe.imbalance.subset,
+        "seed": recipe.seed,
+        "languages": trainer.languages,
+        "label_names": label_names,
+        "test": test_metrics,
+        "best_validation_loss": trainer.state.best_metric,
+        "best_checkpoint": Path(trainer.state.best_model_checkpoint).name if trainer.state.best_model_checkpoint else None,
+        "train": {
+            "steps": trainer.state.global_step,
+            "seconds": train_seconds,
+            "steps_per_second": trainer.state.global_step / train_seconds if train_seconds > 0 else None,
+            "loss": float(train_output.training_loss),
+            "examples": len(train),
+        },
+        "class_weights": None if trainer.class_weights is None else trainer.class_weights.tolist(),
+        "log_history": trainer.state.log_history,
+    }
+    if trainer.is_world_process_zero():
+        staging = run_dir / ".model.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        trainer.model.save_pretrained(str(staging))
+        tokenizer.save_pretrained(str(staging))
+        _move_model_files(staging, run_dir)
+        staging.rmdir()
+        if not keep_checkpoints:
+            shutil.rmtree(checkpoints, ignore_errors=True)
+        atomic.write_json(run_dir / METRICS_FILE, metrics)
+    del trainer
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return metrics

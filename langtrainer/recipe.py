@@ -1,0 +1,402 @@
+"""Recipes: one YAML file per experiment, parsed into typed dataclasses.
+
+A recipe says which model, which data and which label skew, how the loss is
+weighted, how training runs (`training:` passes through to
+`TrainingArguments`) and how the analysis is done. Unknown keys and wrong
+types are `UserError`s that name the key and the closest valid one, so a typo
+fails in a second instead of after an hour of training. `extends: other.yaml`
+lets sibling recipes share a base; `--set a.b=c` overrides any field.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from langtrainer import atomic
+from langtrainer.errors import UserError
+
+
+@dataclass
+class ModelConfig:
+    """Which pretrained encoder to fine-tune."""
+
+    name_or_path: str = "builtin:multilingual-e5-small"
+    arch: Literal["xlm-roberta", "bert"] | None = None  # builtin models only
+    max_length: int = 128
+    freeze_word_embeddings: bool = False
+    trust_remote_code: bool = False
+
+
+@dataclass
+class ColumnsConfig:
+    """Source column names mapped onto langtrainer's id/text/text_pair/label/language."""
+
+    id: str | None = None
+    text: str = "text"
+    text_pair: str | None = None
+    label: str = "label"
+    language: str | None = "language"
+
+
+@dataclass
+class DataConfig:
+    """Where the examples come from and how many go into each subset."""
+
+    source: str = "builtin:libreoffice-help"
+    hub_configs: dict[str, str] | None = None
+    splits: dict[str, str] = field(
+        default_factory=lambda: {"train": "train", "validation": "validation", "test": "test"}
+    )
+    columns: ColumnsConfig = field(default_factory=ColumnsConfig)
+    languages: list[str] = field(default_factory=list)
+    labels: list[str] | None = None
+    train_per_language: int = 240
+    validation_per_language: int = 60
+    test_per_cell: int = 30
+    sampler: Literal["per_language_balanced"] | None = None
+    trust_remote_code: bool = False
+
+
+@dataclass
+class ImbalanceConfig:
+    """The language-label skew (Table 1) and which training subset to use."""
+
+    subset: Literal["balanced", "imbalanced"] = "imbalanced"
+    groups: dict[str, list[str]] | None = None
+    distribution: dict[str, list[float]] | None = None
+
+
+@dataclass
+class LossConfig:
+    """Class weighting (eq. 2) and the masked-input entropy term (eq. 3)."""
+
+    class_weights: Literal["none", "per_language", "global"] = "none"
+    weight_scheme: Literal["inverse", "sqrt_inverse", "effective_number"] = "inverse"
+    effective_number_beta: float = 0.999
+    # "mean": sum_i w_i l_i / N, the paper's reduction; "weighted_mean": sum_i w_i l_i / sum_i w_i.
+    reduction: Literal["mean", "weighted_mean"] = "mean"
+    mask_entropy: float = 0.0
+
+
+@dataclass
+class ProbeConfig:
+    """Language-identification probe settings (Section 2.2)."""
+
+    C: float = 1e-4  # the paper's released code: LogisticRegressionCV(Cs=1) => C = 1e-4
+    folds: int = 5
+    per_language: int = 1000
+    external: str = "builtin:debian-reference"
+    feature: Literal["first-token", "pooler", "mean"] = "first-token"
+    layer: int = -1
+
+
+@dataclass
+class ShapConfig:
+    """Token SHAP settings (Section 2.3, Annex A.4)."""
+
+    subsample: int = 48
+    max_evals: int = 500
+    batch_size: int = 256
+    threshold: float = 0.01
+
+
+@dataclass
+class AnalysisConfig:
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    shap: ShapConfig = field(default_factory=ShapConfig)
+
+
+@dataclass
+class Recipe:
+    """One experiment."""
+
+    name: str = "experiment"
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    imbalance: ImbalanceConfig = field(default_factory=ImbalanceConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    training: dict[str, Any] = field(default_factory=dict)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    description: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------- parsing
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+def _closest(key: str, valid: typing.Iterable[str]) -> str:
+    match = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
+    return f" (did you mean '{match[0]}'?)" if match else f" (valid keys: {', '.join(sorted(valid))})"
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if tp in _TYPE_NAMES:
+        return _TYPE_NAMES[tp]
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        parts = [_describe(a) for a in typing.get_args(tp) if a is not type(None)]
+        return " or ".join(parts) + (" or null" if type(None) in typing.get_args(tp) else "")
+    if origin is list:
+        return f"a list of {_describe(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return f"a mapping to {_describe(typing.get_args(tp)[1])}"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check `value` against the annotation `tp`, converting int->float only."""
+    origin = typing.get_origin(tp)
+    bad = UserError(f"{where}: expected {_describe(tp)}, got {value!r}")
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise bad
+        return _build(tp, value, where)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except UserError:
+                continue
+        raise bad
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise bad
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise bad
+        (item_tp,) = typing.get_args(tp)
+        return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise bad
+        key_tp, val_tp = typing.get_args(tp)
+        return {_coerce(str(k), key_tp, where): _coerce(v, val_tp, f"{where}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    raise bad
+
+
+def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in raw.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in names:
+            raise UserError(f"unknown recipe key '{path}'{_closest(str(key), names)}")
+        if key == "training" and cls is Recipe:
+            kwargs[key] = validate_training(value or {})
+        else:
+            kwargs[key] = _coerce(value, hints[key], path)
+    return cls(**kwargs)
+
+
+def training_argument_types() -> dict[str, Any]:
+    """Field name -> annotation of LangTrainingArguments (TrainingArguments + ours)."""
+    from langtrainer.training_args import RECIPE_MANAGED_FIELDS, LangTrainingArguments
+
+    hints = typing.get_type_hints(LangTrainingArguments)
+    return {
+        f.name: hints.get(f.name, Any)
+        for f in dataclasses.fields(LangTrainingArguments)
+        if f.init and f.name not in RECIPE_MANAGED_FIELDS
+    }
+
+
+def validate_training(raw: Any) -> dict[str, Any]:
+    """Check `training:` keys and scalar types against LangTrainingArguments."""
+    if not isinstance(raw, dict):
+        raise UserError(f"training: expected a mapping of TrainingArguments fields, got {raw!r}")
+    fields = training_argument_types()
+    out = {}
+    for key, value in raw.items():
+        if key not in fields:
+            raise UserError(
+                f"unknown recipe key 'training.{key}': not a TrainingArguments field{_closest(str(key), fields)}"
+            )
+        tp = fields[key]
+        scalar = _scalar_type(tp)
+        if scalar is not None:
+            value = _coerce(value, scalar, f"training.{key}")
+        out[key] = value
+    return out
+
+
+def _scalar_type(tp: Any) -> Any:
+    """int/float/bool (optionally Optional) annotations we can check; else None."""
+    if tp in (int, float, bool):
+        return tp
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and args[0] in (int, float, bool):
+            return tp
+    return None
+
+
+# ---------------------------------------------------------------- loading
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise UserError(f"recipe '{path}' does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"recipe '{path}' is not UTF-8 text") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise UserError(f"recipe '{path}' is not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UserError(f"recipe '{path}' must be a YAML mapping, got {type(raw).__name__}")
+    return raw
+
+
+def load_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The recipe as a dict, with `extends:` bases merged in (child wins)."""
+    path = Path(path).resolve()
+    if path in _seen:
+        raise UserError(f"recipe '{path}' extends itself (cycle through {', '.join(p.name for p in _seen)})")
+    raw = _read_yaml(path)
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    if not isinstance(parent, str):
+        raise UserError(f"recipe '{path}': extends must be a file name, got {parent!r}")
+    base = load_raw(path.parent / parent, _seen + (path,))
+    return _deep_merge(base, raw)
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """'training.num_train_epochs=1' -> (['training', 'num_train_epochs'], 1)."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise UserError(f"--set expects KEY=VALUE with a dotted key, e.g. training.num_train_epochs=1; got {item!r}")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text
+    return key.split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: typing.Sequence[str]) -> dict[str, Any]:
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        keys, value = parse_override(item)
+        node = raw
+        for key in keys[:-1]:
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            if not isinstance(child, dict):
+                raise UserError(f"--set {item!r}: '{key}' is not a mapping")
+            node = child
+        node[keys[-1]] = value
+    return raw
+
+
+def recipe_from_dict(raw: dict[str, Any]) -> Recipe:
+    recipe = _build(Recipe, raw, "")
+    check_recipe(recipe)
+    return recipe
+
+
+def load_recipe(path: str | Path, overrides: typing.Sequence[str] = ()) -> Recipe:
+    """Read, merge `extends`, apply `--set` overrides, type-check."""
+    raw = apply_overrides(load_raw(path), overrides)
+    try:
+        return recipe_from_dict(raw)
+    except UserError as exc:
+        raise UserError(f"{Path(path).name}: {exc}") from None
+
+
+def check_recipe(recipe: Recipe) -> None:
+    """Cross-field checks that types alone cannot express."""
+    data, imb = recipe.data, recipe.imbalance
+    if len(set(data.languages)) != len(data.languages):
+        raise UserError("data.languages lists a language twice")
+    for name in ("train_per_language", "validation_per_language", "test_per_cell"):
+        if getattr(data, name) < 0:
+            raise UserError(f"data.{name} must be >= 0")
+    if imb.groups:
+        seen: dict[str, str] = {}
+        for group, langs in imb.groups.items():
+            for lang in langs:
+                if lang in seen:
+                    raise UserError(f"imbalance.groups: language '{lang}' is in both '{seen[lang]}' and '{group}'")
+                seen[lang] = group
+                if data.languages and lang not in data.languages:
+                    raise UserError(f"imbalance.groups.{group}: language '{lang}' is not in data.languages")
+    if imb.distribution:
+        valid = set(data.languages) | set(imb.groups or {})
+        for key in imb.distribution:
+            if valid and key not in valid:
+                raise UserError(
+                    f"imbalance.distribution: '{key}' is neither a language in data.languages nor a group"
+                    f"{_closest(key, valid)}"
+                )
+    if recipe.model.max_length < 8:
+        raise UserError("model.max_length must be at least 8")
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    return yaml.safe_dump(recipe.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+def save_recipe(recipe: Recipe, path: str | Path) -> Path:
+    """Write the resolved recipe (every default filled in) atomically."""
+    return atomic.write_text(path, dump_recipe(recipe))

@@ -1,0 +1,249 @@
+"""`LangTrainer`: a `Trainer` whose loss knows each example's language.
+
+- per-language class weights (eq. 2) looked up per example by a gather from a
+  [language, label] table computed once from the whole training set;
+- the masked-input entropy term (Annex A.3, eq. 3), during training only, so
+  it never enters `eval_loss` and best-model selection;
+- separate learning rates for the encoder and the classifier head, both
+  decaying with the same schedule (linear to 0 by default);
+- evaluators (callbacks with `compute_eval_metrics`) run inside the
+  evaluation loop so their numbers are logged with the other metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import WeightedRandomSampler
+from transformers import DataCollatorWithPadding, Trainer
+
+from langtrainer.errors import UserError
+from langtrainer.training_args import LangTrainingArguments
+from langtrainer.weighting import class_weight_table
+
+logger = logging.getLogger(__name__)
+
+LANGUAGE_COLUMN = "language"
+
+
+class LanguageCollator:
+    """Pads like `DataCollatorWithPadding` and turns language codes into ids."""
+
+    def __init__(self, tokenizer, languages: Sequence[str]):
+        self.pad = DataCollatorWithPadding(tokenizer)
+        self.language_ids = {lang: i for i, lang in enumerate(languages)}
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        languages = [f.pop(LANGUAGE_COLUMN) for f in features] if LANGUAGE_COLUMN in features[0] else None
+        batch = self.pad(features)
+        if languages is not None:
+            try:
+                batch[LANGUAGE_COLUMN] = torch.tensor([self.language_ids[lang] for lang in languages])
+            except KeyError as exc:
+                raise UserError(f"language {exc.args[0]!r} is not one of the trainer's languages") from None
+        return batch
+
+
+def head_parameter_names(model: torch.nn.Module) -> set[str]:
+    """Parameters outside the pretrained body (the classifier head)."""
+    prefix = getattr(model, "base_model_prefix", "")
+    body = getattr(model, prefix, None) if prefix else None
+    if body is None or body is model:
+        raise UserError("cannot tell the classifier head from the encoder: the model has no base_model_prefix")
+    return {name for name, _ in model.named_parameters() if not name.startswith(prefix + ".")}
+
+
+class LangTrainer(Trainer):
+    """A `Trainer` for multilingual classification with language-aware losses.
+
+    Use it like a `Trainer` with `LangTrainingArguments`. Datasets carry a
+    `language` column (ISO code strings); it reaches `compute_loss` as ids and
+    is removed before `model(**inputs)`. `languages` fixes the id order
+    (default: sorted languages of the training set).
+    """
+
+    # compute_loss returns a per-batch mean; training_step divides by the
+    # accumulation steps, so GA=8 x 2 equals 1 x 16.
+    loss_is_scaled_for_ga = False
+
+    def __init__(self, *args, languages: Sequence[str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.args, LangTrainingArguments):
+            raise TypeError("LangTrainer needs LangTrainingArguments")
+        train = self.train_dataset
+        if languages is None:
+            if train is None or LANGUAGE_COLUMN not in train.column_names:
+                raise UserError("the training dataset has no 'language' column")
+            languages = sorted(set(train[LANGUAGE_COLUMN]))
+        self.languages = list(languages)
+        if self.data_collator is None or isinstance(self.data_collator, DataCollatorWithPadding) or not isinstance(
+            self.data_collator, LanguageCollator
+        ):
+            self.data_collator = LanguageCollator(self.processing_class, self.languages)
+        self.num_labels = int(self.model.config.num_labels)
+        self.class_weights = self._make_class_weights()
+        self._side_metrics: dict[str, list[float]] = defaultdict(list)
+        self._mask_generator = torch.Generator().manual_seed(self.args.seed)
+
+    # ------------------------------------------------------------ weights
+
+    def _training_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        train = self.train_dataset
+        index = {lang: i for i, lang in enumerate(self.languages)}
+        lang_ids = np.array([index[lang] for lang in train[LANGUAGE_COLUMN]], dtype=np.int64)
+        labels = np.asarray(train["labels" if "labels" in train.column_names else "label"], dtype=np.int64)
+        return lang_ids, labels
+
+    def _make_class_weights(self) -> torch.Tensor | None:
+        """[n_languages, n_labels] table from the whole training set, once."""
+        if self.args.class_weights == "none" or self.train_dataset is None:
+            return None
+        lang_ids, labels = self._training_keys()
+        table = class_weight_table(
+            labels,
+            np.asarray(self.languages)[lang_ids],
+            n_labels=self.num_labels,
+            language_order=self.languages,
+            scheme=self.args.weight_scheme,
+            beta=self.args.effective_number_beta,
+            per_language=self.args.class_weights == "per_language",
+        )
+        return torch.as_tensor(table, dtype=torch.float32)
+
+    # ------------------------------------------------------------ data
+
+    def _set_signature_columns_if_needed(self) -> None:
+        super()._set_signature_columns_if_needed()
+        if LANGUAGE_COLUMN not in self._signature_columns:
+            self._signature_columns.append(LANGUAGE_COLUMN)
+
+    def _get_train_sampler(self, train_dataset=None):
+        if self.args.language_sampler != "per_language_balanced":
+            return super()._get_train_sampler(train_dataset)
+        lang_ids, labels = self._training_keys()
+        keys = lang_ids * self.num_labels + labels
+        counts = np.bincount(keys)
+        weights = 1.0 / counts[keys]
+        generator = torch.Generator().manual_seed(self.args.seed)
+        return WeightedRandomSampler(torch.as_tensor(weights), num_samples=len(keys), replacement=True, generator=generator)
+
+    # ------------------------------------------------------------ loss
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        language = inputs.pop(LANGUAGE_COLUMN, None)
+        outputs = model(**inputs)
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        per_example = F.cross_entropy(logits.float(), labels, reduction="none")
+        if self.class_weights is not None:
+            if language is None:
+                raise UserError("class weights need the 'language' column in every batch")
+            table = self.class_weights.to(per_example.device)
+            weights = table[language.to(per_example.device), labels]
+            if self.args.loss_reduction == "weighted_mean":
+                loss = (weights * per_example).sum() / weights.sum().clamp_min(1e-12)
+            else:
+                loss = (weights * per_example).mean()
+        else:
+            loss = per_example.mean()
+        if model.training and self.args.mask_entropy > 0:
+            neg_entropy = self.masked_input_neg_entropy(model, max_length=inputs["input_ids"].shape[1])
+            loss = loss + self.args.mask_entropy * neg_entropy
+            self._side_metrics["mask_neg_entropy"].append(float(neg_entropy.detach()))
+        return (loss, outputs) if return_outputs else loss
+
+    def masked_input_neg_entropy(self, model, max_length: int) -> torch.Tensor:
+        """Eq. 3: sum_c p_c log p_c on special tokens around m mask tokens, m ~ U{1..L-2}."""
+        tokenizer = self.processing_class
+        n_special = len(tokenizer.build_inputs_with_special_tokens([]))
+        upper = max(1, max_length - n_special)
+        length = int(torch.randint(1, upper + 1, (1,), generator=self._mask_generator))
+        ids = tokenizer.build_inputs_with_special_tokens([tokenizer.mask_token_id] * length)
+        device = next(model.parameters()).device
+        input_ids = torch.tensor([ids], device=device)
+        logits = model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids))["logits"].float()
+        log_p = F.log_softmax(logits, dim=-1)
+        return (log_p.exp() * log_p).sum(dim=-1).mean()
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        # Side losses are averaged since the last log and merged in (training logs only).
+        if "loss" in logs and self._side_metrics:
+            for key, values in self._side_metrics.items():
+                logs[key] = float(np.mean(values))
+            self._side_metrics.clear()
+        super().log(logs, start_time)
+
+    # ------------------------------------------------------------ optimiser
+
+    def create_optimizer(self, model=None):
+        """Four groups: (body, head) x (decay, no decay); head at head_learning_rate."""
+        if self.optimizer is not None:
+            return self.optimizer
+        opt_model = self.model if model is None else model
+        head_lr = self.args.head_learning_rate or self.args.learning_rate
+        head = head_parameter_names(opt_model)
+        decay = set(self.get_decay_parameter_names(opt_model))
+        groups = []
+        for is_head, lr in ((False, self.args.learning_rate), (True, head_lr)):
+            for with_decay in (True, False):
+                params = [
+                    p
+                    for n, p in opt_model.named_parameters()
+                    if p.requires_grad and (n in head) == is_head and (n in decay) == with_decay
+                ]
+                if params:
+                    groups.append(
+                        {
+                            "params": params,
+                            "weight_decay": self.args.weight_decay if with_decay else 0.0,
+                            "lr": lr,
+                            "group": "head" if is_head else "body",
+                        }
+                    )
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+        optimizer_kwargs = {k: v for k, v in optimizer_kwargs.items() if k not in ("lr",)}
+        self.optimizer = optimizer_cls(groups, lr=self.args.learning_rate, **optimizer_kwargs)
+        return self.optimizer
+
+    # ------------------------------------------------------------ evaluation
+
+    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"):
+        output = super().evaluation_loop(
+            dataloader,
+            description,
+            prediction_loss_only=prediction_loss_only,
+            ignore_keys=ignore_keys,
+            metric_key_prefix=metric_key_prefix,
+        )
+        # Evaluators run here, before evaluate() logs, so their numbers reach
+        # every logger and can select the best checkpoint.
+        if metric_key_prefix == "eval":
+            model = self.accelerator.unwrap_model(self.model)
+            for callback in self.callback_handler.callbacks:
+                compute = getattr(callback, "compute_eval_metrics", None)
+                if compute is None:
+                    continue
+                if self.is_world_process_zero():
+                    extra = compute(model, self.processing_class)
+                else:
+                    extra = {}
+                extra = self._broadcast_metrics(extra)
+                for key, value in extra.items():
+                    output.metrics[f"{metric_key_prefix}_{key}"] = value
+        return output
+
+    def _broadcast_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Evaluators run on the main process; every rank logs the same numbers."""
+        if self.args.world_size <= 1:
+            return metrics
+        import torch.distributed as dist
+
+        holder = [metrics]
+        dist.broadcast_object_list(holder, src=0)
+        return holder[0]

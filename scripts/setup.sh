@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Idempotent setup: a virtual environment in .venv with langtrainer installed.
+# On a machine without an NVIDIA GPU, torch is pinned to the CPU build 2.13.0
+# first, so that resolving the other dependencies never pulls a multi-GB CUDA
+# build. Set TORCH_SPEC (e.g. "torch") to choose another build, and
+# TORCH_INDEX_URL (e.g. https://download.pytorch.org/whl/cpu) where the CPU
+# wheel has to come from the PyTorch index.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${LANGTRAINER_VENV:-.venv}"
+PY="${PYTHON:-python3}"
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+stamp="$VENV/.langtrainer-setup"
+want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+  if command -v nvidia-smi >/dev/null 2>&1; then
+    spec="${TORCH_SPEC:-torch>=2.4}"
+  else
+    spec="${TORCH_SPEC:-torch==2.13.0}"
+  fi
+  if [ -n "${TORCH_INDEX_URL:-}" ]; then
+    "${PIP[@]}" install "$spec" --index-url "$TORCH_INDEX_URL"
+  else
+    "${PIP[@]}" install "$spec"
+  fi
+fi
+"${PIP[@]}" install -e ".[test]" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+echo "$want" > "$stamp"
