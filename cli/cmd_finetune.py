@@ -1,7 +1,75 @@
-"""CLI: finetune commands (not implemented yet)."""
+"""CLI: `langtrainer finetune RECIPE`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
 
 import typer
+from rich.table import Table
+
+from cli.common import console, make_progress, setup_logging, user_errors
+from cli.cmd_recipe import SET_HELP
+
+
+def render_test_metrics(metrics: dict) -> Table:
+    test = metrics["test"]
+    table = Table(title=f"{metrics['recipe']} ({metrics['subset']} subset): test set")
+    table.add_column("language")
+    table.add_column("accuracy", justify="right")
+    for name in metrics["label_names"]:
+        table.add_column(f"pred {name}", justify="right")
+    units = list(metrics["languages"]) + [k[len("accuracy_"):] for k in test if k.startswith("accuracy_") and k[len("accuracy_"):] not in metrics["languages"]]
+    for unit in units:
+        if f"accuracy_{unit}" not in test:
+            continue
+        row = [unit, f"{test[f'accuracy_{unit}']:.3f}"]
+        row += [f"{100 * test.get(f'pred_{unit}_{name}', 0.0):.1f}%" for name in metrics["label_names"]]
+        table.add_row(*row)
+    table.add_row("all", f"{test['accuracy']:.3f}", *[""] * len(metrics["label_names"]), style="bold")
+    return table
+
+
+def finetune_command(
+    recipe: Path = typer.Argument(..., help="Recipe YAML file, e.g. recipes/demo_imbal.yaml."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
+    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Run directory (default runs/<name>-seed<seed>)."),
+    subset: Optional[str] = typer.Option(None, "--subset", help="balanced | imbalanced: overrides imbalance.subset."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log INFO messages."),
+) -> None:
+    """Fine-tune a classifier on the recipe's balanced or imbalanced subset."""
+    _finetune(recipe, set_ or [], output_dir, subset, resume, quiet, verbose)
+
+
+@user_errors
+def _finetune(recipe_path, overrides, output_dir, subset, resume, quiet, verbose):
+    from langtrainer.errors import UserError
+    from langtrainer.finetune import finetune
+    from langtrainer.recipe import load_recipe
+
+    setup_logging(verbose)
+    if subset is not None:
+        if subset not in ("balanced", "imbalanced"):
+            raise UserError(f"--subset must be balanced or imbalanced, got {subset!r}")
+        overrides = [*overrides, f"imbalance.subset={subset}"]
+    recipe = load_recipe(recipe_path, overrides)
+    run_dir = output_dir or Path("runs") / f"{recipe.name}-seed{recipe.seed}"
+    with make_progress(quiet) as progress:
+        task = progress.add_task(f"training {recipe.name}", total=None, rate="")
+
+        def report(step: int, total: int, logs: dict) -> None:
+            rate = f"loss {logs['loss']:.3f}" if "loss" in logs else progress.tasks[task].fields.get("rate", "")
+            if "eval_loss" in logs:
+                rate = f"eval_loss {logs['eval_loss']:.3f} acc {logs.get('eval_accuracy', float('nan')):.3f}"
+            progress.update(task, completed=step, total=total or None, rate=rate)
+
+        metrics = finetune(recipe, run_dir, resume=resume, progress=report)
+    console.print(render_test_metrics(metrics))
+    console.print(f"run directory: [bold]{run_dir}[/] (test accuracy {metrics['test']['accuracy']:.3f}, "
+                  f"{metrics['train']['steps_per_second']:.2f} steps/s)")
 
 
 def register(app: typer.Typer) -> None:
-    """Nothing registered until the finetune issue lands."""
+    app.command("finetune")(finetune_command)

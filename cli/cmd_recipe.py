@@ -1,7 +1,40 @@
-"""CLI: recipe commands (not implemented yet)."""
+"""CLI: `langtrainer recipe show|check`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
 
 import typer
+from rich.syntax import Syntax
+
+from cli.common import console, user_errors
+from langtrainer.recipe import dump_recipe, load_recipe
+
+recipe_app = typer.Typer(help="Inspect and validate recipes.", no_args_is_help=True)
+
+SET_HELP = "Override a recipe field, e.g. --set training.num_train_epochs=1 (repeatable)."
+
+
+@recipe_app.command("show")
+@user_errors
+def show(
+    recipe: Path = typer.Argument(..., help="Recipe YAML file."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
+) -> None:
+    """Print the resolved recipe (extends merged, overrides applied, defaults filled)."""
+    resolved = load_recipe(recipe, set_ or [])
+    console.print(Syntax(dump_recipe(resolved), "yaml", theme="ansi_dark", background_color="default"))
+
+
+@recipe_app.command("check")
+@user_errors
+def check(recipes: List[Path] = typer.Argument(..., help="Recipe YAML files.")) -> None:
+    """Validate recipes: exit 2 with one line on the first problem."""
+    for path in recipes:
+        load_recipe(path)
+        console.print(f"[green]ok[/] {path}")
 
 
 def register(app: typer.Typer) -> None:
-    """Nothing registered until the recipe issue lands."""
+    app.add_typer(recipe_app, name="recipe")

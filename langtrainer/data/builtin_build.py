@@ -73,15 +73,22 @@ LO_FILE = "libreoffice_help.parquet"
 DEBREF_FILE = "debian_reference.parquet"
 SOURCES_FILE = "SOURCES.json"
 
-FILTER_RULES = [
+_COMMON_RULES = [
     "whitespace collapsed to single spaces, Unicode NFC, stripped",
     f"drop texts shorter than {MIN_CHARS_DEFAULT} characters ({MIN_CHARS['ja']} for ja and zh)",
-    "libreoffice-help: drop a non-English paragraph equal to its English twin (same page and par_id); "
-    "debian-reference: drop a non-English paragraph equal to any English paragraph",
-    "drop texts whose py3langid language (restricted to de, en, es, fr, ja, zh) differs from the expected one",
-    "libreoffice-help: drop a validation/test paragraph (in every language) when its text in some language "
-    "also occurs in an earlier split (train < validation < test), so no translation of it crosses splits",
-    "drop later duplicates of a text within a language (order: split, page, par_id / chapter, index)",
+]
+_LANGID_RULE = "drop texts whose py3langid language (restricted to de, en, es, fr, ja, zh) differs from the expected one"
+FILTER_RULES = _COMMON_RULES + [
+    "drop a non-English paragraph equal to its English twin (same page and par_id)",
+    _LANGID_RULE,
+    "drop a validation/test paragraph (in every language) when its text in some language also occurs "
+    "in an earlier split (train < validation < test), so no translation of it crosses splits",
+    "drop later duplicates of a text within a language (order: split, page, par_id)",
+]
+DEBREF_FILTER_RULES = _COMMON_RULES + [
+    "drop a non-English paragraph equal to any English paragraph",
+    _LANGID_RULE,
+    "drop later duplicates of a text within a language (order: chapter, paragraph index)",
 ]
 
 
@@ -107,7 +114,7 @@ def _run(cmd: list[str], cwd: Path | None = None) -> str:
 
 def fetch_package(name: str, cache: Path) -> Package:
     """Download (once) and unpack (once) one Debian package into `cache`."""
-    debs_dir = cache / "debs"
+    debs_dir = cache
     debs_dir.mkdir(parents=True, exist_ok=True)
     debs = sorted(debs_dir.glob(f"{name}_*.deb"))
     if not debs:
@@ -257,12 +264,11 @@ def min_chars(language: str) -> int:
 def make_language_detector() -> Callable[[str], str]:
     """py3langid restricted to the six languages, answering our codes."""
     try:
-        from py3langid.langid import MODEL_FILE, LanguageIdentifier
+        import py3langid
     except ImportError as exc:
         raise UserError("building the builtin corpora needs py3langid: pip install 'langtrainer[build-corpora]'") from exc
-    identifier = LanguageIdentifier.from_pickled_model(MODEL_FILE)
-    identifier.set_languages(list(LANGUAGES))
-    return lambda text: identifier.classify(text)[0]
+    py3langid.set_languages(list(LANGUAGES))
+    return lambda text: py3langid.classify(text)[0]
 
 
 def assign_page_splits(pages_by_label: dict[str, Iterable[str]], seed: int = SPLIT_SEED) -> dict[str, str]:
@@ -487,8 +493,7 @@ def build(out: Path, cache: Path, progress: Progress | None = None) -> dict:
                 "source_paths": "usr/share/debian-reference/chNN.<lang>.html",
                 "paragraphs": "class-less <p> outside <pre>",
                 "languages": list(LANGUAGES),
-                "filters": [rule for rule in FILTER_RULES if "libreoffice-help:" not in rule.split(";")[0]
-                            or "debian-reference" in rule],
+                "filters": DEBREF_FILTER_RULES,
                 "dropped": deb_dropped,
                 "counts": _counts(deb_rows, ("language", "chapter")),
             },
