@@ -1,7 +1,50 @@
-"""CLI: model commands (not implemented yet)."""
+"""CLI: `langtrainer model prepare builtin:multilingual-e5-small`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
 
 import typer
 
+from cli.common import console, make_progress, setup_logging, user_errors
+
+model_app = typer.Typer(help="Prepare the models langtrainer can fine-tune offline.", no_args_is_help=True)
+
+
+@model_app.command("prepare")
+def prepare_command(
+    name: str = typer.Argument("builtin:multilingual-e5-small", help="Builtin model to convert."),
+    arch: str = typer.Option("xlm-roberta", "--arch", help="xlm-roberta (default) or bert: which HF class loads it."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: the langtrainer cache)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log INFO messages."),
+) -> None:
+    """Convert a builtin model into a Hugging Face folder (once; later calls reuse it)."""
+    _prepare(name, arch, out, quiet, verbose)
+
+
+@user_errors
+def _prepare(name: str, arch: str, out: Optional[Path], quiet: bool, verbose: bool) -> None:
+    from langtrainer.models import builtin_model_dir, count_parameters, is_prepared, prepare_builtin_model
+
+    setup_logging(verbose)
+    folder = out.expanduser() if out is not None else builtin_model_dir(name, arch)
+    reused = is_prepared(folder, arch)
+    start = time.perf_counter()
+    with make_progress(quiet or reused) as progress:
+        task = progress.add_task(f"converting {name} ({arch})", total=None, rate="")
+
+        def report(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        folder = prepare_builtin_model(name, arch=arch, out=out, progress=report)
+    seconds = time.perf_counter() - start
+    verb = "reused" if reused else "wrote"
+    console.print(f"{verb} [bold]{folder}[/] ({count_parameters(folder):,} parameters, {arch}) "
+                  f"in {seconds:.1f} s")
+
 
 def register(app: typer.Typer) -> None:
-    """Nothing registered until the model issue lands."""
+    app.add_typer(model_app, name="model")

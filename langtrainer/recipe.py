@@ -95,6 +95,7 @@ class ProbeConfig:
     folds: int = 5
     per_language: int = 1000
     external: str = "builtin:debian-reference"
+    external_configs: dict[str, str] | None = None  # Hub corpora: language -> config name
     feature: Literal["first-token", "pooler", "mean"] = "first-token"
     layer: int = -1
 

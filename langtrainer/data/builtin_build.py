@@ -503,9 +503,9 @@ def build(out: Path, cache: Path, progress: Progress | None = None) -> dict:
                   "pyarrow": pyarrow.__version__},
     }
     out.mkdir(parents=True, exist_ok=True)
-    write_bytes(out / LO_FILE, lo_data)
-    write_bytes(out / DEBREF_FILE, deb_data)
-    write_json(out / SOURCES_FILE, sources)
+    for path in (write_bytes(out / LO_FILE, lo_data), write_bytes(out / DEBREF_FILE, deb_data),
+                 write_json(out / SOURCES_FILE, sources)):
+        path.chmod(0o644)  # temp files are created 0600; package data must be world-readable
     return sources
 
 

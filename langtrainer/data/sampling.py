@@ -1,0 +1,351 @@
+"""Balanced and imbalanced subsets with maximal overlap (paper Section 2.1, Table 1).
+
+Both training subsets have the same size and uniform language and label
+marginals; the balanced one has a uniform joint distribution, the imbalanced
+one follows the recipe's percentage table (Table 1). Validation follows the
+same two designs; the test set is balanced per (language, label) cell.
+
+Nesting gives the maximal overlap: every (pool, language, label) cell is
+ranked once by its own seeded permutation, and every subset takes a prefix of
+that ranking. The smaller of the balanced/imbalanced cell is therefore a
+subset of the larger, so the overlap is the sum over cells of
+min(n_balanced, n_imbalanced), the largest any two samples with those counts
+can share.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from langtrainer.errors import UserError
+
+log = logging.getLogger(__name__)
+
+ROW_SUM_TOLERANCE = 0.5  # percentage points: Table 1a's 6.6/13.3/20/26.7/33.3 sums to 99.9
+COLUMN_TOLERANCE = 0.5  # percentage points between a label's mean share and 100/C
+SUBSET_SPLITS = ("train_balanced", "train_imbalanced", "validation_balanced", "validation_imbalanced", "test")
+
+
+# ------------------------------------------------------------------ counts
+
+def balanced_counts(n_per_language: int, n_languages: int, n_labels: int) -> np.ndarray:
+    """[L, C] uniform counts; the remainder goes round-robin so label totals differ by at most 1."""
+    base, remainder = divmod(int(n_per_language), n_labels)
+    counts = np.full((n_languages, n_labels), base, dtype=np.int64)
+    for lang in range(n_languages):
+        counts[lang, (lang * remainder + np.arange(remainder)) % n_labels] += 1
+    return counts
+
+
+def distribution_table(
+    languages: Sequence[str],
+    n_labels: int,
+    distribution: Mapping[str, Sequence[float]],
+    groups: Mapping[str, Sequence[str]] | None = None,
+) -> np.ndarray:
+    """[L, C] percentages, one row per language, from rows keyed by language or group.
+
+    A row keyed by the language itself wins over its group's row. Rows must
+    have `n_labels` entries and sum to 100 (+/- 0.5).
+    """
+    group_of = {lang: group for group, langs in (groups or {}).items() for lang in langs}
+    known = set(languages) | set(groups or {})
+    for key, row in distribution.items():
+        if key not in known:
+            raise UserError(f"imbalance.distribution: '{key}' is neither a language nor a group")
+        if len(row) != n_labels:
+            raise UserError(
+                f"imbalance.distribution.{key} has {len(row)} entries, expected one per label ({n_labels})"
+            )
+        total = float(np.sum(np.asarray(row, dtype=float)))
+        if abs(total - 100.0) > ROW_SUM_TOLERANCE:
+            raise UserError(f"imbalance.distribution.{key} sums to {total:g}%, expected 100% (+/- {ROW_SUM_TOLERANCE})")
+        if any(float(v) < 0 for v in row):
+            raise UserError(f"imbalance.distribution.{key} has a negative percentage")
+    table = np.zeros((len(languages), n_labels))
+    for i, lang in enumerate(languages):
+        key = lang if lang in distribution else group_of.get(lang)
+        if key is None or key not in distribution:
+            raise UserError(
+                f"imbalance.distribution has no row for language '{lang}'"
+                f"{f' (or its group {group_of[lang]!r})' if lang in group_of else ''}"
+            )
+        table[i] = np.asarray(distribution[key], dtype=float)
+    return table
+
+
+def _fit_margins(shares: np.ndarray, column_totals: np.ndarray) -> np.ndarray:
+    """Iterative proportional fitting: rows sum to 1, columns to `column_totals`.
+
+    Table 1a as printed (rows 99.9%) has columns 119.7/120/120/120/119.7 over
+    six languages; IPF moves it to the nearest table (in KL) whose label
+    marginals are exactly uniform, changing 6.6% to 6.62% and 33.3% to 33.38%.
+    """
+    fitted = shares / shares.sum(axis=1, keepdims=True)
+    for _ in range(10_000):
+        col = fitted.sum(axis=0)
+        fitted = fitted * np.divide(column_totals, col, out=np.ones_like(col), where=col > 0)
+        fitted = fitted / fitted.sum(axis=1, keepdims=True)
+        if np.abs(fitted.sum(axis=0) - column_totals).max() < 1e-13:
+            break
+    return fitted
+
+
+def _round_matrix(targets: np.ndarray, n_per_row: int) -> np.ndarray:
+    """Integer matrix, each cell floor or ceil of `targets`, rows summing to `n_per_row`,
+    columns to floor/ceil of the target column sums; maximises the rounded-up fractions
+    (largest remainder, jointly over rows and columns).
+
+    A transportation problem (totally unimodular), solved exactly by HiGHS.
+    Cells whose target is 0 stay 0; integral targets move only if forced.
+    """
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    n_rows, n_cols = targets.shape
+    floor = np.floor(targets).astype(np.int64)
+    frac = targets - floor
+    row_need = n_per_row - floor.sum(axis=1)
+    col_total = targets.sum(axis=0)
+    col_low = np.floor(col_total + 1e-9).astype(np.int64) - floor.sum(axis=0)
+    col_high = np.ceil(col_total - 1e-9).astype(np.int64) - floor.sum(axis=0)
+    # Ties (e.g. 4.5 and 1.5) round up the larger target: the skew is kept, deterministically.
+    tie_break = 1e-6 * targets / max(float(targets.max()), 1.0)
+    gain = (np.where(frac > 1e-9, frac, -1.0) + tie_break).ravel()
+    upper = np.where(targets > 0, 1.0, 0.0).ravel()
+    rows = np.kron(np.eye(n_rows), np.ones(n_cols))
+    cols = np.kron(np.ones(n_rows), np.eye(n_cols))
+    result = milp(
+        c=-gain,
+        constraints=[LinearConstraint(rows, row_need, row_need), LinearConstraint(cols, col_low, col_high)],
+        integrality=np.ones(n_rows * n_cols),
+        bounds=Bounds(np.zeros(n_rows * n_cols), upper),
+    )
+    if not result.success:
+        raise UserError("imbalance.distribution cannot be rounded to counts with uniform label totals")
+    return floor + np.rint(result.x).astype(np.int64).reshape(n_rows, n_cols)
+
+
+def imbalanced_counts(
+    n_per_language: int,
+    languages: Sequence[str],
+    n_labels: int,
+    distribution: Mapping[str, Sequence[float]],
+    groups: Mapping[str, Sequence[str]] | None = None,
+) -> np.ndarray:
+    """[L, C] counts following the percentage table with uniform marginals.
+
+    Each row sums to `n_per_language` exactly; each label's total is
+    n_per_language * L / C (within one when that is not an integer); each cell
+    is within one example of the table (after fitting the table's label
+    marginals to exactly uniform, see `_fit_margins`). A table whose label
+    columns are not uniform cannot give uniform label marginals: UserError.
+    """
+    percent = distribution_table(languages, n_labels, distribution, groups)
+    shares = percent / percent.sum(axis=1, keepdims=True)
+    mean_share = 100.0 * shares.mean(axis=0)
+    uniform = 100.0 / n_labels
+    worst = int(np.argmax(np.abs(mean_share - uniform)))
+    if abs(mean_share[worst] - uniform) > COLUMN_TOLERANCE:
+        raise UserError(
+            f"imbalance.distribution: label {worst} averages {mean_share[worst]:.2f}% over the languages, "
+            f"not {uniform:.2f}%: the label marginal would not be uniform; make every label's column "
+            "average to 100/C"
+        )
+    fitted = _fit_margins(shares, np.full(n_labels, len(languages) / n_labels))
+    targets = np.round(fitted * n_per_language, 9)
+    return _round_matrix(targets, int(n_per_language))
+
+
+# ------------------------------------------------------------------ sampling
+
+def _cell_ranks(pool: pd.DataFrame, languages: Sequence[str], n_labels: int, seed: int, pool_name: str):
+    """(cell index per row or -1, rank of the row in its cell's seeded permutation, counts [L, C]).
+
+    One permutation per (pool, language, label) cell, seeded from the seed,
+    the pool name, the language code and the label id, so a cell's order does
+    not depend on the other cells.
+    """
+    n_rows = len(pool)
+    lang_idx = pd.Categorical(pool["language"], categories=list(languages)).codes.astype(np.int64)
+    label = pool["label"].to_numpy(dtype=np.int64)
+    valid = (lang_idx >= 0) & (label >= 0) & (label < n_labels)
+    cell = np.where(valid, lang_idx * n_labels + label, -1)
+    n_cells = len(languages) * n_labels
+    counts = np.bincount(cell[valid], minlength=n_cells)
+    order = np.argsort(np.where(valid, cell, n_cells), kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    rank = np.full(n_rows, np.iinfo(np.int64).max, dtype=np.int64)
+    pool_key = zlib.crc32(pool_name.encode())
+    for k in range(n_cells):
+        members = order[starts[k]:starts[k + 1]]
+        if len(members) == 0:
+            continue
+        lang = languages[k // n_labels]
+        rng = np.random.default_rng([seed % 2**32, pool_key, zlib.crc32(lang.encode()), k % n_labels])
+        rank[members] = rng.permutation(len(members))
+    return cell, rank, counts.reshape(len(languages), n_labels)
+
+
+def _check_available(pool_name: str, needed: np.ndarray, available: np.ndarray,
+                     languages: Sequence[str], label_names: Sequence[str]) -> None:
+    short = np.argwhere(needed > available)
+    if len(short) == 0:
+        return
+    gap = (needed - available)[tuple(short.T)]
+    lang, label = short[int(np.argmax(gap))]
+    more = f" (and {len(short) - 1} more cells)" if len(short) > 1 else ""
+    raise UserError(
+        f"not enough examples in the {pool_name} split for language '{languages[lang]}', "
+        f"label '{label_names[label]}': needed {int(needed[lang, label])}, "
+        f"available {int(available[lang, label])}{more}; lower the per-language counts or add data"
+    )
+
+
+def _counts_dict(counts: np.ndarray, languages: Sequence[str], label_names: Sequence[str]) -> dict:
+    return {lang: {name: int(counts[i, j]) for j, name in enumerate(label_names)} for i, lang in enumerate(languages)}
+
+
+def _features(pool: pd.DataFrame, label_names: Sequence[str]):
+    """Arrow features for the subsets: strings, the label as a ClassLabel with its names."""
+    import datasets
+
+    inferred = datasets.Dataset.from_pandas(pool.head(100), preserve_index=False).features
+    features = {}
+    for column in pool.columns:
+        if column == "label":
+            features[column] = datasets.ClassLabel(names=list(label_names))
+        elif column in ("id", "text", "text_pair", "language", "group"):
+            features[column] = datasets.Value("string")
+        else:
+            features[column] = inferred[column]
+    return datasets.Features(features)
+
+
+def build_subsets(
+    pools: Mapping[str, pd.DataFrame],
+    languages: Sequence[str],
+    n_labels: int,
+    train_per_language: int,
+    validation_per_language: int,
+    test_per_cell: int,
+    distribution: Mapping[str, Sequence[float]] | None,
+    groups: Mapping[str, Sequence[str]] | None,
+    seed: int,
+    label_names: Sequence[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+):
+    """Draw the five subsets from the train/validation/test pools.
+
+    Returns (datasets.DatasetDict with train_balanced, train_imbalanced,
+    validation_balanced, validation_imbalanced, test; report dict with the
+    counts per split x language x label, the overlap fractions and the
+    available counts per pool). Rows of each subset come out in a seeded
+    shuffled order so batches mix languages.
+    """
+    import datasets
+
+    languages = list(languages)
+    label_names = list(label_names) if label_names is not None else [str(i) for i in range(n_labels)]
+    if len(label_names) != n_labels:
+        raise ValueError(f"{len(label_names)} label names for {n_labels} labels")
+    for name in ("train", "validation", "test"):
+        if name not in pools:
+            raise UserError(f"no '{name}' pool to sample from")
+    n_languages = len(languages)
+    if distribution:
+        imbalanced = lambda n: imbalanced_counts(n, languages, n_labels, distribution, groups)  # noqa: E731
+    else:
+        log.warning("no imbalance.distribution: the imbalanced subsets equal the balanced ones")
+        imbalanced = lambda n: balanced_counts(n, n_languages, n_labels)  # noqa: E731
+    design = {
+        "train": {"train_balanced": balanced_counts(train_per_language, n_languages, n_labels),
+                  "train_imbalanced": imbalanced(train_per_language)},
+        "validation": {"validation_balanced": balanced_counts(validation_per_language, n_languages, n_labels),
+                       "validation_imbalanced": imbalanced(validation_per_language)},
+        "test": {"test": np.full((n_languages, n_labels), int(test_per_cell), dtype=np.int64)},
+    }
+
+    selected: dict[str, pd.DataFrame] = {}
+    report: dict[str, Any] = {"seed": seed, "languages": languages, "labels": label_names,
+                              "counts": {}, "totals": {}, "available": {}, "overlap": {}}
+    steps = len(design) + len(SUBSET_SPLITS)
+    done = 0
+    for pool_name, subsets in design.items():
+        pool = pools[pool_name]
+        cell, rank, available = _cell_ranks(pool, languages, n_labels, seed, pool_name)
+        needed = np.maximum.reduce(list(subsets.values()))
+        _check_available(pool_name, needed, available, languages, label_names)
+        report["available"][pool_name] = _counts_dict(available, languages, label_names)
+        masks = {}
+        for split, counts in subsets.items():
+            quota = np.append(counts.ravel(), 0)  # cell -1 (other language/label) takes nothing
+            masks[split] = rank < quota[cell]
+            rows = np.flatnonzero(masks[split])
+            rng = np.random.default_rng([seed % 2**32, zlib.crc32(split.encode())])
+            frame = pool.iloc[rows[rng.permutation(len(rows))]].reset_index(drop=True)
+            selected[split] = frame
+            report["counts"][split] = _counts_dict(counts, languages, label_names)
+            report["totals"][split] = int(len(frame))
+        if len(subsets) == 2:
+            balanced, skewed = masks.values()
+            report["overlap"][pool_name] = float((balanced & skewed).sum() / max(int(balanced.sum()), 1))
+        done += 1
+        if progress:
+            progress(done, steps)
+
+    features = _features(pools["train"], label_names)
+    out = {}
+    for split in SUBSET_SPLITS:
+        out[split] = datasets.Dataset.from_pandas(selected[split], features=features, preserve_index=False)
+        done += 1
+        if progress:
+            progress(done, steps)
+    return datasets.DatasetDict(out), report
+
+
+def build_from_recipe(recipe: Any, progress: Callable[[int, int], None] | None = None):
+    """Recipe -> (DatasetDict of the five subsets, distribution report).
+
+    Reads recipe.data.* and recipe.imbalance.*; the report adds the source's
+    dropped-row counts to build_subsets's.
+    """
+    from langtrainer.data.sources import load_source
+
+    data, imbalance = recipe.data, recipe.imbalance
+    pools, label_names = load_source(
+        data.source,
+        data.splits,
+        data.columns,
+        data.languages,
+        data.labels,
+        hub_configs=data.hub_configs,
+        trust_remote_code=getattr(data, "trust_remote_code", False),
+        seed=recipe.seed,
+    )
+    languages = list(data.languages) or sorted(pools["train"]["language"].unique())
+    subsets, report = build_subsets(
+        pools,
+        languages,
+        len(label_names),
+        data.train_per_language,
+        data.validation_per_language,
+        data.test_per_cell,
+        imbalance.distribution,
+        imbalance.groups,
+        recipe.seed,
+        label_names=label_names,
+        progress=progress,
+    )
+    report["source"] = pools.report
+    report["dropped_rows"] = {
+        "empty_text": pools.report["dropped_empty_text"],
+        "missing_label": pools.report["dropped_missing_label"],
+    }
+    report["distribution"] = {k: list(v) for k, v in (imbalance.distribution or {}).items()}
+    report["groups"] = {k: list(v) for k, v in (imbalance.groups or {}).items()}
+    return subsets, report
