@@ -72,7 +72,8 @@ def render_audit(result, title: str) -> list:
 @data_app.command("build")
 def build_command(
     recipe: Path = typer.Argument(..., help="Recipe YAML file (its data: and imbalance: blocks)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for the DatasetDict (save_to_disk) and distribution.json."),
+    out: Path = typer.Option(..., "--out", "-o",
+                             help="Folder for the DatasetDict (save_to_disk) and distribution.json."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP_TEXT),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display and no tables."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log INFO messages."),
@@ -90,6 +91,9 @@ def _build(recipe_path: Path, out: Path, overrides: list[str], quiet: bool, verb
     recipe = load_recipe(recipe_path, overrides)
     subsets, report = _build_with_progress(recipe, quiet)
     out = out.expanduser()
+    import datasets
+
+    datasets.disable_progress_bars()  # ours is the progress display
     with atomic.atomic_dir(out) as tmp:
         subsets.save_to_disk(str(tmp))
         atomic.write_json(tmp / "distribution.json", report)
@@ -120,7 +124,8 @@ def _build_with_progress(recipe, quiet: bool):
 
 @data_app.command("audit")
 def audit_command(
-    target: Path = typer.Argument(..., help="A recipe (.yaml), a save_to_disk DatasetDict folder, or a jsonl/csv/parquet file."),
+    target: Path = typer.Argument(
+        ..., help="A recipe (.yaml), a save_to_disk DatasetDict folder, or a jsonl/csv/parquet file."),
     split: Optional[str] = typer.Option(None, "--split", help="Audit only this split."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the numbers to this JSON file."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP_TEXT + " Recipes only."),

@@ -74,6 +74,7 @@ def plot_layers(report: dict, out_png: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     from langtrainer.atomic import write_bytes
 
@@ -88,6 +89,7 @@ def plot_layers(report: dict, out_png: Path) -> Path:
         ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=label)
     chance = report["result"]["chance_accuracy"]
     ax.axhline(chance, color="grey", linestyle=":", label=f"chance ({chance:.2f})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("layer (0 = embeddings)")
     ax.set_ylabel(f"LID accuracy ({report['settings']['folds']}-fold)")
     ax.set_title(f"language identification by layer: {report['data']}, C={report['settings']['C']:g}")
@@ -135,6 +137,9 @@ def _probe(ckpt, data, layer, feature, folds, per_language, C, c_sweep, standard
     from langtrainer.probe import DEFAULT_C_SWEEP, run_probe
 
     setup_logging(verbose)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the rich bar below is the progress display
     if layer != "all":
         try:
             layer = int(layer)

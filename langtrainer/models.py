@@ -466,7 +466,7 @@ def resolve_model_path(name_or_path: str | os.PathLike, arch: str | None = None,
         return prepare_builtin_model(name, arch or "xlm-roberta", progress=progress)
     path = Path(name).expanduser()
     if path.is_dir():
-        return path
+        return path.absolute()  # stays valid if the caller changes directory
     if path.exists():
         raise UserError(f"model path '{name}' is a file; give the folder that holds config.json")
     if isinstance(name_or_path, os.PathLike) or _looks_like_local_path(name):

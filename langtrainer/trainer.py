@@ -49,6 +49,15 @@ class LanguageCollator:
         return batch
 
 
+def special_tokens_around(tokenizer) -> tuple[list[int], list[int]]:
+    """The special token ids a single text is wrapped in, e.g. ([CLS], [SEP])."""
+    if tokenizer.mask_token_id is None:
+        raise UserError("the tokenizer has no mask token: the masked-input entropy term needs one")
+    ids = tokenizer(tokenizer.mask_token, add_special_tokens=True)["input_ids"]
+    at = ids.index(tokenizer.mask_token_id)
+    return list(ids[:at]), list(ids[at + 1 :])
+
+
 def head_parameter_names(model: torch.nn.Module) -> set[str]:
     """Parameters outside the pretrained body (the classifier head)."""
     prefix = getattr(model, "base_model_prefix", "")
@@ -161,10 +170,10 @@ class LangTrainer(Trainer):
     def masked_input_neg_entropy(self, model, max_length: int) -> torch.Tensor:
         """Eq. 3: sum_c p_c log p_c on special tokens around m mask tokens, m ~ U{1..L-2}."""
         tokenizer = self.processing_class
-        n_special = len(tokenizer.build_inputs_with_special_tokens([]))
-        upper = max(1, max_length - n_special)
+        prefix, suffix = special_tokens_around(tokenizer)
+        upper = max(1, max_length - len(prefix) - len(suffix))
         length = int(torch.randint(1, upper + 1, (1,), generator=self._mask_generator))
-        ids = tokenizer.build_inputs_with_special_tokens([tokenizer.mask_token_id] * length)
+        ids = prefix + [tokenizer.mask_token_id] * length + suffix
         device = next(model.parameters()).device
         input_ids = torch.tensor([ids], device=device)
         logits = model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids))["logits"].float()

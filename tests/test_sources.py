@@ -179,3 +179,18 @@ def test_hub_id_offline_is_one_line_user_error(monkeypatch):
     assert "\n" not in message
     with pytest.raises(UserError, match="no config for language"):
         load_source("facebook/xnli", SPLITS, COLUMNS, ["fr", "de"], None, hub_configs={"fr": "fr"})
+
+
+def test_text_pair_and_json_array(tmp_path):
+    records = [{"premise": f"p{i}", "hypothesis": f"h{i}", "label": i % 3, "lang": "fr" if i % 2 else "en",
+                "split": ["train", "validation", "test"][i % 3 if i < 30 else 0]} for i in range(60)]
+    path = tmp_path / "nli.json"
+    path.write_text(json.dumps(records), encoding="utf-8")
+    columns = {"text": "premise", "text_pair": "hypothesis", "label": "label", "language": "lang"}
+    pools, names = load_source(str(path), SPLITS, columns, None, None)
+    assert names == ["0", "1", "2"]
+    train = pools["train"]
+    assert list(train.columns) == ["id", "text", "text_pair", "label", "language"]
+    row = train[train["text"] == "p31"].iloc[0]
+    assert (row["text_pair"], row["label"], row["language"]) == ("h31", 1, "fr")
+    assert len(pools["validation"]) == 10 and len(pools["test"]) == 10 and len(train) == 40

@@ -39,7 +39,7 @@ def corpus_name(name: str) -> str:
 
 
 def _asset(filename: str):
-    resource = importlib.resources.files("langtrainer.data").joinpath("assets", filename)
+    resource = importlib.resources.files("langtrainer.data").joinpath("assets").joinpath(filename)
     if not resource.is_file():
         raise UserError(f"builtin corpus file {filename} is missing from the installed package; "
                         "reinstall langtrainer (maintainers: python -m langtrainer.data.builtin_build)")

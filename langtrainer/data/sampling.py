@@ -171,7 +171,10 @@ def _cell_ranks(pool: pd.DataFrame, languages: Sequence[str], n_labels: int, see
     not depend on the other cells.
     """
     n_rows = len(pool)
-    lang_idx = pd.Categorical(pool["language"], categories=list(languages)).codes.astype(np.int64)
+    codes, uniques = pd.factorize(pool["language"])  # hashing once beats Categorical on Arrow strings
+    position = {lang: i for i, lang in enumerate(languages)}
+    lookup = np.array([position.get(str(u), -1) for u in uniques] + [-1], dtype=np.int64)
+    lang_idx = lookup[codes]  # code -1 (missing) hits the trailing -1
     label = pool["label"].to_numpy(dtype=np.int64)
     valid = (lang_idx >= 0) & (label >= 0) & (label < n_labels)
     cell = np.where(valid, lang_idx * n_labels + label, -1)
@@ -208,6 +211,34 @@ def _check_available(pool_name: str, needed: np.ndarray, available: np.ndarray,
 
 def _counts_dict(counts: np.ndarray, languages: Sequence[str], label_names: Sequence[str]) -> dict:
     return {lang: {name: int(counts[i, j]) for j, name in enumerate(label_names)} for i, lang in enumerate(languages)}
+
+
+def select_nested(
+    pool: pd.DataFrame,
+    languages: Sequence[str],
+    n_labels: int,
+    subsets: Mapping[str, np.ndarray],
+    seed: int,
+    pool_name: str,
+    label_names: Sequence[str] | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Row positions in `pool` for each subset ([L, C] counts each), plus the available counts.
+
+    Every subset takes, in each cell, a prefix of that cell's one seeded
+    permutation, so subsets of the same pool are nested cell by cell. The
+    positions of each subset come back in a seeded shuffled order.
+    """
+    label_names = list(label_names) if label_names is not None else [str(i) for i in range(n_labels)]
+    cell, rank, available = _cell_ranks(pool, languages, n_labels, seed, pool_name)
+    needed = np.maximum.reduce([np.asarray(c) for c in subsets.values()])
+    _check_available(pool_name, needed, available, languages, label_names)
+    rows = {}
+    for name, counts in subsets.items():
+        quota = np.append(np.asarray(counts).ravel(), 0)  # cell -1 (other language/label) takes nothing
+        chosen = np.flatnonzero(rank < quota[cell])
+        rng = np.random.default_rng([seed % 2**32, zlib.crc32(name.encode())])
+        rows[name] = chosen[rng.permutation(len(chosen))]
+    return rows, available
 
 
 def _features(pool: pd.DataFrame, label_names: Sequence[str]):
@@ -277,23 +308,16 @@ def build_subsets(
     done = 0
     for pool_name, subsets in design.items():
         pool = pools[pool_name]
-        cell, rank, available = _cell_ranks(pool, languages, n_labels, seed, pool_name)
-        needed = np.maximum.reduce(list(subsets.values()))
-        _check_available(pool_name, needed, available, languages, label_names)
+        rows, available = select_nested(pool, languages, n_labels, subsets, seed, pool_name, label_names)
         report["available"][pool_name] = _counts_dict(available, languages, label_names)
-        masks = {}
         for split, counts in subsets.items():
-            quota = np.append(counts.ravel(), 0)  # cell -1 (other language/label) takes nothing
-            masks[split] = rank < quota[cell]
-            rows = np.flatnonzero(masks[split])
-            rng = np.random.default_rng([seed % 2**32, zlib.crc32(split.encode())])
-            frame = pool.iloc[rows[rng.permutation(len(rows))]].reset_index(drop=True)
-            selected[split] = frame
+            selected[split] = pool.iloc[rows[split]].reset_index(drop=True)
             report["counts"][split] = _counts_dict(counts, languages, label_names)
-            report["totals"][split] = int(len(frame))
+            report["totals"][split] = int(len(rows[split]))
         if len(subsets) == 2:
-            balanced, skewed = masks.values()
-            report["overlap"][pool_name] = float((balanced & skewed).sum() / max(int(balanced.sum()), 1))
+            balanced, skewed = rows.values()
+            shared = np.intersect1d(balanced, skewed, assume_unique=True)
+            report["overlap"][pool_name] = float(len(shared) / max(len(balanced), 1))
         done += 1
         if progress:
             progress(done, steps)

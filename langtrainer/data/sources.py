@@ -274,6 +274,8 @@ def _carve(train: pd.DataFrame, missing: Sequence[str], fraction: float, seed: i
     the next to the second. With a `group` column the groups are the units
     (translations stay together), stratified by the group's first label.
     """
+    if len(train) == 0:
+        return {name: train for name in (*missing, "train")}
     rng = np.random.default_rng([seed % 2**32, zlib.crc32(b"carve")])
     if "group" in train.columns:
         groups = train.groupby("group", sort=True).agg(label=("label", "first"), size=("label", "size"))
@@ -284,7 +286,8 @@ def _carve(train: pd.DataFrame, missing: Sequence[str], fraction: float, seed: i
         unit_share = pd.Series(share, index=groups.index)
         row_share = train["group"].map(unit_share).to_numpy()
     else:
-        cell = pd.factorize(train["language"])[0].astype(np.int64) * (int(train["label"].max()) + 1) + train["label"].to_numpy()
+        language = pd.factorize(train["language"])[0].astype(np.int64)
+        cell = language * (int(train["label"].max()) + 1) + train["label"].to_numpy()
         order = rng.permutation(len(train))
         rank = np.empty(len(train))
         rank[order] = pd.Series(cell[order]).groupby(cell[order]).cumcount().to_numpy()

@@ -1,0 +1,166 @@
+"""Embedding throughput: `extract_embeddings` vs one-at-a-time `pipeline("feature-extraction")`.
+
+The paper's reference code embeds the probe texts one by one through a
+transformers feature-extraction pipeline. `extract_embeddings` batches
+length-sorted texts with dynamic padding. Both run here on the same model
+object and the same texts, in one process, so the ratio is measured, not
+assumed; the first-token features of both are compared too.
+
+    python bench/bench_probe.py [--n 256] [--batch-size 64] [--model builtin:multilingual-e5-small]
+
+Model: builtin:multilingual-e5-small when it can be prepared, else the tiny
+test model (reported as such). Texts: the builtin demo corpus
+(libreoffice-help, round-robin over languages) when installed, else the
+test sample sentences at varied lengths (reported as such).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+logger = logging.getLogger("bench_probe")
+
+
+def pick_model(name: str, workdir: Path) -> tuple[Path, str]:
+    """(folder, note): the requested model, or the tiny test model when it cannot be prepared."""
+    try:
+        from langtrainer.models import resolve_model_path
+
+        return Path(resolve_model_path(name)), name
+    except Exception as exc:  # noqa: BLE001 - any failure means: fall back and say so
+        from tiny_model import build_tiny_model
+
+        note = f"tiny test model (fallback: {name} unavailable: {str(exc).splitlines()[0]})"
+        return build_tiny_model(workdir / "tiny"), note
+
+
+def pick_texts(n: int, seed: int) -> tuple[list[str], str]:
+    """n texts from the demo corpus, round-robin over languages; fallback: sample sentences."""
+    try:
+        from langtrainer.data.builtin import load_builtin
+
+        corpus = load_builtin("libreoffice-help")
+        rng = np.random.default_rng(seed)
+        by_language = {
+            lang: rows["text"].tolist()
+            for lang, rows in corpus.groupby("language", sort=True)
+        }
+        shuffled = {lang: [texts[i] for i in rng.permutation(len(texts))] for lang, texts in by_language.items()}
+        langs = sorted(shuffled)
+        texts = [shuffled[langs[i % len(langs)]][i // len(langs)] for i in range(n)]
+        return texts, f"builtin:libreoffice-help ({len(langs)} languages, round-robin, seed {seed})"
+    except Exception as exc:  # noqa: BLE001
+        from tiny_model import SAMPLE_TEXTS
+
+        base = [t for items in SAMPLE_TEXTS.values() for t in items]
+        texts = [" ".join([base[i % len(base)]] * (1 + i % 5)) for i in range(n)]
+        return texts, f"test sample sentences at 1-5x length (fallback: demo corpus unavailable: {str(exc).splitlines()[0]})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=256, help="number of texts")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--model", default="builtin:multilingual-e5-small")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json-out", type=Path, default=None, help="also write the JSON here")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    from transformers import AutoModel, AutoTokenizer, pipeline
+    from transformers.utils import logging as hf_logging
+
+    from langtrainer.embeddings import extract_embeddings
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir, model_note = pick_model(args.model, Path(tmp))
+        texts, text_note = pick_texts(args.n, args.seed)
+        model = AutoModel.from_pretrained(model_dir).eval().to(device)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        max_length = min(args.max_length, tokenizer.model_max_length)
+        lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
+
+        extractor = pipeline("feature-extraction", model=model, tokenizer=tokenizer, device=model.device)
+        tokenize_kwargs = {"truncation": True, "max_length": max_length}
+        # warm-up both paths (allocator, kernels) before timing
+        extractor(texts[:2], tokenize_kwargs=tokenize_kwargs)
+        extract_embeddings(model, tokenizer, texts[:8], batch_size=args.batch_size, max_length=max_length)
+
+        def sync() -> None:
+            if device == "cuda":
+                torch.cuda.synchronize()
+
+        sync()
+        started = time.perf_counter()
+        fast = extract_embeddings(model, tokenizer, texts, batch_size=args.batch_size, max_length=max_length)[-1]
+        sync()
+        fast_s = time.perf_counter() - started
+
+        started = time.perf_counter()
+        slow = np.stack(
+            [np.asarray(extractor(text, tokenize_kwargs=tokenize_kwargs)[0][0], dtype=np.float32) for text in texts]
+        )
+        sync()
+        slow_s = time.perf_counter() - started
+
+    cosine = np.sum(fast * slow, axis=1) / (np.linalg.norm(fast, axis=1) * np.linalg.norm(slow, axis=1))
+    result = {
+        "n_texts": len(texts),
+        "model": model_note,
+        "texts": text_note,
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+        "tokens_mean": float(np.mean(lengths)),
+        "tokens_max": int(np.max(lengths)),
+        "max_length": max_length,
+        "batch_size": args.batch_size,
+        "extract_embeddings_s": round(fast_s, 3),
+        "pipeline_one_by_one_s": round(slow_s, 3),
+        "extract_embeddings_texts_per_s": round(len(texts) / fast_s, 2),
+        "pipeline_texts_per_s": round(len(texts) / slow_s, 2),
+        "speedup": round(slow_s / fast_s, 2),
+        "target_speedup": 5.0,
+        "first_token_max_abs_diff": float(np.abs(fast - slow).max()),
+        "first_token_min_cosine": float(cosine.min()),
+    }
+    print(json.dumps(result, indent=2))
+    if args.json_out:
+        from langtrainer.atomic import write_json
+
+        write_json(args.json_out, result)
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"embedding throughput, {len(texts)} texts, {device} ({result['torch_threads']} threads)")
+    table.add_column("method")
+    table.add_column("seconds", justify="right")
+    table.add_column("texts/s", justify="right")
+    table.add_row("pipeline('feature-extraction'), one at a time", f"{slow_s:.2f}", f"{result['pipeline_texts_per_s']:.1f}")
+    table.add_row(f"extract_embeddings (batch {args.batch_size}, length-sorted)", f"{fast_s:.2f}",
+                  f"{result['extract_embeddings_texts_per_s']:.1f}")
+    table.add_row("speedup", f"{result['speedup']:.1f}x", "target >= 5x", style="bold")
+    Console(stderr=True).print(table)
+
+
+if __name__ == "__main__":
+    main()
