@@ -306,8 +306,22 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return raw
 
 
+def builtin_recipe_path(name: str) -> Path:
+    """`builtin:demo` -> the recipe shipped inside the package."""
+    from importlib import resources
+
+    stem = name.removeprefix("builtin:")
+    path = Path(str(resources.files("langtrainer") / "builtin_recipes" / f"{stem}.yaml"))
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise UserError(f"unknown builtin recipe '{name}' (known: {', '.join('builtin:' + k for k in known)})")
+    return path
+
+
 def load_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The recipe as a dict, with `extends:` bases merged in (child wins)."""
+    if str(path).startswith("builtin:"):
+        path = builtin_recipe_path(str(path))
     path = Path(path).resolve()
     if path in _seen:
         raise UserError(f"recipe '{path}' extends itself (cycle through {', '.join(p.name for p in _seen)})")
@@ -317,7 +331,8 @@ def load_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         return raw
     if not isinstance(parent, str):
         raise UserError(f"recipe '{path}': extends must be a file name, got {parent!r}")
-    base = load_raw(path.parent / parent, _seen + (path,))
+    base_path = parent if parent.startswith("builtin:") else path.parent / parent
+    base = load_raw(base_path, _seen + (path,))
     return _deep_merge(base, raw)
 
 

@@ -4,7 +4,7 @@
     python -m langtrainer.data.builtin_build --check
 
 The package itself only reads the processed Parquet files this writes
-(`langtrainer.data.builtin`); building needs root-free `apt-get download`,
+(`langtrainer.data.builtin`); building needs `apt-get download` (nothing is installed),
 `dpkg-deb`, and the optional extra `build-corpora` (py3langid), which the
 runtime never imports.
 
@@ -119,7 +119,10 @@ def fetch_package(name: str, cache: Path) -> Package:
     debs = sorted(debs_dir.glob(f"{name}_*.deb"))
     if not debs:
         log.info("apt-get download %s", name)
-        _run(["apt-get", "download", name], cwd=debs_dir)
+        try:
+            _run(["apt-get", "download", name], cwd=debs_dir)
+        except UserError as exc:
+            raise UserError(f"{exc} (run apt-get update once first?)") from exc
         debs = sorted(debs_dir.glob(f"{name}_*.deb"))
     if len(debs) != 1:
         found = ", ".join(d.name for d in debs) or "none"
