@@ -140,6 +140,8 @@ def _probe(ckpt, data, layer, feature, folds, per_language, C, c_sweep, standard
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # the rich bar below is the progress display
+    if not verbose:  # load reports (e.g. a base model's unused pooler) are noise here
+        hf_logging.set_verbosity_error()
     if layer != "all":
         try:
             layer = int(layer)

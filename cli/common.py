@@ -65,8 +65,24 @@ def make_progress(quiet: bool = False) -> Progress:
 
 
 def setup_logging(verbose: bool = False) -> None:
+    """Our logs on stderr; third-party progress bars and load reports off unless -v."""
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if verbose:
+        return
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        import datasets
+        import transformers
+
+        datasets.disable_progress_bars()
+        datasets.logging.set_verbosity_error()
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+    except ImportError:
+        pass

@@ -607,3 +607,417 @@ def _run_pool(preps, spec, builder, runner, max_evals, progress):
                     progress(done, n_examples)
             start += len(rows)
     return results
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def stratified_subsample(frame, n: int | None, seed: int = 0, by: Sequence[str] = ("language", "label")):
+    """A seeded subsample spread evenly over the cells of `by` (round-robin over shuffled cells).
+
+    n=None or n >= len(frame) keeps every row. Rows come back in the order
+    they were drawn.
+    """
+    import pandas as pd
+
+    if n is None or n >= len(frame):
+        return frame.reset_index(drop=True)
+    if n <= 0:
+        raise UserError(f"subsample must be positive (got {n})")
+    rng = np.random.default_rng(seed)
+    cells = []
+    for _, cell in sorted(frame.groupby(list(by), sort=True), key=lambda kv: tuple(map(str, kv[0]))):
+        positions = cell.index.to_numpy()
+        cells.append(list(positions[rng.permutation(len(positions))]))
+    chosen: list = []
+    depth = 0
+    while len(chosen) < n:
+        for cell in cells:
+            if depth < len(cell) and len(chosen) < n:
+                chosen.append(cell[depth])
+        depth += 1
+    return pd.DataFrame(frame.loc[chosen]).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- results on disk
+
+FORMAT = "langtrainer-shap"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+SHARD_DIR = "shards"
+REQUIRED_COLUMNS = ("id", "text", "label", "language")
+
+
+@dataclass
+class ShapResult:
+    """A finished `langtrainer shap` run: one row per example.
+
+    `examples` columns: id, language, label, text, text_pair, token_ids
+    (int64 array), tokens (list of str), values (float32 array, tokens x
+    classes), base_values, probabilities (float32 arrays, classes).
+    """
+
+    examples: Any  # pandas.DataFrame
+    label_names: list[str]
+    manifest: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.label_names)
+
+
+def _shard_path(out: Path, k: int) -> Path:
+    return out / SHARD_DIR / f"shard-{k:05d}.parquet"
+
+
+def _model_fingerprint(ckpt: Path) -> str:
+    """Changes when the checkpoint's config or weights change (size + mtime of weight files)."""
+    digest = hashlib.sha256()
+    config = ckpt / "config.json"
+    if config.is_file():
+        digest.update(config.read_bytes())
+    for weights in sorted(ckpt.glob("*.safetensors")) + sorted(ckpt.glob("*.bin")):
+        stat = weights.stat()
+        digest.update(f"{weights.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _arguments_hash(arguments: dict) -> str:
+    return hashlib.sha256(json.dumps(arguments, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _load_split(data: Path, split: str):
+    import datasets
+
+    if not data.exists():
+        raise UserError(f"data path {data} does not exist (give --data PATH to a save_to_disk dataset)")
+    try:
+        loaded = datasets.load_from_disk(str(data))
+    except (FileNotFoundError, ValueError) as exc:
+        raise UserError(f"cannot load a dataset saved with save_to_disk from {data}: {exc}") from None
+    if isinstance(loaded, datasets.DatasetDict):
+        if split not in loaded:
+            raise UserError(f"split '{split}' not in {data}; it has: {', '.join(loaded)}")
+        loaded = loaded[split]
+    frame = loaded.to_pandas()
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise UserError(f"{data} ({split}) lacks column(s) {', '.join(missing)}; need {', '.join(REQUIRED_COLUMNS)}")
+    frame["id"] = frame["id"].astype(str)
+    if frame["id"].duplicated().any():
+        raise UserError(f"{data} ({split}) has duplicate ids, e.g. {frame['id'][frame['id'].duplicated()].iloc[0]!r}")
+    return frame
+
+
+def _recipe_value(run_dir: Path, *keys: str):
+    """A value from a run directory's recipe.yaml, or None."""
+    import yaml
+
+    path = run_dir / "recipe.yaml"
+    if not path.is_file():
+        return None
+    try:
+        node = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        return None
+    for key in keys:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _shard_table(rows, attributions: list[TokenAttribution]):
+    import pyarrow as pa
+
+    has_pair = "text_pair" in rows.columns
+    return pa.table(
+        {
+            "id": pa.array(rows["id"].astype(str).tolist(), pa.string()),
+            "language": pa.array(rows["language"].astype(str).tolist(), pa.string()),
+            "label": pa.array([int(x) for x in rows["label"]], pa.int64()),
+            "text": pa.array(rows["text"].astype(str).tolist(), pa.string()),
+            "text_pair": pa.array(rows["text_pair"].astype(str).tolist() if has_pair else [None] * len(rows), pa.string()),
+            "token_ids": pa.array([a.token_ids.tolist() for a in attributions], pa.list_(pa.int64())),
+            "tokens": pa.array([list(a.tokens) for a in attributions], pa.list_(pa.string())),
+            "n_classes": pa.array([a.values.shape[1] for a in attributions], pa.int32()),
+            "values": pa.array([a.values.reshape(-1).tolist() for a in attributions], pa.list_(pa.float32())),
+            "base_values": pa.array([a.base_values.tolist() for a in attributions], pa.list_(pa.float32())),
+            "probabilities": pa.array([a.probabilities.tolist() for a in attributions], pa.list_(pa.float32())),
+        }
+    )
+
+
+def _write_shard(path: Path, table) -> None:
+    import pyarrow.parquet as pq
+
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def _read_shard_ids(path: Path) -> list[str] | None:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path, columns=["id"]).column("id").to_pylist()
+    except Exception:  # a foreign or damaged file: recompute the shard
+        return None
+
+
+def run_shap(
+    ckpt: str | os.PathLike,
+    data: str | os.PathLike | None = None,
+    split: str = "test",
+    subsample: int | None = None,
+    max_evals: int = DEFAULT_MAX_EVALS,
+    batch_size: int = 256,
+    out: str | os.PathLike | None = None,
+    seed: int | None = None,
+    shard_size: int = 16,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> Path:
+    """Explain (a subsample of) a run's split and write the result in resumable shards.
+
+    Writes OUT/manifest.json and OUT/shards/shard-NNNNN.parquet (each shard
+    atomically). Rerun with the same arguments and finished shards are kept:
+    an interrupted run continues where it stopped. `batch_size` is not part of
+    the arguments' identity (it only sets rows per forward pass).
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    ckpt = Path(ckpt).expanduser()
+    if not (ckpt / "config.json").is_file():
+        raise UserError(f"--ckpt {ckpt} is not a model folder (no config.json)")
+    data_path = Path(data).expanduser() if data is not None else ckpt / "data"
+    out_dir = Path(out).expanduser() if out is not None else ckpt / "shap"
+    if shard_size < 1:
+        raise UserError(f"shard size must be positive (got {shard_size})")
+    if seed is None:
+        recipe_seed = _recipe_value(ckpt, "seed")
+        seed = int(recipe_seed) if isinstance(recipe_seed, int) else 0
+
+    frame = _load_split(data_path, split)
+    sample = stratified_subsample(frame, subsample, seed)
+    tokenizer = AutoTokenizer.from_pretrained(ckpt)
+    pairs = sample["text_pair"].astype(str).tolist() if "text_pair" in sample.columns else None
+    if pairs is None:
+        lengths = [len(x) for x in tokenizer(sample["text"].astype(str).tolist())["input_ids"]]
+    else:
+        lengths = [len(x) for x in tokenizer(sample["text"].astype(str).tolist(), pairs)["input_ids"]]
+    sample = sample.assign(_length=lengths).sort_values(["_length", "id"], kind="stable").drop(columns="_length")
+    sample = sample.reset_index(drop=True)
+    ids = sample["id"].tolist()
+
+    arguments = {
+        "ckpt": str(ckpt.resolve()),
+        "model_fingerprint": _model_fingerprint(ckpt),
+        "data": str(data_path.resolve()),
+        "split": split,
+        "subsample": subsample,
+        "seed": seed,
+        "max_evals": max_evals,
+        "shard_size": shard_size,
+        "ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16],
+    }
+    arguments_hash = _arguments_hash(arguments)
+    manifest_path = out_dir / MANIFEST
+    if manifest_path.is_file() and not overwrite:
+        previous = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if previous.get("arguments_hash") != arguments_hash:
+            changed = [k for k in arguments if previous.get("arguments", {}).get(k) != arguments[k]]
+            raise UserError(
+                f"{out_dir} holds SHAP results for other arguments ({', '.join(changed) or 'format'} differ); "
+                "use another --out or --overwrite"
+            )
+    elif overwrite and out_dir.exists():
+        import shutil
+
+        for stale in (out_dir / SHARD_DIR, manifest_path):
+            if stale.is_dir():
+                shutil.rmtree(stale)
+            elif stale.exists():
+                stale.unlink()
+
+    config = json.loads((ckpt / "config.json").read_text(encoding="utf-8"))
+    id2label = config.get("id2label") or {}
+    label_names = [str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}"))) for i in range(len(id2label))]
+    n_shards = (len(sample) + shard_size - 1) // shard_size
+    manifest = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "arguments": arguments,
+        "arguments_hash": arguments_hash,
+        "label_names": label_names,
+        "n_examples": len(sample),
+        "n_shards": n_shards,
+        "ids": ids,
+        "complete": False,
+    }
+    write_json(manifest_path, manifest)
+
+    todo = []
+    for k in range(n_shards):
+        expected = ids[k * shard_size : (k + 1) * shard_size]
+        path = _shard_path(out_dir, k)
+        if path.is_file() and _read_shard_ids(path) == expected:
+            continue
+        todo.append(k)
+    done_examples = len(sample) - sum(len(ids[k * shard_size : (k + 1) * shard_size]) for k in todo)
+    if todo:
+        log.info("%d of %d shards to compute (%d examples already done)", len(todo), n_shards, done_examples)
+        model = AutoModelForSequenceClassification.from_pretrained(ckpt)
+        if torch.cuda.is_available():
+            model = model.to("cuda")
+        model.eval()
+        if progress:
+            progress(done_examples, len(sample))
+        for k in todo:
+            rows = sample.iloc[k * shard_size : (k + 1) * shard_size]
+            base = done_examples
+
+            def shard_progress(done: int, total: int, base: int = base) -> None:
+                if progress:
+                    progress(base + done, len(sample))
+
+            attributions = explain(
+                model,
+                tokenizer,
+                rows["text"].astype(str).tolist(),
+                rows["text_pair"].astype(str).tolist() if pairs is not None else None,
+                max_evals=max_evals,
+                batch_size=batch_size,
+                progress=shard_progress,
+            )
+            _write_shard(_shard_path(out_dir, k), _shard_table(rows, attributions))
+            done_examples += len(rows)
+    elif progress:
+        progress(len(sample), len(sample))
+    manifest["complete"] = True
+    write_json(manifest_path, manifest)
+    return out_dir
+
+
+def find_shap_dir(path: str | os.PathLike) -> Path:
+    """A shap output folder, given it or a run directory that holds `shap/`."""
+    path = Path(path).expanduser()
+    if (path / MANIFEST).is_file():
+        return path
+    if (path / "shap" / MANIFEST).is_file():
+        return path / "shap"
+    raise UserError(f"{path} holds no SHAP results (no {MANIFEST}, no shap/{MANIFEST}); run `langtrainer shap` first")
+
+
+def load_shap_result(path: str | os.PathLike) -> ShapResult:
+    """Read a finished `langtrainer shap` output folder (or a run dir with `shap/`)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    folder = find_shap_dir(path)
+    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    if manifest.get("format") != FORMAT:
+        raise UserError(f"{folder / MANIFEST} is not a langtrainer SHAP manifest")
+    if not manifest.get("complete"):
+        raise UserError(
+            f"the SHAP run in {folder} is incomplete; rerun `langtrainer shap` with the same arguments to finish it"
+        )
+    frames = []
+    for k in range(manifest["n_shards"]):
+        shard = _shard_path(folder, k)
+        if not shard.is_file():
+            raise UserError(f"{shard} is missing; rerun `langtrainer shap` with the same arguments")
+        frames.append(pq.read_table(shard).to_pandas())
+    examples = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if examples["id"].tolist() != manifest["ids"]:
+        raise UserError(f"the shards in {folder} do not match its manifest; rerun `langtrainer shap` with --overwrite")
+    examples["token_ids"] = [np.asarray(x, dtype=np.int64) for x in examples["token_ids"]]
+    examples["tokens"] = [list(x) for x in examples["tokens"]]
+    examples["values"] = [
+        np.asarray(v, dtype=np.float32).reshape(-1, int(c)) for v, c in zip(examples["values"], examples["n_classes"])
+    ]
+    for column in ("base_values", "probabilities"):
+        examples[column] = [np.asarray(x, dtype=np.float32) for x in examples[column]]
+    examples = examples.drop(columns="n_classes")
+    return ShapResult(examples=examples, label_names=list(manifest["label_names"]), manifest=manifest, path=folder)
+
+
+# --------------------------------------------------------------------------- training-time evaluator
+
+try:
+    from transformers import TrainerCallback as _TrainerCallback
+except ImportError:  # pragma: no cover - transformers is a dependency
+    _TrainerCallback = object
+
+
+class ShapCallback(_TrainerCallback):
+    """SHAP numbers as evaluation metrics during fine-tuning, on a small fixed sample.
+
+    Reports `shap_neutral_abs_<lang>` (mean |SHAP| of the neutral token
+    values, |S| <= threshold, of the model being trained: with no balanced
+    reference at training time, neutral is judged by the model itself) and
+    `shap_base_value_spread` (mean over examples of max - min over classes
+    of the base value, which the masked-input entropy term of Annex A.3
+    drives towards 0). LangTrainer logs them with the `eval_` prefix.
+    """
+
+    def __init__(
+        self,
+        texts: Sequence[str],
+        languages: Sequence[str],
+        text_pairs: Sequence[str] | None = None,
+        max_evals: int = 64,
+        batch_size: int = 256,
+        threshold: float = 0.01,
+        metric_prefix: str = "shap",
+    ):
+        if len(texts) != len(languages):
+            raise UserError(f"{len(texts)} texts but {len(languages)} languages")
+        if not texts:
+            raise UserError("ShapCallback needs at least one text")
+        self.texts = [str(t) for t in texts]
+        self.languages = [str(x) for x in languages]
+        self.text_pairs = [str(t) for t in text_pairs] if text_pairs is not None else None
+        self.max_evals, self.batch_size, self.threshold = int(max_evals), int(batch_size), float(threshold)
+        self.metric_prefix = metric_prefix
+
+    @classmethod
+    def from_frame(cls, frame, per_language: int = 4, seed: int = 0, **kwargs) -> "ShapCallback":
+        """A callback on `per_language` rows per language (label-stratified) of a DataFrame or Dataset."""
+        import pandas as pd
+
+        if not isinstance(frame, pd.DataFrame):
+            frame = frame.to_pandas()
+        n_languages = frame["language"].nunique()
+        by = ("language", "label") if "label" in frame.columns else ("language",)
+        sample = stratified_subsample(frame, per_language * n_languages, seed, by=by)
+        pairs = sample["text_pair"].tolist() if "text_pair" in sample.columns else None
+        return cls(sample["text"].tolist(), sample["language"].tolist(), text_pairs=pairs, **kwargs)
+
+    def compute_eval_metrics(self, model, tokenizer) -> dict[str, float]:
+        if tokenizer is None:
+            raise UserError("ShapCallback needs the tokenizer (pass processing_class to the trainer)")
+        attributions = explain(
+            model, tokenizer, self.texts, self.text_pairs, max_evals=self.max_evals, batch_size=self.batch_size
+        )
+        return shap_summary_metrics(attributions, self.languages, self.threshold, self.metric_prefix)
+
+
+def shap_summary_metrics(
+    attributions: Sequence[TokenAttribution], languages: Sequence[str], threshold: float = 0.01, prefix: str = "shap"
+) -> dict[str, float]:
+    """Mean |SHAP| of neutral token values per language and the mean base-value spread."""
+    metrics: dict[str, float] = {}
+    for language in sorted(set(languages)):
+        values = np.concatenate(
+            [a.values.reshape(-1) for a, lang in zip(attributions, languages) if lang == language]
+        )
+        neutral = np.abs(values[np.abs(values) <= threshold])
+        metrics[f"{prefix}_neutral_abs_{language}"] = float(neutral.mean()) if neutral.size else 0.0
+    spreads = [float(a.base_values.max() - a.base_values.min()) for a in attributions]
+    metrics[f"{prefix}_base_value_spread"] = float(np.mean(spreads))
+    return metrics

@@ -250,6 +250,10 @@ def finetune(
         callbacks=all_callbacks,
         languages=recipe.data.languages or None,
     )
+    # The library never prints: drop the Trainer's stdout logger (disable_tqdm installs it).
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
     has_checkpoint = any(checkpoints.glob("checkpoint-*"))
     started = time.perf_counter()
     train_output = trainer.train(resume_from_checkpoint=True if (resume and has_checkpoint) else None)
@@ -262,7 +266,12 @@ def finetune(
     metrics: dict[str, Any] = {
         "recipe": recipe.name,
         "subset": recipe.imbalance.subset,
+        "class_weights_mode": recipe.loss.class_weights,
+        "sampler": recipe.data.sampler,
         "seed": recipe.seed,
+        "groups": recipe.imbalance.groups,
+        "favoured_labels": favoured_labels(recipe, len(label_names)),
+        "test_examples": len(test),
         "languages": trainer.languages,
         "label_names": label_names,
         "test": test_metrics,

@@ -84,6 +84,13 @@ def test_rounding_with_awkward_sizes_stays_within_one():
         assert np.abs(counts - shares * n).max() <= 1.0 + 0.002 * n, n
 
 
+def test_non_uniform_columns_name_the_label():
+    # column means: 20%, 35%, 45% against 33.33%: 'neg' is furthest off
+    with pytest.raises(UserError, match=r"label 'neg' \(column 1\) averages 20.00%"):
+        imbalanced_counts(90, ["fr", "en"], 3, {"fr": [10, 40, 50], "en": [30, 30, 40]},
+                          label_names=["neg", "neu", "pos"])
+
+
 def test_exact_ties_round_up_the_larger_target():
     # 2 x (75, 25)% = 1.5, 0.5: both remainders are .5; the larger target wins, so the skew is kept
     counts = imbalanced_counts(2, ["fr", "en"], 2, {"fr": [75, 25], "en": [25, 75]})
@@ -95,7 +102,7 @@ def test_exact_ties_round_up_the_larger_target():
     [
         ({"A": [10, 20, 30, 41], "B": [40, 30, 20, 10]}, {"A": ["fr"], "B": ["en"]}, ["A", "sums to 101"]),
         ({"A": [10, 20, 70], "B": [40, 30, 20, 10]}, {"A": ["fr"], "B": ["en"]}, ["A", "3 entries", "4"]),
-        ({"A": [10, 20, 30, 40], "B": [10, 20, 30, 40]}, {"A": ["fr"], "B": ["en"]}, ["label 0", "10.00%", "25.00%"]),
+        ({"A": [10, 20, 30, 40], "B": [10, 20, 30, 40]}, {"A": ["fr"], "B": ["en"]}, ["label 0 (column 1)", "10.00%", "25.00%"]),
         ({"A": [10, 20, 30, 40]}, {"A": ["fr"], "B": ["en"]}, ["no row", "'en'"]),
         ({"fr": [25] * 4, "xx": [25] * 4, "en": [25] * 4}, None, ["'xx'"]),
     ],

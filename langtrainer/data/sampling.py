@@ -136,6 +136,7 @@ def imbalanced_counts(
     n_labels: int,
     distribution: Mapping[str, Sequence[float]],
     groups: Mapping[str, Sequence[str]] | None = None,
+    label_names: Sequence[str] | None = None,
 ) -> np.ndarray:
     """[L, C] counts following the percentage table with uniform marginals.
 
@@ -143,7 +144,8 @@ def imbalanced_counts(
     n_per_language * L / C (within one when that is not an integer); each cell
     is within one example of the table (after fitting the table's label
     marginals to exactly uniform, see `_fit_margins`). A table whose label
-    columns are not uniform cannot give uniform label marginals: UserError.
+    columns are not uniform cannot give uniform label marginals: UserError
+    (naming the label from `label_names` when given).
     """
     percent = distribution_table(languages, n_labels, distribution, groups)
     shares = percent / percent.sum(axis=1, keepdims=True)
@@ -151,9 +153,10 @@ def imbalanced_counts(
     uniform = 100.0 / n_labels
     worst = int(np.argmax(np.abs(mean_share - uniform)))
     if abs(mean_share[worst] - uniform) > COLUMN_TOLERANCE:
+        label = repr(label_names[worst]) if label_names is not None else str(worst)
         raise UserError(
-            f"imbalance.distribution: label {worst} averages {mean_share[worst]:.2f}% over the languages, "
-            f"not {uniform:.2f}%: the label marginal would not be uniform; make every label's column "
+            f"imbalance.distribution: label {label} (column {worst + 1}) averages {mean_share[worst]:.2f}% "
+            f"over the languages, not {uniform:.2f}%: the label marginal would not be uniform; make every label's column "
             "average to 100/C"
         )
     fitted = _fit_margins(shares, np.full(n_labels, len(languages) / n_labels))
@@ -289,7 +292,7 @@ def build_subsets(
             raise UserError(f"no '{name}' pool to sample from")
     n_languages = len(languages)
     if distribution:
-        imbalanced = lambda n: imbalanced_counts(n, languages, n_labels, distribution, groups)  # noqa: E731
+        imbalanced = lambda n: imbalanced_counts(n, languages, n_labels, distribution, groups, label_names)  # noqa: E731
     else:
         log.warning("no imbalance.distribution: the imbalanced subsets equal the balanced ones")
         imbalanced = lambda n: balanced_counts(n, n_languages, n_labels)  # noqa: E731

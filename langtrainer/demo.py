@@ -1,0 +1,198 @@
+"""The offline demo: the paper's three findings and the fix, in one command.
+
+For each seed: build the subsets once; fine-tune balanced, imbalanced and
+imbalanced + per-language class weights; probe each (and the pretrained
+model) for language identity on the test set and the external corpus; SHAP
+values on a test subsample; shap-diff of imbalanced and weighted against
+balanced; then one report over all seeds. Every stage leaves a file behind
+and is skipped when that file exists, so an interrupted demo picks up where
+it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from langtrainer import atomic
+from langtrainer.recipe import Recipe, apply_overrides, load_raw, recipe_from_dict
+
+logger = logging.getLogger(__name__)
+
+# stage name, done, total, detail
+DemoProgress = Callable[[str, int, int, str], None]
+
+VARIANTS: dict[str, list[str]] = {
+    "bal": ["imbalance.subset=balanced", "loss.class_weights=none"],
+    "imbal": ["imbalance.subset=imbalanced", "loss.class_weights=none"],
+    "imbal_cw": ["imbalance.subset=imbalanced", "loss.class_weights=per_language"],
+}
+DIFFS = {"imbal_vs_bal": ("bal", "imbal"), "cw_vs_bal": ("bal", "imbal_cw")}
+
+# --quick: the same pipeline on less data, fewer epochs and fewer SHAP examples.
+QUICK_OVERRIDES = [
+    "data.train_per_language=120",
+    "data.validation_per_language=40",
+    "data.test_per_cell=20",
+    "training.num_train_epochs=2",
+    "analysis.probe.per_language=200",
+    "analysis.shap.subsample=12",
+    "analysis.shap.max_evals=200",
+]
+
+
+@dataclass
+class DemoPlan:
+    out: Path
+    seeds: list[int]
+    recipes: dict[tuple[int, str], Recipe]
+    base: Recipe
+
+
+def plan_demo(out: str | Path, seeds: int = 1, quick: bool = False, overrides: Sequence[str] = (),
+              base: str = "builtin:demo") -> DemoPlan:
+    """Resolve the recipes of every (seed, variant) without running anything."""
+    raw = apply_overrides(load_raw(base), [*(QUICK_OVERRIDES if quick else []), *overrides])
+    base_recipe = recipe_from_dict(raw)
+    recipes = {}
+    seed_list = [base_recipe.seed + k for k in range(seeds)]
+    for seed in seed_list:
+        for variant, variant_overrides in VARIANTS.items():
+            recipe = recipe_from_dict(apply_overrides(raw, [*variant_overrides, f"seed={seed}",
+                                                            f"name={base_recipe.name}_{variant}"]))
+            recipes[(seed, variant)] = recipe
+    return DemoPlan(Path(out), seed_list, recipes, base_recipe)
+
+
+def _build_data(recipe: Recipe, data_dir: Path) -> None:
+    from langtrainer.data.sampling import build_from_recipe
+
+    subsets, report = build_from_recipe(recipe)
+    with atomic.atomic_dir(data_dir) as tmp:
+        subsets.save_to_disk(str(tmp))
+        atomic.write_json(tmp / "distribution.json", report)
+
+
+def _copy_data(data_dir: Path, run_dir: Path) -> None:
+    target = run_dir / "data"
+    if target.exists():
+        return
+    with atomic.atomic_dir(target) as tmp:
+        shutil.copytree(data_dir, tmp, dirs_exist_ok=True)
+
+
+def run_demo(plan: DemoPlan, progress: DemoProgress | None = None) -> dict[str, Any]:
+    """Run every stage that has not finished yet; return timings and the report path."""
+    from langtrainer.attribution import run_shap
+    from langtrainer.finetune import CHECKPOINT_DIR, METRICS_FILE, finetune
+    from langtrainer.models import resolve_model_path
+    from langtrainer.probe import run_probe
+    from langtrainer.report import write_report
+    from langtrainer.shap_diff import compute_shap_diff, write_shap_diff
+
+    def tell(stage: str, done: int, total: int, detail: str = "") -> None:
+        if progress is not None:
+            progress(stage, done, total, detail)
+
+    timings: dict[str, float] = {}
+
+    def timed(key: str, fn: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        result = fn()
+        timings[key] = round(time.perf_counter() - started, 1)
+        return result
+
+    plan.out.mkdir(parents=True, exist_ok=True)
+    base_model = str(resolve_model_path(plan.base.model.name_or_path, arch=plan.base.model.arch))
+    probe_settings = plan.base.analysis.probe
+    shap_settings = plan.base.analysis.shap
+    for seed in plan.seeds:
+        seed_dir = plan.out / f"seed{seed}"
+        data_dir = seed_dir / "data"
+        if not data_dir.exists():
+            tell(f"seed {seed}: subsets", 0, 1)
+            timed(f"seed{seed}/data", lambda: _build_data(plan.recipes[(seed, "imbal")], data_dir))
+        for variant in VARIANTS:
+            recipe = plan.recipes[(seed, variant)]
+            run_dir = seed_dir / variant
+            if (run_dir / METRICS_FILE).exists():
+                continue
+            _copy_data(data_dir, run_dir)
+            stage = f"seed {seed}: train {variant}"
+            resume = (run_dir / CHECKPOINT_DIR).exists()
+            timed(f"seed{seed}/train/{variant}", lambda: finetune(
+                recipe, run_dir, resume=resume,
+                progress=lambda step, total, logs: tell(stage, step, total, _loss_text(logs)),
+            ))
+        probe_targets = {"pretrained": (base_model, seed_dir / "pretrained")}
+        probe_targets.update({v: (str(seed_dir / v), seed_dir / v) for v in VARIANTS})
+        for name, (model, where) in probe_targets.items():
+            for data in ("test", "external"):
+                target = where / f"probe_{data}.json"
+                if target.exists():
+                    continue
+                stage = f"seed {seed}: probe {name} ({data})"
+                result = timed(f"seed{seed}/probe/{name}/{data}", lambda: run_probe(
+                    model if name != "pretrained" else model,
+                    data=data if name != "pretrained" else _pretrained_data(seed_dir, data),
+                    layer=probe_settings.layer,
+                    feature=probe_settings.feature,
+                    folds=probe_settings.folds,
+                    per_language=probe_settings.per_language if data == "external" else None,
+                    C=probe_settings.C,
+                    languages=plan.base.data.languages,
+                    seed=seed,
+                    max_length=plan.base.model.max_length,
+                    c_sweep=(1e-4, 1e-3, 1e-2, 1e-1, 1.0),
+                    progress=lambda done, total: tell(stage, done, total),
+                ))
+                atomic.write_json(target, result)
+        for variant in VARIANTS:
+            stage = f"seed {seed}: SHAP {variant}"
+            timed(f"seed{seed}/shap/{variant}", lambda: run_shap(
+                seed_dir / variant,
+                subsample=shap_settings.subsample,
+                max_evals=shap_settings.max_evals,
+                batch_size=shap_settings.batch_size,
+                seed=seed,
+                progress=lambda done, total: tell(stage, done, total),
+            ))
+        groups = plan.base.imbalance.groups
+        for diff_name, (bal, other) in DIFFS.items():
+            target = seed_dir / "shap_diff" / diff_name
+            if (target / "shap_diff.json").exists():
+                continue
+            tell(f"seed {seed}: shap-diff {diff_name}", 0, 1)
+            result = compute_shap_diff(seed_dir / bal / "shap", seed_dir / other / "shap",
+                                       threshold=shap_settings.threshold, groups=groups)
+            write_shap_diff(result, target)
+    tell("report", 0, 1)
+    report = timed("report", lambda: write_report([plan.out], plan.out / "report"))
+    atomic.write_json(plan.out / "timings.json", timings)
+    return {"report": report, "timings": timings}
+
+
+def _pretrained_data(seed_dir: Path, data: str) -> str:
+    """The pretrained model has no run dir: point it at seed's test split file."""
+    if data != "test":
+        return data
+    target = seed_dir / "pretrained" / "test.parquet"
+    if not target.exists():
+        import datasets
+
+        frame = datasets.load_from_disk(str(seed_dir / "data"))["test"].to_pandas()
+        with atomic.atomic_path(target) as tmp:
+            frame.to_parquet(tmp)
+    return str(target)
+
+
+def _loss_text(logs: dict[str, float]) -> str:
+    if "eval_loss" in logs:
+        return f"eval_loss {logs['eval_loss']:.3f}"
+    if "loss" in logs:
+        return f"loss {logs['loss']:.3f}"
+    return ""

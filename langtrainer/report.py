@@ -1,0 +1,465 @@
+"""The report: the paper's Tables 2-4 and Figure 1, rebuilt from run outputs.
+
+`collect(dirs)` finds what finished runs left behind (metrics.json, probe
+JSONs, shap_diff.json), `summarise` turns it into tables with mean +- std over
+seeds, and `write_report` writes report.md with the PNGs it embeds. Verdicts
+are stated only as far as the numbers carry them: a difference smaller than
+its uncertainty is reported as "not shown".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from langtrainer import atomic
+from langtrainer.errors import UserError
+
+ROLE_ORDER = ["pretrained", "balanced", "imbalanced", "imbalanced+cw"]
+ROLE_TITLES = {
+    "pretrained": "pretrained (no fine-tuning)",
+    "balanced": "balanced",
+    "imbalanced": "imbalanced",
+    "imbalanced+cw": "imbalanced + per-language weights",
+}
+# The paper's mBERT numbers on Amazon reviews (6 languages, Table 1a skew):
+# the closest analogue of the demo. For orientation only.
+PAPER_ACCURACY = {"balanced": 0.580, "imbalanced": 0.556, "imbalanced+cw": 0.569}  # Table 3
+PAPER_PROBE = {  # Table 4: (original test set, Wikipedia)
+    "balanced": (0.613, 0.480),
+    "imbalanced": (0.847, 0.646),
+    "imbalanced+cw": (0.709, 0.569),
+}
+PAPER_TABLE2 = {  # Table 2a: imbalanced model's test predictions per group, stars 1..5
+    "FR,ES,JA": [13.9, 20.6, 20.1, 19.6, 25.8],
+    "DE,EN,ZH": [27.3, 20.7, 16.9, 20.4, 14.7],
+}
+
+
+@dataclass
+class Run:
+    """One fine-tuned model and what was measured on it."""
+
+    path: Path
+    role: str
+    name: str
+    seed: int
+    metrics: dict[str, Any]
+    probes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class Collected:
+    runs: list[Run]
+    pretrained_probes: dict[int, dict[str, dict[str, Any]]]  # seed -> data -> probe.json
+    shap_diffs: dict[tuple[int, str], dict[str, Any]]  # (seed, name) -> shap_diff.json
+    shap_figures: dict[tuple[int, str], Path]
+    groups: dict[str, list[str]] | None
+    favoured: dict[str, list[int]] | None
+    label_names: list[str]
+
+
+def role_of(metrics: dict[str, Any]) -> str:
+    if metrics.get("subset") == "balanced":
+        return "balanced"
+    return "imbalanced+cw" if metrics.get("class_weights_mode", "none") != "none" else "imbalanced"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"cannot read '{path}': {exc}") from None
+
+
+def _seed_of(path: Path) -> int | None:
+    for part in reversed(path.parts):
+        if part.startswith("seed") and part[4:].isdigit():
+            return int(part[4:])
+    return None
+
+
+def collect(dirs: Iterable[str | Path]) -> Collected:
+    """Find runs, probes and SHAP diffs under the given directories."""
+    runs: list[Run] = []
+    pretrained: dict[int, dict[str, dict[str, Any]]] = {}
+    diffs: dict[tuple[int, str], dict[str, Any]] = {}
+    figures: dict[tuple[int, str], Path] = {}
+    groups = favoured = None
+    label_names: list[str] = []
+    for root in dirs:
+        root = Path(root)
+        if not root.is_dir():
+            raise UserError(f"'{root}' is not a directory")
+        for metrics_path in sorted(root.rglob("metrics.json")):
+            if any(part.startswith(".") for part in metrics_path.relative_to(root).parts):
+                continue
+            metrics = _read_json(metrics_path)
+            if "test" not in metrics:
+                continue
+            run = Run(
+                path=metrics_path.parent,
+                role=role_of(metrics),
+                name=str(metrics.get("recipe", metrics_path.parent.name)),
+                seed=int(metrics.get("seed", 0)),
+                metrics=metrics,
+            )
+            for probe_path in sorted(run.path.glob("probe_*.json")):
+                probe = _read_json(probe_path)
+                run.probes[probe_path.stem.removeprefix("probe_")] = probe
+                if probe.get("base"):
+                    pretrained.setdefault(run.seed, {}).setdefault(
+                        probe_path.stem.removeprefix("probe_"), probe["base"]
+                    )
+            runs.append(run)
+            label_names = label_names or list(metrics.get("label_names", []))
+            groups = groups or metrics.get("groups")
+            favoured = favoured or metrics.get("favoured_labels")
+        for probe_path in sorted(root.rglob("pretrained/probe_*.json")):
+            seed = _seed_of(probe_path) or 0
+            pretrained.setdefault(seed, {})[probe_path.stem.removeprefix("probe_")] = _read_json(probe_path)
+        for diff_path in sorted(root.rglob("shap_diff.json")):
+            seed = _seed_of(diff_path) or 0
+            diffs[(seed, diff_path.parent.name)] = _read_json(diff_path)
+            png = diff_path.with_suffix(".png")
+            if png.exists():
+                figures[(seed, diff_path.parent.name)] = png
+    if not runs:
+        raise UserError("no finished runs (metrics.json) found under " + ", ".join(str(d) for d in dirs))
+    return Collected(runs, pretrained, diffs, figures, groups, favoured, label_names)
+
+
+# ---------------------------------------------------------------- numbers
+
+
+def mean_std(values: list[float]) -> tuple[float, float, int]:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return float("nan"), float("nan"), 0
+    arr = np.asarray(values, dtype=float)
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else float("nan"), len(arr)
+
+
+def fmt(mean: float, std: float = float("nan"), digits: int = 3) -> str:
+    if math.isnan(mean):
+        return "–"
+    return f"{mean:.{digits}f}" if math.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def binomial_se(p: float, n: int) -> float:
+    return math.sqrt(max(p * (1 - p), 1e-12) / max(n, 1))
+
+
+def difference_verdict(a: list[float], b: list[float], n_test: int) -> tuple[float, float, bool]:
+    """Mean of a - b, its standard error, and whether |diff| > 2 SE.
+
+    With several seeds the SE comes from the spread of paired differences;
+    with one seed from the binomial error of two accuracies on n_test examples.
+    """
+    diffs = [x - y for x, y in zip(a, b)]
+    mean = float(np.mean(diffs))
+    if len(diffs) > 1:
+        se = float(np.std(diffs, ddof=1) / math.sqrt(len(diffs)))
+    else:
+        se = math.sqrt(binomial_se(a[0], n_test) ** 2 + binomial_se(b[0], n_test) ** 2)
+    return mean, se, abs(mean) > 2 * se
+
+
+def by_role(runs: list[Run]) -> dict[str, list[Run]]:
+    out: dict[str, list[Run]] = {}
+    for run in sorted(runs, key=lambda r: r.seed):
+        out.setdefault(run.role, []).append(run)
+    return out
+
+
+def paired(runs: dict[str, list[Run]], role_a: str, role_b: str, key) -> tuple[list[float], list[float]]:
+    """Values of key(run) for the seeds both roles have, in seed order."""
+    a = {r.seed: key(r) for r in runs.get(role_a, [])}
+    b = {r.seed: key(r) for r in runs.get(role_b, [])}
+    seeds = sorted(set(a) & set(b))
+    return [a[s] for s in seeds], [b[s] for s in seeds]
+
+
+def probe_accuracy(run: Run, data: str) -> float | None:
+    probe = run.probes.get(data)
+    return None if probe is None else float(probe["accuracy_mean"])
+
+
+def group_distribution(run: Run, group: str, label_names: list[str]) -> list[float]:
+    test = run.metrics["test"]
+    return [100 * test.get(f"pred_{group}_{name}", float("nan")) for name in label_names]
+
+
+def neutral_shift(diff: dict[str, Any], groups: dict[str, list[str]], favoured: dict[str, list[int]],
+                  label_names: list[str]) -> dict[str, float]:
+    """Mean neutral-token cumulative SHAP difference, per group, on its favoured labels.
+
+    Reads shap_diff.json's by_language[label][language]["neutral"]["mean"].
+    """
+    by_language = diff.get("by_language", {})
+    out = {}
+    for group, langs in groups.items():
+        values = [
+            by_language[label_names[c]][lang]["neutral"]["mean"]
+            for c in favoured.get(group, [])
+            for lang in langs
+            if lang in by_language.get(label_names[c], {}) and "neutral" in by_language[label_names[c]][lang]
+        ]
+        out[group] = float(np.mean(values)) if values else float("nan")
+    return out
+
+
+# ---------------------------------------------------------------- figures
+
+
+def plot_accuracy_and_probe(runs: dict[str, list[Run]], pretrained: dict[int, dict[str, dict]], out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    roles = [r for r in ROLE_ORDER if r in runs]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    acc = [mean_std([r.metrics["test"]["accuracy"] for r in runs[role]]) for role in roles]
+    axes[0].bar(range(len(roles)), [m for m, _, _ in acc], yerr=[0 if math.isnan(s) else s for _, s, _ in acc],
+                color=["#4c72b0", "#dd8452", "#55a868"][: len(roles)], capsize=4)
+    axes[0].set_xticks(range(len(roles)), [ROLE_TITLES[r].replace(" + ", "\n+ ") for r in roles], fontsize=8)
+    axes[0].set_ylabel("test accuracy")
+    lo = min(m for m, _, _ in acc if not math.isnan(m))
+    axes[0].set_ylim(max(0.0, lo - 0.1), 1.0)
+    axes[0].set_title("Task accuracy (Table 3 analogue)")
+    probe_roles = (["pretrained"] if pretrained else []) + roles
+    width = 0.38
+    for k, data in enumerate(["test", "external"]):
+        vals = []
+        for role in probe_roles:
+            if role == "pretrained":
+                vals.append(mean_std([p[data]["accuracy_mean"] for p in pretrained.values() if data in p]))
+            else:
+                vals.append(mean_std([probe_accuracy(r, data) for r in runs[role]]))
+        axes[1].bar(np.arange(len(probe_roles)) + (k - 0.5) * width, [m for m, _, _ in vals], width,
+                    yerr=[0 if math.isnan(s) else s for _, s, _ in vals], capsize=3,
+                    label="test set" if data == "test" else "external corpus")
+    axes[1].set_xticks(range(len(probe_roles)), [ROLE_TITLES[r].replace(" + ", "\n+ ").replace(" (", "\n(") for r in probe_roles], fontsize=7)
+    axes[1].set_ylabel("language-ID accuracy")
+    axes[1].set_title("Language identifiability (Table 4 analogue)")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    path = out / "accuracy_probe.png"
+    with atomic.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------- markdown
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def summarise(collected: Collected) -> dict[str, Any]:
+    """All numbers the report states, as JSON-ready data (report.json)."""
+    runs = by_role(collected.runs)
+    n_test = max(int(r.metrics.get("test_examples", 0)) for r in collected.runs)
+    summary: dict[str, Any] = {"seeds": sorted({r.seed for r in collected.runs}), "n_test": n_test, "roles": {}}
+    for role, role_runs in runs.items():
+        summary["roles"][role] = {
+            "names": sorted({r.name for r in role_runs}),
+            "accuracy": mean_std([r.metrics["test"]["accuracy"] for r in role_runs]),
+            "macro_f1": mean_std([r.metrics["test"]["macro_f1"] for r in role_runs]),
+            "skew_index": mean_std([r.metrics["test"].get("skew_index", float("nan")) for r in role_runs]),
+            "probe_test": mean_std([probe_accuracy(r, "test") for r in role_runs]),
+            "probe_external": mean_std([probe_accuracy(r, "external") for r in role_runs]),
+            "per_seed_accuracy": {r.seed: r.metrics["test"]["accuracy"] for r in role_runs},
+        }
+    if collected.pretrained_probes:
+        summary["roles"]["pretrained"] = {
+            "probe_test": mean_std([p["test"]["accuracy_mean"] for p in collected.pretrained_probes.values() if "test" in p]),
+            "probe_external": mean_std(
+                [p["external"]["accuracy_mean"] for p in collected.pretrained_probes.values() if "external" in p]
+            ),
+        }
+    comparisons = {}
+    metric_keys = {
+        "accuracy": lambda r: r.metrics["test"]["accuracy"],
+        "skew_index": lambda r: r.metrics["test"].get("skew_index", float("nan")),
+        "probe_test": lambda r: probe_accuracy(r, "test"),
+        "probe_external": lambda r: probe_accuracy(r, "external"),
+    }
+    for a, b in (("balanced", "imbalanced"), ("imbalanced+cw", "imbalanced"), ("balanced", "imbalanced+cw")):
+        for metric, key in metric_keys.items():
+            xs, ys = paired(runs, a, b, key)
+            if not xs or any(v is None or math.isnan(v) for v in xs + ys):
+                continue
+            n = n_test if metric == "accuracy" else 10**9
+            mean, se, clear = difference_verdict(xs, ys, n) if metric == "accuracy" or len(xs) > 1 else (
+                float(np.mean(np.subtract(xs, ys))), float("nan"), None)
+            comparisons[f"{metric}:{a}-{b}"] = {"mean": mean, "se": se, "clear": clear, "n_seeds": len(xs)}
+    summary["comparisons"] = comparisons
+    if collected.groups and collected.favoured and collected.label_names:
+        shifts = {}
+        for (seed, name), diff in collected.shap_diffs.items():
+            shifts.setdefault(name, []).append(neutral_shift(diff, collected.groups, collected.favoured, collected.label_names))
+        summary["shap_neutral_shift"] = {
+            name: {g: mean_std([v[g] for v in values]) for g in collected.groups} for name, values in shifts.items()
+        }
+    return summary
+
+
+def _verdicts(summary: dict[str, Any]) -> list[str]:
+    comp = summary["comparisons"]
+    out = []
+
+    def say(key: str, better: str, worse: str, what: str) -> str | None:
+        c = comp.get(key)
+        if c is None:
+            return None
+        unc = "" if math.isnan(c["se"]) else f" (difference {c['mean']:+.3f} ± {c['se']:.3f} SE, {c['n_seeds']} seed(s))"
+        if c["clear"] is None:
+            return f"{what}: difference {c['mean']:+.3f} from one seed; too few seeds to judge{unc}."
+        if c["clear"] and c["mean"] > 0:
+            return f"{what}: yes, {better} > {worse}{unc}."
+        if c["clear"] and c["mean"] < 0:
+            return f"{what}: no, the opposite: {better} < {worse}{unc}."
+        return f"{what}: not shown; the difference is within the noise{unc}."
+
+    lines = [
+        say("accuracy:balanced-imbalanced", "balanced", "imbalanced", "**Does the imbalance hurt accuracy?**"),
+        say("skew_index:imbalanced+cw-imbalanced", "weighted", "imbalanced", "_(skew, weighted vs imbalanced)_"),
+    ]
+    skew = summary["roles"].get("imbalanced", {}).get("skew_index")
+    skew_bal = summary["roles"].get("balanced", {}).get("skew_index")
+    if skew and skew_bal and not math.isnan(skew[0]):
+        follows = skew[0] > skew_bal[0] + 0.05
+        lines.append(
+            f"**Do the imbalanced model's predictions follow each language's training skew?** "
+            f"{'yes' if follows else 'not clearly'}: skew index {fmt(*skew[:2])} vs {fmt(*skew_bal[:2])} for the balanced model "
+            "(0 = predictions independent of the language group)."
+        )
+    lines.append(say("probe_test:balanced-imbalanced", "balanced", "imbalanced",
+                     "**Are languages less identifiable in the balanced model (test set)?**"))
+    lines.append(say("probe_external:balanced-imbalanced", "balanced", "imbalanced",
+                     "**... and on the external corpus?**"))
+    lines.append(say("accuracy:imbalanced+cw-imbalanced", "weighted", "imbalanced",
+                     "**Do per-language weights recover accuracy?**"))
+    skew_cw = summary["roles"].get("imbalanced+cw", {}).get("skew_index")
+    if skew and skew_cw and not math.isnan(skew_cw[0]):
+        lines.append(
+            f"**Do per-language weights remove the prediction skew?** skew index {fmt(*skew_cw[:2])} with weights vs "
+            f"{fmt(*skew[:2])} without ({'reduced' if skew_cw[0] < skew[0] - 0.05 else 'not clearly reduced'})."
+        )
+    lines.append(say("probe_test:imbalanced+cw-imbalanced", "weighted", "imbalanced",
+                     "**Do weights make languages less identifiable? (negative = yes)**"))
+    return [line for line in lines if line and not line.startswith("_")]
+
+
+def render_markdown(collected: Collected, summary: dict[str, Any], figures: dict[str, Path], out: Path) -> str:
+    roles = by_role(collected.runs)
+    seeds = summary["seeds"]
+    md = [
+        "# langtrainer report",
+        "",
+        f"Seeds: {', '.join(map(str, seeds))}. Numbers are mean ± std over seeds where there are several. "
+        "The paper's numbers (mBERT, Amazon reviews: the closest analogue) are shown for orientation only: "
+        "different data, model and size.",
+        "",
+        "## Verdicts",
+        "",
+    ]
+    md += [f"- {line}" for line in _verdicts(summary)]
+    md += ["", "## Task accuracy (Table 3)", ""]
+    rows = []
+    for role in ROLE_ORDER:
+        if role not in summary["roles"] or role == "pretrained":
+            continue
+        r = summary["roles"][role]
+        rows.append([ROLE_TITLES[role], fmt(*r["accuracy"][:2]), fmt(*r["macro_f1"][:2]), fmt(*r["skew_index"][:2]),
+                     f"{PAPER_ACCURACY.get(role, float('nan')):.3f}"])
+    md.append(_table(["training setup", "accuracy", "macro-F1", "skew index", "paper (mBERT, Amazon)"], rows))
+    md += ["", "Skew index: favoured-label share of group A + that of group B − 1 (0: predictions do not depend on "
+           "the language group; > 0: they follow the training skew).", ""]
+    if "accuracy_probe" in figures:
+        md += [f"![accuracy and probe]({figures['accuracy_probe'].relative_to(out)})", ""]
+    if collected.groups and collected.label_names:
+        md += ["## Test-set predictions per language group (Table 2)", ""]
+        header = ["model", "group"] + [f"{name} %" for name in collected.label_names]
+        rows = []
+        for role in ("balanced", "imbalanced", "imbalanced+cw"):
+            for group, langs in collected.groups.items():
+                dists = np.array([group_distribution(r, group, collected.label_names) for r in roles.get(role, [])])
+                if not len(dists):
+                    continue
+                fav = set((collected.favoured or {}).get(group, []))
+                cells = [
+                    (f"**{v:.1f}**" if c in fav else f"{v:.1f}") for c, v in enumerate(dists.mean(axis=0))
+                ]
+                rows.append([ROLE_TITLES[role], f"{group} ({','.join(langs)})"] + cells)
+        md.append(_table(header, rows))
+        md += ["", "Bold: the labels the group's imbalanced training data over-represents. The test set is balanced "
+               "(25 % each), so a model that ignores language predicts the same distribution in both groups.",
+               "Paper, Table 2a (imbalanced mBERT, stars 1–5): FR,ES,JA "
+               + " / ".join(f"{v}" for v in PAPER_TABLE2["FR,ES,JA"]) + "; DE,EN,ZH "
+               + " / ".join(f"{v}" for v in PAPER_TABLE2["DE,EN,ZH"]) + ".", ""]
+    md += ["## Language identification probe (Table 4)", ""]
+    rows = []
+    for role in ROLE_ORDER:
+        r = summary["roles"].get(role)
+        if not r:
+            continue
+        paper = PAPER_PROBE.get(role)
+        rows.append([ROLE_TITLES[role], fmt(*r["probe_test"][:2]), fmt(*r["probe_external"][:2]),
+                     f"{paper[0]:.3f} / {paper[1]:.3f}" if paper else "–"])
+    md.append(_table(["model", "test set", "external corpus", "paper (original / Wikipedia)"], rows))
+    any_probe = next((p for r in collected.runs for p in r.probes.values()), None)
+    if any_probe:
+        s = any_probe.get("settings", {})
+        md += ["", f"Logistic regression on {any_probe.get('feature', 'first-token')} embeddings of the last layer, "
+               f"C = {s.get('C')}, {s.get('folds')}-fold CV (C = 1e-4 is the paper code's setting; "
+               "larger C saturates near 1.0 and hides the difference)."]
+    md += [""]
+    if collected.shap_diffs:
+        md += ["## Cumulative SHAP difference (Figure 1)", ""]
+        shift = summary.get("shap_neutral_shift", {})
+        if shift:
+            rows = [[name] + [fmt(*v[g][:2], digits=4) for g in collected.groups] for name, v in sorted(shift.items())]
+            md.append(_table(["comparison"] + [f"group {g}: neutral tokens, favoured labels" for g in collected.groups], rows))
+            md += ["", "Mean cumulative SHAP difference of neutral tokens (|S_bal| ≤ threshold) on the labels each "
+                   "group's imbalanced data over-represents. The paper finds this positive: uninformative tokens of "
+                   "an over-represented language come to push towards that label.", ""]
+        for key, path in sorted(figures.items()):
+            if key.startswith("shap_diff"):
+                md += [f"![{key}]({path.relative_to(out)})", ""]
+    md += ["## Runs", ""]
+    md.append(_table(["run", "seed", "test accuracy", "steps", "train s"],
+                     [[str(r.path), str(r.seed), f"{r.metrics['test']['accuracy']:.3f}",
+                       str(r.metrics['train']['steps']), f"{r.metrics['train']['seconds']:.0f}"]
+                      for r in sorted(collected.runs, key=lambda r: (r.seed, ROLE_ORDER.index(r.role)))]))
+    return "\n".join(md) + "\n"
+
+
+def write_report(dirs: Iterable[str | Path], out: str | Path) -> Path:
+    """Collect, summarise, plot, and write out/report.md (+ report.json, PNGs)."""
+    import shutil
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    collected = collect(list(dirs))
+    summary = summarise(collected)
+    figures = {"accuracy_probe": plot_accuracy_and_probe(by_role(collected.runs), collected.pretrained_probes, out)}
+    for (seed, name), png in sorted(collected.shap_figures.items()):
+        target = out / f"shap_diff_{name}_seed{seed}.png"
+        if png.resolve() != target.resolve():
+            with atomic.atomic_path(target) as tmp:
+                shutil.copyfile(png, tmp)
+        figures[f"shap_diff_{name}_seed{seed}"] = target
+    atomic.write_json(out / "report.json", summary)
+    return atomic.write_text(out / "report.md", render_markdown(collected, summary, figures, out))

@@ -1,0 +1,362 @@
+"""Token SHAP engine: additivity, equality with shap's own explainer, resumable runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from tiny_model import SAMPLE_TEXTS
+
+TEXTS = [t for texts in SAMPLE_TEXTS.values() for t in texts]
+LANGS = [lang for lang, texts in SAMPLE_TEXTS.items() for _ in texts]
+# 40+ tokens: shap's 498-evaluation budget runs out before the tree is fully expanded.
+LONG_TEXT = (
+    "Die Tabelle berechnet die Summe einer Spalte und fügt eine neue Folie vor der aktuellen Folie ein, "
+    "danach wird die Tabelle gespeichert und die Folie angezeigt."
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run faster on one thread, and the machine's cores are shared."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _load(model_dir):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    return model, tokenizer
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    return _load(tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def tiny_pair(tiny_pair_model_dir):
+    return _load(tiny_pair_model_dir)
+
+
+def _softmax(model, tokenizer, texts, pairs=None):
+    import torch
+
+    enc = tokenizer(list(texts), list(pairs), padding=True, return_tensors="pt") if pairs else tokenizer(
+        list(texts), padding=True, return_tensors="pt"
+    )
+    with torch.inference_mode():
+        return torch.softmax(model(**enc).logits, -1).numpy().astype(np.float64)
+
+
+@pytest.fixture(scope="module")
+def explained(tiny):
+    from langtrainer.attribution import explain
+
+    model, tokenizer = tiny
+    return explain(model, tokenizer, TEXTS + [LONG_TEXT])
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+def test_additivity_and_baseline(tiny, explained):
+    model, tokenizer = tiny
+    probs = _softmax(model, tokenizer, TEXTS + [LONG_TEXT])
+    for attribution, p in zip(explained, probs):
+        assert attribution.values.dtype == np.float32
+        assert attribution.values.shape == (len(attribution.token_ids), 4)
+        np.testing.assert_allclose(attribution.values.sum(0) + attribution.base_values, attribution.probabilities, atol=1e-5)
+        np.testing.assert_allclose(attribution.probabilities, p, atol=1e-5)
+        # base value: the same length of mask tokens, [CLS]/[SEP] kept
+        n = len(attribution.token_ids)
+        masked = [tokenizer.cls_token_id] + [tokenizer.mask_token_id] * (n - 2) + [tokenizer.sep_token_id]
+        import torch
+
+        with torch.inference_mode():
+            base = torch.softmax(model(input_ids=torch.tensor([masked])).logits, -1)[0].numpy()
+        np.testing.assert_allclose(attribution.base_values, base, atol=1e-5)
+        assert attribution.tokens[0] == "[CLS]" and attribution.tokens[-1] == "[SEP]"
+
+
+def test_equals_shap_partition_explainer_single_texts(tiny, explained):
+    import shap
+
+    model, tokenizer = tiny
+    chosen = [0, 5, 9, len(TEXTS)]  # en, fr... ja, and the long text (budget binds)
+    texts = [(TEXTS + [LONG_TEXT])[i] for i in chosen]
+    reference = shap.Explainer(lambda s: _softmax(model, tokenizer, s), shap.maskers.Text(tokenizer))(texts)
+    assert len(explained[len(TEXTS)].token_ids) > 30
+    for k, i in enumerate(chosen):
+        ours = explained[i]
+        assert ours.values.shape == reference.values[k].shape
+        np.testing.assert_allclose(ours.values, reference.values[k], atol=1e-4)
+        np.testing.assert_allclose(ours.base_values, reference.base_values[k], atol=1e-5)
+
+
+def test_equals_shap_with_string_rows_and_small_batches(tiny, explained):
+    """Every row through shap's string masking, 7 rows per forward pass: same values."""
+    from langtrainer.attribution import explain
+
+    model, tokenizer = tiny
+    slow = explain(model, tokenizer, [TEXTS[9], LONG_TEXT], batch_size=7, force_strings=True)
+    np.testing.assert_allclose(slow[0].values, explained[9].values, atol=1e-6)
+    np.testing.assert_allclose(slow[1].values, explained[len(TEXTS)].values, atol=1e-6)
+
+
+def test_equals_shap_for_text_pairs(tiny_pair):
+    import shap
+
+    from langtrainer.attribution import explain, split_pair_string
+
+    model, tokenizer = tiny_pair
+    premises = [SAMPLE_TEXTS["en"][0], SAMPLE_TEXTS["ja"][1]]
+    hypotheses = [SAMPLE_TEXTS["fr"][0], SAMPLE_TEXTS["de"][1]]
+    ours = explain(model, tokenizer, premises, hypotheses)
+
+    def f(strings):
+        a, b = zip(*[split_pair_string(s, tokenizer.sep_token) for s in strings])
+        return _softmax(model, tokenizer, a, b)
+
+    joined = [a + tokenizer.sep_token + b for a, b in zip(premises, hypotheses)]
+    reference = shap.Explainer(f, shap.maskers.Text(tokenizer))(joined)
+    for k in range(2):
+        np.testing.assert_allclose(ours[k].values, reference.values[k], atol=1e-4)
+        np.testing.assert_allclose(ours[k].base_values, reference.base_values[k], atol=1e-5)
+        # one separator between the sides, and the model saw the pair with token types
+        assert ours[k].tokens.count("[SEP]") == 2
+        np.testing.assert_allclose(ours[k].probabilities, _softmax(model, tokenizer, [premises[k]], [hypotheses[k]])[0], atol=1e-5)
+        np.testing.assert_allclose(ours[k].values.sum(0) + ours[k].base_values, ours[k].probabilities, atol=1e-5)
+
+
+def test_masked_strings_equal_shap_text_masker(tiny):
+    import shap
+
+    from langtrainer.attribution import _MaskerSpec
+
+    _, tokenizer = tiny
+    spec = _MaskerSpec(tokenizer)
+    masker = shap.maskers.Text(tokenizer)
+    rng = np.random.default_rng(0)
+    for text in [TEXTS[3], TEXTS[8], TEXTS[11], LONG_TEXT]:
+        segments, _ = masker.token_segments(text)
+        for _ in range(20):
+            mask = rng.random(len(segments)) < 0.5
+            keep = mask.copy()
+            keep[0] = keep[-1] = True  # the prefix/suffix shap keeps
+            assert spec.masked_string(segments, keep) == masker(mask, text)[0][0]
+
+
+def test_direct_token_rows_are_used_and_verified(tiny):
+    from langtrainer.attribution import _Encoder, _MaskerSpec, _prepare, _RowBuilder, _verify_direct
+
+    _, tokenizer = tiny
+    spec = _MaskerSpec(tokenizer)
+    encoder = _Encoder(tokenizer, 128)
+    preps = [_prepare(spec, encoder, t, None) for t in TEXTS]
+    _verify_direct(spec, encoder, preps)
+    assert all(p.direct_ok for p in preps)
+    # word-aligned random masks: direct rows equal the re-tokenised strings
+    rng = np.random.default_rng(1)
+    masks = rng.random((30, preps[0].n_features)) < 0.5
+    direct = _RowBuilder(spec, encoder).build([(preps[0], masks)])[0]
+    strings = _RowBuilder(spec, encoder, force_strings=True).build([(preps[0], masks)])[0]
+    for a, b in zip(direct, strings):
+        np.testing.assert_array_equal(a[0], b[0])
+
+
+def test_batch_size_does_not_change_values(tiny, explained):
+    from langtrainer.attribution import explain
+
+    model, tokenizer = tiny
+    again = explain(model, tokenizer, TEXTS[:4], batch_size=5)
+    for a, b in zip(again, explained[:4]):
+        np.testing.assert_allclose(a.values, b.values, atol=1e-6)
+
+
+def test_max_evals_bounds_forward_rows(tiny):
+    from langtrainer.attribution import ModelRunner, explain
+
+    model, tokenizer = tiny
+    runner = ModelRunner(model, tokenizer, batch_size=64)
+    explain(model, tokenizer, [LONG_TEXT, TEXTS[0]], max_evals=100, runner=runner)
+    # the long text uses its whole budget of 100; the short one (11 tokens) at most 100
+    assert 100 < runner.n_rows <= 200
+
+
+def test_bad_arguments_are_user_errors(tiny):
+    from langtrainer.attribution import explain
+    from langtrainer.errors import UserError
+
+    model, tokenizer = tiny
+    with pytest.raises(UserError):
+        explain(model, tokenizer, ["a"], text_pairs=["b", "c"])
+    with pytest.raises(UserError):
+        explain(model, tokenizer, ["a"], max_evals=2)
+
+
+# --------------------------------------------------------------------------- sampling and the callback
+
+
+def test_stratified_subsample_spreads_over_cells():
+    import pandas as pd
+
+    from langtrainer.attribution import stratified_subsample
+
+    frame = pd.DataFrame(
+        {"id": [str(i) for i in range(60)], "language": ["en", "fr", "de"] * 20, "label": [0] * 30 + [1] * 30}
+    )
+    sample = stratified_subsample(frame, 12, seed=3)
+    counts = sample.groupby(["language", "label"]).size()
+    assert len(counts) == 6 and counts.min() == 2 and counts.max() == 2
+    assert sample["id"].tolist() == stratified_subsample(frame, 12, seed=3)["id"].tolist()
+    assert sample["id"].tolist() != stratified_subsample(frame, 12, seed=4)["id"].tolist()
+
+
+def test_shap_callback_metrics(tiny):
+    from langtrainer.attribution import ShapCallback, explain
+
+    model, tokenizer = tiny
+    callback = ShapCallback(TEXTS[:4], LANGS[:4], max_evals=40, threshold=0.01)
+    model.train()
+    metrics = callback.compute_eval_metrics(model, tokenizer)
+    assert model.training  # restored
+    assert set(metrics) == {"shap_neutral_abs_en", "shap_neutral_abs_fr", "shap_base_value_spread"}
+    attributions = explain(model, tokenizer, TEXTS[:4], max_evals=40)
+    en = np.concatenate([a.values.ravel() for a in attributions[:2]])
+    expected = np.abs(en[np.abs(en) <= 0.01]).mean()
+    assert metrics["shap_neutral_abs_en"] == pytest.approx(expected, rel=1e-5)
+    spread = np.mean([a.base_values.max() - a.base_values.min() for a in attributions])
+    assert metrics["shap_base_value_spread"] == pytest.approx(spread, rel=1e-5)
+    assert 0 < metrics["shap_neutral_abs_en"] <= 0.01
+
+
+# --------------------------------------------------------------------------- runs on disk
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_model_dir, tmp_path_factory):
+    """A run directory: the tiny checkpoint + data/ (DatasetDict with test) + recipe.yaml."""
+    import datasets
+
+    run = tmp_path_factory.mktemp("run") / "imbal"
+    shutil.copytree(tiny_model_dir, run)
+    rows = {
+        "id": [f"ex{i:02d}" for i in range(len(TEXTS))],
+        "text": TEXTS,
+        "label": [i % 4 for i in range(len(TEXTS))],
+        "language": LANGS,
+    }
+    datasets.DatasetDict({"test": datasets.Dataset.from_dict(rows)}).save_to_disk(str(run / "data"))
+    (run / "recipe.yaml").write_text("seed: 3\nimbalance:\n  groups: {A: [fr, es, ja], B: [de, en, zh]}\n")
+    return run
+
+
+def _arrays(result):
+    return [(r.id, r.values, r.base_values, r.probabilities) for r in result.examples.itertuples()]
+
+
+def _same(a, b):
+    assert [x[0] for x in a] == [x[0] for x in b]
+    for x, y in zip(a, b):
+        for u, v in zip(x[1:], y[1:]):
+            np.testing.assert_array_equal(u, v)
+
+
+def test_run_shap_resumes_to_the_same_result(run_dir, tmp_path, monkeypatch):
+    import langtrainer.attribution as attribution
+
+    kwargs = dict(subsample=10, max_evals=40, shard_size=3)
+    full = attribution.load_shap_result(attribution.run_shap(run_dir, out=tmp_path / "full", **kwargs))
+    assert len(full) == 10 and full.label_names == ["label0", "label1", "label2", "label3"]
+    assert full.examples["values"][0].shape == (len(full.examples["token_ids"][0]), 4)
+    assert set(full.examples["language"]) == set(SAMPLE_TEXTS)
+
+    class Interrupt(Exception):
+        pass
+
+    def interrupt_after_seven(done, total):
+        if done >= 7:
+            raise Interrupt
+
+    out = tmp_path / "resumed"
+    with pytest.raises(Interrupt):
+        attribution.run_shap(run_dir, out=out, progress=interrupt_after_seven, **kwargs)
+    assert sorted(p.name for p in (out / "shards").glob("*.parquet")) == ["shard-00000.parquet", "shard-00001.parquet"]
+    assert not json.loads((out / "manifest.json").read_text())["complete"]
+    with pytest.raises(attribution.UserError):
+        attribution.load_shap_result(out)
+
+    explained = []
+    real_explain = attribution.explain
+
+    def counting_explain(model, tokenizer, texts, *args, **kw):
+        explained.extend(texts)
+        return real_explain(model, tokenizer, texts, *args, **kw)
+
+    monkeypatch.setattr(attribution, "explain", counting_explain)
+    attribution.run_shap(run_dir, out=out, **kwargs)
+    assert len(explained) == 4  # shards 2 and 3 only
+    _same(_arrays(attribution.load_shap_result(out)), _arrays(full))
+
+    # a lost last shard is recomputed, the others are kept
+    (out / "shards" / "shard-00003.parquet").unlink()
+    explained.clear()
+    attribution.run_shap(run_dir, out=out, **kwargs)
+    assert len(explained) == 1
+    _same(_arrays(attribution.load_shap_result(out)), _arrays(full))
+
+
+def test_run_shap_refuses_other_arguments(run_dir, tmp_path):
+    from langtrainer.attribution import run_shap
+    from langtrainer.errors import UserError
+
+    out = tmp_path / "shap"
+    run_shap(run_dir, out=out, subsample=4, max_evals=20, shard_size=4)
+    with pytest.raises(UserError, match="max_evals"):
+        run_shap(run_dir, out=out, subsample=4, max_evals=30, shard_size=4)
+    run_shap(run_dir, out=out, subsample=4, max_evals=30, shard_size=4, overwrite=True)
+    with pytest.raises(UserError, match="split"):
+        run_shap(run_dir, out=tmp_path / "x", split="validation")
+
+
+def test_cli_shap_and_shap_diff(run_dir, tmp_path):
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    runner = CliRunner()
+    bal = tmp_path / "bal"
+    shutil.copytree(run_dir, bal)
+    for run in (run_dir, bal):
+        result = runner.invoke(app, ["shap", "--ckpt", str(run), "--subsample", "6", "--max-evals", "30", "--quiet"])
+        assert result.exit_code == 0, result.output
+        assert (run / "shap" / "manifest.json").is_file()
+    result = runner.invoke(app, ["shap-diff", "--bal", str(bal), "--imbal", str(run_dir), "--quiet"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(run_dir / "shap_diff.csv")
+    # same model both sides: every cumulative difference is 0; groups came from recipe.yaml
+    assert np.abs(table["mean"]).max() < 1e-6
+    assert set(table["group"].dropna()) == {"A", "B"}
+    report = json.loads((run_dir / "shap_diff.json").read_text())
+    assert set(report["token_split"]) == {"0.001", "0.01", "0.05"}
+    assert (run_dir / "shap_diff.png").read_bytes()[:4] == b"\x89PNG"
+
+    other = tmp_path / "other"
+    result = runner.invoke(app, ["shap", "--ckpt", str(run_dir), "--subsample", "5", "--max-evals", "30", "--out", str(other), "-q"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["shap-diff", "--bal", str(other), "--imbal", str(run_dir), "--out", str(tmp_path / "d")])
+    assert result.exit_code == 2
+    assert "not in" in result.output
+    result = runner.invoke(app, ["shap", "--ckpt", str(tmp_path / "missing")])
+    assert result.exit_code == 2
