@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from cli.common import console, make_progress, setup_logging, user_errors
+from cli.common import console, err_console, make_progress, setup_logging, user_errors
 from cli.cmd_recipe import SET_HELP
 
 
@@ -38,24 +38,61 @@ def finetune_command(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log INFO messages."),
+    num_processes: Optional[int] = typer.Option(
+        None, "--num-processes", help="Train in N processes (DDP, one per GPU; gloo on CPU) via accelerate launch."
+    ),
+    accelerate_config: Optional[Path] = typer.Option(
+        None, "--accelerate-config", help="accelerate config YAML (multi-GPU, multi-node, DeepSpeed, FSDP), "
+        "e.g. langtrainer/configs/multi_gpu.yaml."
+    ),
 ) -> None:
     """Fine-tune a classifier on the recipe's balanced or imbalanced subset."""
-    _finetune(recipe, set_ or [], output_dir, subset, resume, quiet, verbose)
+    _finetune(recipe, set_ or [], output_dir, subset, resume, quiet, verbose, num_processes, accelerate_config)
+
+
+def launch_arguments(recipe_path, overrides, run_dir, subset, resume, quiet, verbose) -> list[str]:
+    """The same `finetune` command for the launched processes, without the launch options."""
+    args = ["finetune", str(recipe_path)]
+    for item in overrides:
+        args += ["--set", item]
+    args += ["--output-dir", str(run_dir)]
+    if subset is not None:
+        args += ["--subset", subset]
+    if resume:
+        args.append("--resume")
+    if quiet:
+        args.append("--quiet")
+    if verbose:
+        args.append("--verbose")
+    return args
 
 
 @user_errors
-def _finetune(recipe_path, overrides, output_dir, subset, resume, quiet, verbose):
+def _finetune(recipe_path, overrides, output_dir, subset, resume, quiet, verbose, num_processes=None,
+              accelerate_config=None):
+    from langtrainer import launch
     from langtrainer.errors import UserError
-    from langtrainer.finetune import finetune
+    from langtrainer.finetune import check_run_dir, finetune
     from langtrainer.recipe import load_recipe
 
     setup_logging(verbose)
+    given_overrides = list(overrides)
     if subset is not None:
         if subset not in ("balanced", "imbalanced"):
             raise UserError(f"--subset must be balanced or imbalanced, got {subset!r}")
         overrides = [*overrides, f"imbalance.subset={subset}"]
     recipe = load_recipe(recipe_path, overrides)
     run_dir = output_dir or Path("runs") / f"{recipe.name}-seed{recipe.seed}"
+    if launch.needs_launch(num_processes, accelerate_config):
+        # Fail fast here, with exit 2, on what would fail in every process.
+        check_run_dir(run_dir, resume)
+        args = launch_arguments(recipe_path, given_overrides, run_dir, subset, resume, quiet, verbose)
+        if not quiet:
+            how = f"{num_processes} processes" if num_processes else f"config {accelerate_config}"
+            err_console.print(f"launching {recipe.name} through accelerate ({how})", highlight=False)
+        raise typer.Exit(code=launch.relaunch(args, num_processes, accelerate_config))
+    main_process = launch.is_main_process()
+    quiet = quiet or not main_process  # one progress display, one table
     with make_progress(quiet) as progress:
         task = progress.add_task(f"training {recipe.name}", total=None, rate="")
 
@@ -66,6 +103,8 @@ def _finetune(recipe_path, overrides, output_dir, subset, resume, quiet, verbose
             progress.update(task, completed=step, total=total or None, rate=rate)
 
         metrics = finetune(recipe, run_dir, resume=resume, progress=report)
+    if not main_process:
+        return
     console.print(render_test_metrics(metrics))
     console.print(f"run directory: [bold]{run_dir}[/] (test accuracy {metrics['test']['accuracy']:.3f}, "
                   f"{metrics['train']['steps_per_second']:.2f} steps/s)")

@@ -19,6 +19,7 @@ import numpy as np
 
 from langtrainer import atomic
 from langtrainer.errors import UserError
+from langtrainer.launch import main_process_first, wait_for_everyone
 from langtrainer.recipe import Recipe, save_recipe
 
 logger = logging.getLogger(__name__)
@@ -103,6 +104,23 @@ def tokenize(dataset, tokenizer, max_length: int):
     keep = {"language"}
     drop = [c for c in dataset.column_names if c not in keep]
     return dataset.map(encode, batched=True, remove_columns=drop, desc=None)
+
+
+def uses_cpu(recipe: Recipe) -> bool:
+    """The training arguments' `use_cpu` (default: no CUDA device)."""
+    import torch
+
+    return bool(recipe.training.get("use_cpu", not torch.cuda.is_available()))
+
+
+def check_run_dir(run_dir: str | Path, resume: bool) -> None:
+    """UserError when `run_dir` holds a finished run, or an unfinished one without `resume`."""
+    run_dir = Path(run_dir)
+    if (run_dir / METRICS_FILE).exists() and not resume:
+        raise UserError(f"'{run_dir}' already holds a finished run: choose another --output-dir or delete it")
+    checkpoints = run_dir / CHECKPOINT_DIR
+    if checkpoints.exists() and any(checkpoints.glob("checkpoint-*")) and not resume:
+        raise UserError(f"'{run_dir}' holds an unfinished run: pass --resume to continue it, or delete the folder")
 
 
 def build_training_args(recipe: Recipe, output_dir: Path, has_eval: bool):
@@ -217,24 +235,27 @@ def finetune(
     from langtrainer.trainer import LangTrainer
 
     run_dir = Path(run_dir)
-    if (run_dir / METRICS_FILE).exists() and not resume:
-        raise UserError(f"'{run_dir}' already holds a finished run: choose another --output-dir or delete it")
+    check_run_dir(run_dir, resume)
     checkpoints = run_dir / CHECKPOINT_DIR
-    if checkpoints.exists() and any(checkpoints.glob("checkpoint-*")) and not resume:
-        raise UserError(f"'{run_dir}' holds an unfinished run: pass --resume to continue it, or delete the folder")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_recipe(recipe, run_dir / RECIPE_FILE)
+    cpu = uses_cpu(recipe)
 
     set_seed(recipe.seed)
-    subsets = prepare_data(recipe, run_dir)
-    train_name, validation_name = training_subset_names(recipe)
-    label_names = label_names_of(subsets["test"])
-    model, tokenizer = load_model_for_classification(recipe, label_names)
+    # Under a multi-process launch the main process writes recipe.yaml, data/,
+    # the datasets.map caches and any converted builtin model first; the
+    # others wait, then read them (no two processes write the same file).
+    with main_process_first(cpu) as is_main:
+        if is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            save_recipe(recipe, run_dir / RECIPE_FILE)
+        subsets = prepare_data(recipe, run_dir)
+        train_name, validation_name = training_subset_names(recipe)
+        label_names = label_names_of(subsets["test"])
+        model, tokenizer = load_model_for_classification(recipe, label_names)
 
-    max_length = recipe.model.max_length
-    train = tokenize(subsets[train_name], tokenizer, max_length)
-    validation = tokenize(subsets[validation_name], tokenizer, max_length) if len(subsets[validation_name]) else None
-    test = tokenize(subsets["test"], tokenizer, max_length)
+        max_length = recipe.model.max_length
+        train = tokenize(subsets[train_name], tokenizer, max_length)
+        validation = tokenize(subsets[validation_name], tokenizer, max_length) if len(subsets[validation_name]) else None
+        test = tokenize(subsets["test"], tokenizer, max_length)
 
     args = build_training_args(recipe, checkpoints, has_eval=validation is not None)
     all_callbacks = list(callbacks or [])
@@ -297,6 +318,8 @@ def finetune(
         if not keep_checkpoints:
             shutil.rmtree(checkpoints, ignore_errors=True)
         atomic.write_json(run_dir / METRICS_FILE, metrics)
+    # No process returns before the run directory is complete.
+    wait_for_everyone(cpu)
     del trainer
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

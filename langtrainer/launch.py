@@ -1,0 +1,174 @@
+"""Multi-process training through accelerate's launcher (never a home-made one).
+
+`langtrainer finetune RECIPE --num-processes N` re-runs the same command under
+`accelerate launch ... -m cli finetune RECIPE ...`: accelerate starts the
+processes (torchrun underneath), the Trainer wraps the model in DDP, and
+`accelerate launch --config_file F -m cli finetune ...` (multi-node,
+DeepSpeed, FSDP) works the same way without our options. The launched
+processes carry `LANGTRAINER_LAUNCHED=1` and the launcher's RANK/WORLD_SIZE,
+so they never launch again.
+
+Inside a run, side effects belong to the main process: `main_process_first`
+lets it build the data and caches before the others read them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from langtrainer.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+LAUNCHED_ENV = "LANGTRAINER_LAUNCHED"
+# Set by torchrun / accelerate launch (LOCAL_RANK, WORLD_SIZE) or by MPI launchers.
+_LAUNCHER_ENV = ("LOCAL_RANK", "WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
+_RANK_ENV = ("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
+CLI_MODULE = "cli"
+
+
+def inside_launched_process() -> bool:
+    """True in a process started by a distributed launcher (ours or the user's)."""
+    if os.environ.get(LAUNCHED_ENV) == "1":
+        return True
+    return any(os.environ.get(name) not in (None, "", "-1") for name in _LAUNCHER_ENV)
+
+
+def process_rank() -> int:
+    """Global rank from the launcher's environment (0 outside a launch)."""
+    for name in _RANK_ENV:
+        value = os.environ.get(name)
+        if value not in (None, ""):
+            return int(value)
+    return 0
+
+
+def is_main_process() -> bool:
+    """Rank 0: the process that prints, writes the run directory and runs evaluators."""
+    return process_rank() == 0
+
+
+def needs_launch(num_processes: int | None, config_file: str | Path | None) -> bool:
+    """Relaunch through accelerate for N > 1 or a config file, unless already launched."""
+    if num_processes is not None and num_processes < 1:
+        raise UserError(f"--num-processes must be at least 1, got {num_processes}")
+    if inside_launched_process():
+        if (num_processes or 1) > 1 or config_file is not None:
+            logger.warning("already inside a distributed launch: --num-processes/--accelerate-config are ignored")
+        return False
+    return (num_processes or 1) > 1 or config_file is not None
+
+
+def accelerate_launch_command(
+    cli_args: Sequence[str],
+    num_processes: int | None = None,
+    config_file: str | Path | None = None,
+    cuda_available: bool | None = None,
+    gpu_count: int | None = None,
+) -> list[str]:
+    """The `accelerate launch` command line that runs `python -m cli <cli_args>` in N processes.
+
+    With a config file, accelerate takes everything from it (`--num_processes`
+    overrides its count when given). Without one: `--multi_gpu` (torchrun) for
+    N > 1 on GPUs *and* on CPU; `--cpu` would make accelerate start a single
+    process unless MPI is configured. On CPU the processes pick the gloo backend
+    because the training arguments say `use_cpu`.
+    """
+    if num_processes is not None and num_processes < 1:
+        raise UserError(f"--num-processes must be at least 1, got {num_processes}")
+    command = [sys.executable, "-m", "accelerate.commands.launch"]
+    if config_file is not None:
+        config = Path(config_file).expanduser()
+        if not config.is_file():
+            raise UserError(f"accelerate config '{config_file}' does not exist")
+        command += ["--config_file", str(config.resolve())]
+        if num_processes is not None:
+            command += ["--num_processes", str(num_processes)]
+    else:
+        n = num_processes or 1
+        if n < 2:
+            raise UserError("a launch without --accelerate-config needs --num-processes of 2 or more")
+        if cuda_available is None or gpu_count is None:
+            import torch
+
+            cuda_available = torch.cuda.is_available() if cuda_available is None else cuda_available
+            gpu_count = torch.cuda.device_count() if gpu_count is None else gpu_count
+        if cuda_available and n > gpu_count:
+            raise UserError(
+                f"--num-processes {n} but this machine has {gpu_count} GPU(s): use at most {gpu_count}, "
+                "or an --accelerate-config for several machines"
+            )
+        command += [
+            "--multi_gpu",
+            "--num_processes", str(n),
+            "--num_machines", "1",
+            "--mixed_precision", "no",  # the recipe's training.bf16/fp16 decide
+            "--dynamo_backend", "no",
+            "--main_process_port", "0",  # a free port: runs side by side do not collide
+        ]
+    return [*command, "-m", CLI_MODULE, *cli_args]
+
+
+def launch_environment() -> dict[str, str]:
+    """The children's environment: ours plus the marker that stops a second launch."""
+    env = dict(os.environ)
+    env[LAUNCHED_ENV] = "1"
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return env
+
+
+def relaunch(
+    cli_args: Sequence[str],
+    num_processes: int | None = None,
+    config_file: str | Path | None = None,
+) -> int:
+    """Run `cli_args` under `accelerate launch`; return its exit code.
+
+    The launcher exits non-zero (1) when any process fails; the failing
+    process's own message is on stderr above torchrun's summary.
+    """
+    command = accelerate_launch_command(cli_args, num_processes, config_file)
+    logger.info("launching: %s", " ".join(command))
+    try:
+        completed = subprocess.run(command, env=launch_environment(), check=False)
+    except KeyboardInterrupt:
+        return 130
+    return completed.returncode
+
+
+# ------------------------------------------------------------ inside a run
+
+
+@contextlib.contextmanager
+def main_process_first(cpu: bool) -> Iterator[bool]:
+    """Main process runs the block first, the others wait and then run it.
+
+    For work that writes shared files (building `data/`, `datasets.map`
+    caches, converting a builtin model): the main process writes them, the
+    others then read what it wrote. Yields whether this is the main process.
+    A no-op in a single process. `cpu` must match the training arguments'
+    `use_cpu` (it picks gloo over nccl).
+    """
+    if not inside_launched_process():
+        yield True
+        return
+    from accelerate import PartialState
+
+    state = PartialState(cpu=cpu)
+    with state.main_process_first():
+        yield state.is_main_process
+
+
+def wait_for_everyone(cpu: bool) -> None:
+    """Barrier across the launched processes (a no-op in a single process)."""
+    if not inside_launched_process():
+        return
+    from accelerate import PartialState
+
+    PartialState(cpu=cpu).wait_for_everyone()
