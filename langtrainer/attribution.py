@@ -395,14 +395,39 @@ class ModelRunner:
         self.n_tokens = 0
         self.seconds = 0.0
 
+    def chunks(self, lengths: Sequence[int]) -> list[np.ndarray]:
+        """Row indices sorted by length, cut into batches of at most `batch_size` rows.
+
+        A batch is also cut when padding would exceed ~20 % of its tokens
+        (once it holds `MIN_CHUNK` rows): rows of one step come from examples
+        of different lengths, and padded positions are pure waste.
+        """
+        order = np.argsort(np.asarray(lengths), kind="stable")
+        out, current, total = [], [], 0
+        for i in order:
+            length = int(lengths[i])
+            padded = length * (len(current) + 1)  # sorted: the new row is the widest
+            if current and (
+                len(current) >= self.batch_size
+                or (len(current) >= self.MIN_CHUNK and padded > self.MAX_PADDING * (total + length))
+            ):
+                out.append(np.array(current))
+                current, total = [], 0
+            current.append(i)
+            total += length
+        if current:
+            out.append(np.array(current))
+        return out
+
+    MIN_CHUNK = 8
+    MAX_PADDING = 1.2
+
     def __call__(self, rows: list[Row]) -> np.ndarray:
         torch = self.torch
         start = time.perf_counter()
-        order = np.argsort([len(r[0]) for r in rows], kind="stable")
         out = np.zeros((len(rows), self.model.config.num_labels), dtype=np.float64)
         with torch.inference_mode():
-            for begin in range(0, len(rows), self.batch_size):
-                chunk = order[begin : begin + self.batch_size]
+            for chunk in self.chunks([len(r[0]) for r in rows]):
                 width = max(len(rows[i][0]) for i in chunk)
                 ids = np.full((len(chunk), width), self.pad_id, dtype=np.int64)
                 attention = np.zeros((len(chunk), width), dtype=np.int64)

@@ -77,6 +77,8 @@ def load_model_for_classification(recipe: Recipe, label_names: list[str]):
             num_labels=len(label_names),
             id2label=dict(enumerate(label_names)),
             label2id={name: i for i, name in enumerate(label_names)},
+            # A checkpoint that already has a head for another label set gets a fresh one.
+            ignore_mismatched_sizes=True,
             trust_remote_code=remote,
         )
     except OSError as exc:
@@ -215,6 +217,29 @@ def make_compute_metrics(eval_dataset, label_names: list[str], recipe: Recipe):
     return compute
 
 
+def evaluation_callbacks(recipe: Recipe, validation) -> list:
+    """ProbeCallback / ShapCallback on a fixed validation sample, when the recipe asks."""
+    callbacks = []
+    probe, shap = recipe.analysis.probe, recipe.analysis.shap
+    if validation is None:
+        return callbacks
+    if probe.during_training_per_language > 0:
+        from langtrainer.probe import ProbeCallback
+
+        callbacks.append(ProbeCallback.from_frame(
+            validation, per_language=probe.during_training_per_language, seed=recipe.seed, C=probe.C,
+            folds=probe.folds, feature=probe.feature, layer=probe.layer, max_length=recipe.model.max_length,
+        ))
+    if shap.during_training_per_language > 0:
+        from langtrainer.attribution import ShapCallback
+
+        callbacks.append(ShapCallback.from_frame(
+            validation, per_language=shap.during_training_per_language, seed=recipe.seed,
+            max_evals=shap.during_training_max_evals, batch_size=shap.batch_size, threshold=shap.threshold,
+        ))
+    return callbacks
+
+
 def _move_model_files(src: Path, run_dir: Path) -> None:
     for item in src.iterdir():
         os.replace(item, run_dir / item.name)
@@ -258,7 +283,9 @@ def finetune(
         test = tokenize(subsets["test"], tokenizer, max_length)
 
     args = build_training_args(recipe, checkpoints, has_eval=validation is not None)
-    all_callbacks = list(callbacks or [])
+    all_callbacks = list(callbacks or []) + evaluation_callbacks(
+        recipe, subsets[validation_name] if validation is not None else None
+    )
     if progress is not None:
         all_callbacks.append(_ProgressBridge(progress))
     trainer = LangTrainer(
@@ -267,7 +294,8 @@ def finetune(
         train_dataset=train,
         eval_dataset=validation,
         processing_class=tokenizer,
-        compute_metrics=make_compute_metrics(validation, label_names, recipe) if validation is not None else None,
+        compute_metrics=(make_compute_metrics(subsets[validation_name], label_names, recipe)  # untokenized: has label
+                         if validation is not None else None),
         callbacks=all_callbacks,
         languages=recipe.data.languages or None,
     )
@@ -280,6 +308,7 @@ def finetune(
     train_output = trainer.train(resume_from_checkpoint=True if (resume and has_checkpoint) else None)
     train_seconds = time.perf_counter() - started
 
+    trainer.compute_metrics = None  # it is bound to the validation rows; test metrics come below
     prediction = trainer.predict(test, metric_key_prefix="test")
     test_metrics = evaluate_predictions(prediction.predictions, subsets["test"], label_names, recipe)
     test_metrics["loss"] = float(prediction.metrics.get("test_loss", float("nan")))

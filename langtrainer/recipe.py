@@ -98,6 +98,9 @@ class ProbeConfig:
     external_configs: dict[str, str] | None = None  # Hub corpora: language -> config name
     feature: Literal["first-token", "pooler", "mean"] = "first-token"
     layer: int = -1
+    # Probe at every evaluation during training (logged as eval_lid_accuracy) on
+    # this many validation examples per language; 0 = off.
+    during_training_per_language: int = 0
 
 
 @dataclass
@@ -108,6 +111,10 @@ class ShapConfig:
     max_evals: int = 500
     batch_size: int = 256
     threshold: float = 0.01
+    # SHAP summary at every evaluation during training (eval_shap_*) on this
+    # many validation examples per language; 0 = off.
+    during_training_per_language: int = 0
+    during_training_max_evals: int = 64
 
 
 @dataclass

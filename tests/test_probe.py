@@ -344,3 +344,27 @@ def test_cli_probe_writes_json_and_layer_plot(run_dir, tmp_path):
     result = runner.invoke(app, ["probe", "--ckpt", str(tmp_path / "nope"), "--out", str(out), "--quiet"])
     assert result.exit_code == 2
     assert "does not exist" in result.output
+
+
+# --------------------------------------------------------------------------- real model
+
+
+@pytest.mark.slow
+def test_real_model_identifies_languages_and_matches_the_pipeline():
+    """multilingual-e5-small on Debian Reference paragraphs: languages are near-perfectly identifiable
+    with a weak penalty, and the batched features equal the reference pipeline's, one text at a time."""
+    from transformers import AutoModel, AutoTokenizer, pipeline
+
+    from langtrainer.models import resolve_model_path
+
+    report = run_probe("builtin:multilingual-e5-small", data="external", per_language=25, C=1.0, folds=5)
+    assert report["n_per_language"] == {lang: 25 for lang in LANGS}
+    assert report["accuracy_mean"] > 0.9
+
+    path = resolve_model_path("builtin:multilingual-e5-small")
+    model, tokenizer = AutoModel.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
+    texts, _ = _varied_texts()
+    batched = extract_embeddings(model, tokenizer, texts[:8], batch_size=4)[-1]
+    extractor = pipeline("feature-extraction", model=model, tokenizer=tokenizer)
+    single = np.stack([np.asarray(extractor(t)[0][0], dtype=np.float32) for t in texts[:8]])
+    np.testing.assert_allclose(batched, single, atol=1e-4)
