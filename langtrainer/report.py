@@ -155,19 +155,36 @@ def binomial_se(p: float, n: int) -> float:
     return math.sqrt(max(p * (1 - p), 1e-12) / max(n, 1))
 
 
-def difference_verdict(a: list[float], b: list[float], n_test: int) -> tuple[float, float, bool]:
+def difference_verdict(a: list[float], b: list[float], single_seed_se: float) -> tuple[float, float, bool]:
     """Mean of a - b, its standard error, and whether |diff| > 2 SE.
 
-    With several seeds the SE comes from the spread of paired differences;
-    with one seed from the binomial error of two accuracies on n_test examples.
+    With several seeds the SE comes from the spread of the paired differences;
+    with one seed it is `single_seed_se` (the measurement error of that one
+    difference: binomial for accuracies, fold spread for probes).
     """
     diffs = [x - y for x, y in zip(a, b)]
     mean = float(np.mean(diffs))
-    if len(diffs) > 1:
-        se = float(np.std(diffs, ddof=1) / math.sqrt(len(diffs)))
-    else:
-        se = math.sqrt(binomial_se(a[0], n_test) ** 2 + binomial_se(b[0], n_test) ** 2)
+    se = float(np.std(diffs, ddof=1) / math.sqrt(len(diffs))) if len(diffs) > 1 else float(single_seed_se)
     return mean, se, abs(mean) > 2 * se
+
+
+def single_run_se(run: Run, metric: str, n_test: int) -> float:
+    """Measurement error of one run's number."""
+    test = run.metrics["test"]
+    if metric == "accuracy":
+        return binomial_se(test["accuracy"], n_test)
+    if metric == "skew_index":
+        # sum of two favoured-label shares, each a proportion over half the test set
+        favoured = run.metrics.get("favoured_labels") or {}
+        names = run.metrics.get("label_names") or []
+        var = 0.0
+        for group, labels in favoured.items():
+            share = sum(test.get(f"pred_{group}_{names[c]}", 0.0) for c in labels)
+            var += binomial_se(share, max(1, n_test // max(1, len(favoured)))) ** 2
+        return math.sqrt(var)
+    probe = run.probes.get(metric.removeprefix("probe_"), {})
+    folds = len(probe.get("fold_accuracies") or probe.get("result", {}).get("fold_accuracies", []) or [1]) or 1
+    return float(probe.get("accuracy_std", float("nan"))) / math.sqrt(folds)
 
 
 def by_role(runs: list[Run]) -> dict[str, list[Run]]:
@@ -300,10 +317,10 @@ def summarise(collected: Collected) -> dict[str, Any]:
             xs, ys = paired(runs, a, b, key)
             if not xs or any(v is None or math.isnan(v) for v in xs + ys):
                 continue
-            n = n_test if metric == "accuracy" else 10**9
-            mean, se, clear = difference_verdict(xs, ys, n) if metric == "accuracy" or len(xs) > 1 else (
-                float(np.mean(np.subtract(xs, ys))), float("nan"), None)
-            comparisons[f"{metric}:{a}-{b}"] = {"mean": mean, "se": se, "clear": clear, "n_seeds": len(xs)}
+            single = math.sqrt(single_run_se(runs[a][0], metric, n_test) ** 2
+                               + single_run_se(runs[b][0], metric, n_test) ** 2)
+            mean, se, clear = difference_verdict(xs, ys, single)
+            comparisons[f"{metric}:{a}-{b}"] = {"mean": mean, "se": se, "clear": bool(clear), "n_seeds": len(xs)}
     summary["comparisons"] = comparisons
     if collected.groups and collected.favoured and collected.label_names:
         shifts = {}
@@ -316,50 +333,80 @@ def summarise(collected: Collected) -> dict[str, Any]:
 
 
 def _verdicts(summary: dict[str, Any]) -> list[str]:
+    """One line per finding; 'yes' only when the difference exceeds 2 standard errors."""
     comp = summary["comparisons"]
-    out = []
 
-    def say(key: str, better: str, worse: str, what: str) -> str | None:
+    def judge(question: str, key: str, expected_sign: int, yes: str, opposite: str) -> str | None:
         c = comp.get(key)
         if c is None:
             return None
-        unc = "" if math.isnan(c["se"]) else f" (difference {c['mean']:+.3f} ± {c['se']:.3f} SE, {c['n_seeds']} seed(s))"
-        if c["clear"] is None:
-            return f"{what}: difference {c['mean']:+.3f} from one seed; too few seeds to judge{unc}."
-        if c["clear"] and c["mean"] > 0:
-            return f"{what}: yes, {better} > {worse}{unc}."
-        if c["clear"] and c["mean"] < 0:
-            return f"{what}: no, the opposite: {better} < {worse}{unc}."
-        return f"{what}: not shown; the difference is within the noise{unc}."
+        diff = expected_sign * c["mean"]
+        detail = f"({c['mean']:+.3f} ± {c['se']:.3f} SE, {c['n_seeds']} seed{'s' if c['n_seeds'] > 1 else ''})"
+        if c["clear"] and diff > 0:
+            return f"**{question}** Yes: {yes} {detail}."
+        if c["clear"] and diff < 0:
+            return f"**{question}** No, the opposite: {opposite} {detail}."
+        return f"**{question}** Not shown: the difference is within the noise {detail}."
 
     lines = [
-        say("accuracy:balanced-imbalanced", "balanced", "imbalanced", "**Does the imbalance hurt accuracy?**"),
-        say("skew_index:imbalanced+cw-imbalanced", "weighted", "imbalanced", "_(skew, weighted vs imbalanced)_"),
+        judge("Does the imbalance hurt accuracy?", "accuracy:balanced-imbalanced", +1,
+              "balanced − imbalanced accuracy", "the imbalanced model is more accurate"),
+        judge("Do the imbalanced model's predictions follow each language's training skew?",
+              "skew_index:balanced-imbalanced", -1, "balanced − imbalanced skew index",
+              "the balanced model is more skewed"),
+        judge("Are languages more identifiable in the imbalanced model (test set)?",
+              "probe_test:balanced-imbalanced", -1, "balanced − imbalanced probe accuracy",
+              "the balanced model is more language-separable"),
+        judge("... on the external corpus?", "probe_external:balanced-imbalanced", -1,
+              "balanced − imbalanced probe accuracy", "the balanced model is more language-separable"),
+        judge("Do per-language weights recover accuracy?", "accuracy:imbalanced+cw-imbalanced", +1,
+              "weighted − imbalanced accuracy", "weighting lowers accuracy"),
+        judge("Do per-language weights remove the prediction skew?", "skew_index:imbalanced+cw-imbalanced", -1,
+              "weighted − imbalanced skew index", "weighting increases the skew"),
+        judge("Do per-language weights make languages less identifiable (test set)?",
+              "probe_test:imbalanced+cw-imbalanced", -1, "weighted − imbalanced probe accuracy",
+              "weighting makes languages more separable"),
     ]
-    skew = summary["roles"].get("imbalanced", {}).get("skew_index")
-    skew_bal = summary["roles"].get("balanced", {}).get("skew_index")
-    if skew and skew_bal and not math.isnan(skew[0]):
-        follows = skew[0] > skew_bal[0] + 0.05
-        lines.append(
-            f"**Do the imbalanced model's predictions follow each language's training skew?** "
-            f"{'yes' if follows else 'not clearly'}: skew index {fmt(*skew[:2])} vs {fmt(*skew_bal[:2])} for the balanced model "
-            "(0 = predictions independent of the language group)."
-        )
-    lines.append(say("probe_test:balanced-imbalanced", "balanced", "imbalanced",
-                     "**Are languages less identifiable in the balanced model (test set)?**"))
-    lines.append(say("probe_external:balanced-imbalanced", "balanced", "imbalanced",
-                     "**... and on the external corpus?**"))
-    lines.append(say("accuracy:imbalanced+cw-imbalanced", "weighted", "imbalanced",
-                     "**Do per-language weights recover accuracy?**"))
-    skew_cw = summary["roles"].get("imbalanced+cw", {}).get("skew_index")
-    if skew and skew_cw and not math.isnan(skew_cw[0]):
-        lines.append(
-            f"**Do per-language weights remove the prediction skew?** skew index {fmt(*skew_cw[:2])} with weights vs "
-            f"{fmt(*skew[:2])} without ({'reduced' if skew_cw[0] < skew[0] - 0.05 else 'not clearly reduced'})."
-        )
-    lines.append(say("probe_test:imbalanced+cw-imbalanced", "weighted", "imbalanced",
-                     "**Do weights make languages less identifiable? (negative = yes)**"))
-    return [line for line in lines if line and not line.startswith("_")]
+    gap = comp.get("accuracy:balanced-imbalanced")
+    recovered = comp.get("accuracy:imbalanced+cw-imbalanced")
+    if gap and recovered and gap["clear"] and gap["mean"] > 0:
+        lines.append(f"Weights recover {100 * recovered['mean'] / gap['mean']:.0f} % of the accuracy gap "
+                     "(point estimate).")
+    for name, shift in sorted(summary.get("shap_neutral_shift", {}).items()):
+        values = {g: v[0] for g, v in shift.items() if not math.isnan(v[0])}
+        if values:
+            direction = "positive" if all(v > 0 for v in values.values()) else "not positive in every group"
+            lines.append(
+                f"**Do neutral tokens of over-represented languages gain SHAP for their favoured labels "
+                f"({name})?** Mean cumulative difference " + ", ".join(f"{g}: {v:+.4f}" for g, v in values.items())
+                + f": {direction} (no uncertainty attached; see the figure)."
+            )
+    return [line for line in lines if line]
+
+
+def _c_sweep_rows(collected: Collected) -> list[tuple[float, dict[str, str]]]:
+    """Per C: 'test | external' probe accuracy (mean over seeds) for each role."""
+    values: dict[float, dict[str, dict[str, list[float]]]] = {}
+
+    def add(role: str, data: str, probe: dict[str, Any]) -> None:
+        for point in probe.get("c_sweep") or []:
+            values.setdefault(float(point["C"]), {}).setdefault(role, {}).setdefault(data, []).append(
+                float(point["accuracy_mean"]))
+
+    for run in collected.runs:
+        for data, probe in run.probes.items():
+            add(run.role, data, probe)
+    for probes in collected.pretrained_probes.values():
+        for data, probe in probes.items():
+            add("pretrained", data, probe)
+    rows = []
+    for c in sorted(values):
+        cells = {}
+        for role, by_data in values[c].items():
+            parts = [f"{np.mean(by_data[d]):.3f}" if d in by_data else "–" for d in ("test", "external")]
+            cells[role] = " \\| ".join(parts)
+        rows.append((c, cells))
+    return rows
 
 
 def render_markdown(collected: Collected, summary: dict[str, Any], figures: dict[str, Path], out: Path) -> str:
@@ -425,6 +472,13 @@ def render_markdown(collected: Collected, summary: dict[str, Any], figures: dict
         md += ["", f"Logistic regression on {any_probe.get('feature', 'first-token')} embeddings of the last layer, "
                f"C = {s.get('C')}, {s.get('folds')}-fold CV (C = 1e-4 is the paper code's setting; "
                "larger C saturates near 1.0 and hides the difference)."]
+    sweep_rows = _c_sweep_rows(collected)
+    if sweep_rows:
+        roles_present = [r for r in ROLE_ORDER if r in sweep_rows[0][1]]
+        md += ["", "Probe accuracy over the regularisation strength C (test set | external corpus): where the "
+               "models separate, if anywhere.", ""]
+        md.append(_table(["C"] + [ROLE_TITLES[r] for r in roles_present],
+                         [[f"{c:g}"] + [cells.get(r, "–") for r in roles_present] for c, cells in sweep_rows]))
     md += [""]
     if collected.shap_diffs:
         md += ["## Cumulative SHAP difference (Figure 1)", ""]
