@@ -152,6 +152,8 @@ def run_demo(plan: DemoPlan, progress: DemoProgress | None = None) -> dict[str, 
                 ))
                 atomic.write_json(target, result)
         for variant in VARIANTS:
+            if _shap_complete(seed_dir / variant / "shap"):
+                continue
             stage = f"seed {seed}: SHAP {variant}"
             timed(f"seed{seed}/shap/{variant}", lambda: run_shap(
                 seed_dir / variant,
@@ -174,6 +176,15 @@ def run_demo(plan: DemoPlan, progress: DemoProgress | None = None) -> dict[str, 
     report = timed("report", lambda: write_report([plan.out], plan.out / "report"))
     atomic.write_json(plan.out / "timings.json", timings)
     return {"report": report, "timings": timings}
+
+
+def _shap_complete(shap_dir: Path) -> bool:
+    import json
+
+    try:
+        return bool(json.loads((shap_dir / "manifest.json").read_text(encoding="utf-8")).get("complete"))
+    except (OSError, ValueError):
+        return False
 
 
 def _pretrained_data(seed_dir: Path, data: str) -> str:

@@ -1,0 +1,48 @@
+"""`langtrainer demo --quick` end to end on the real model and corpus (slow)."""
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from langtrainer.demo import QUICK_OVERRIDES, VARIANTS, plan_demo
+
+
+def test_plan_resolves_three_variants_per_seed(tmp_path):
+    plan = plan_demo(tmp_path, seeds=2, quick=True)
+    assert plan.seeds == [0, 1]
+    assert set(plan.recipes) == {(s, v) for s in (0, 1) for v in VARIANTS}
+    cw = plan.recipes[(1, "imbal_cw")]
+    assert cw.seed == 1 and cw.loss.class_weights == "per_language" and cw.imbalance.subset == "imbalanced"
+    assert plan.recipes[(0, "bal")].imbalance.subset == "balanced"
+    assert cw.data.train_per_language == 120 and "data.train_per_language=120" in QUICK_OVERRIDES
+
+
+@pytest.mark.slow
+def test_demo_quick_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "cli", "demo", "--quick", "--quiet", "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = (out / "report" / "report.md").read_text()
+    for heading in ("## Verdicts", "## Task accuracy (Table 3)", "## Test-set predictions per language group (Table 2)",
+                    "## Language identification probe (Table 4)", "## Cumulative SHAP difference (Figure 1)"):
+        assert heading in report
+    summary = json.loads((out / "report" / "report.json").read_text())
+    for role in ("balanced", "imbalanced", "imbalanced+cw"):
+        accuracy = summary["roles"][role]["accuracy"][0]
+        assert 0.3 < accuracy <= 1.0  # 4 labels: chance is 0.25
+        probe = summary["roles"][role]["probe_test"][0]
+        assert 1 / 6 < probe <= 1.0
+    assert 1 / 6 < summary["roles"]["pretrained"]["probe_external"][0] <= 1.0
+    table3 = re.search(r"\| balanced \| (0\.\d{3})", report)
+    assert table3 and abs(float(table3.group(1)) - summary["roles"]["balanced"]["accuracy"][0]) < 1e-3
+    assert (out / "report" / "accuracy_probe.png").stat().st_size > 10_000
+    assert list((out / "report").glob("shap_diff_*.png"))
+    # a second run finds every stage done and only rewrites the report
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0
+    timings = json.loads((out / "timings.json").read_text())
+    assert set(timings) == {"report"}
