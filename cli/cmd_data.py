@@ -89,8 +89,9 @@ def _build(recipe_path: Path, out: Path, overrides: list[str], quiet: bool, verb
 
     setup_logging(verbose)
     recipe = load_recipe(recipe_path, overrides)
-    subsets, report = _build_with_progress(recipe, quiet)
     out = out.expanduser()
+    check_build_output(out)
+    subsets, report = _build_with_progress(recipe, quiet)
     import datasets
 
     datasets.disable_progress_bars()  # ours is the progress display
@@ -106,6 +107,20 @@ def _build(recipe_path: Path, out: Path, overrides: list[str], quiet: bool, verb
         f"wrote [bold]{out}[/] ({', '.join(f'{s} {n}' for s, n in report['totals'].items())}); "
         f"balanced/imbalanced overlap: {overlap}; dropped {dropped} rows with empty text"
     )
+
+
+def check_build_output(out: Path) -> None:
+    """`--out` is replaced whole: refuse a file, or a folder that is not an earlier `data build` output."""
+    from langtrainer.errors import UserError
+
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out '{out}' is a file: give a new folder (or an earlier data build output)")
+    if out.is_dir() and any(out.iterdir()):
+        if not ((out / "dataset_dict.json").is_file() and (out / "distribution.json").is_file()):
+            raise UserError(
+                f"--out '{out}' exists and is not a data build output; it would be replaced: "
+                "give a new folder (or delete it)"
+            )
 
 
 def _build_with_progress(recipe, quiet: bool):

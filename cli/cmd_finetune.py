@@ -72,7 +72,7 @@ def _finetune(recipe_path, overrides, output_dir, subset, resume, quiet, verbose
               accelerate_config=None):
     from langtrainer import launch
     from langtrainer.errors import UserError
-    from langtrainer.finetune import check_run_dir, finetune
+    from langtrainer.finetune import check_local_model, check_run_dir, check_same_recipe, finetune
     from langtrainer.recipe import load_recipe
 
     setup_logging(verbose)
@@ -82,10 +82,12 @@ def _finetune(recipe_path, overrides, output_dir, subset, resume, quiet, verbose
             raise UserError(f"--subset must be balanced or imbalanced, got {subset!r}")
         overrides = [*overrides, f"imbalance.subset={subset}"]
     recipe = load_recipe(recipe_path, overrides)
+    check_local_model(recipe)  # before the slow imports: a typo in the model path fails in a second
     run_dir = output_dir or Path("runs") / f"{recipe.name}-seed{recipe.seed}"
     if launch.needs_launch(num_processes, accelerate_config):
         # Fail fast here, with exit 2, on what would fail in every process.
         check_run_dir(run_dir, resume)
+        check_same_recipe(recipe, Path(run_dir))
         args = launch_arguments(recipe_path, given_overrides, run_dir, subset, resume, quiet, verbose)
         if not quiet:
             how = f"{num_processes} processes" if num_processes else f"config {accelerate_config}"
@@ -102,7 +104,11 @@ def _finetune(recipe_path, overrides, output_dir, subset, resume, quiet, verbose
                 rate = f"eval_loss {logs['eval_loss']:.3f} acc {logs.get('eval_accuracy', float('nan')):.3f}"
             progress.update(task, completed=step, total=total or None, rate=rate)
 
-        metrics = finetune(recipe, run_dir, resume=resume, progress=report)
+        try:
+            metrics = finetune(recipe, run_dir, resume=resume, progress=report)
+        except UserError:
+            launch.note_user_error()  # a launching `finetune --num-processes` then exits 2 too
+            raise
     if not main_process:
         return
     console.print(render_test_metrics(metrics))

@@ -8,19 +8,20 @@ validation loss) plus `recipe.yaml` (resolved), `data/` (the subsets),
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from langtrainer import atomic
 from langtrainer.errors import UserError
 from langtrainer.launch import main_process_first, wait_for_everyone
-from langtrainer.recipe import Recipe, save_recipe
+from langtrainer.recipe import Recipe, dump_recipe, save_recipe
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,15 @@ def load_model_for_classification(recipe: Recipe, label_names: list[str]):
     return model, tokenizer
 
 
+def check_local_model(recipe: Recipe) -> None:
+    """A local model path that does not exist fails at once, before any import or output."""
+    name = recipe.model.name_or_path
+    if not name.startswith("builtin:"):
+        from langtrainer.models import resolve_model_path
+
+        resolve_model_path(name)
+
+
 def tokenize(dataset, tokenizer, max_length: int):
     """input_ids/attention_mask/labels + language; text columns dropped."""
     has_pair = "text_pair" in dataset.column_names
@@ -116,13 +126,80 @@ def uses_cpu(recipe: Recipe) -> bool:
 
 
 def check_run_dir(run_dir: str | Path, resume: bool) -> None:
-    """UserError when `run_dir` holds a finished run, or an unfinished one without `resume`."""
+    """UserError when `run_dir` holds a finished run, an unfinished one without `resume`,
+    or anything that is not a run (a run deletes its checkpoints/ and reads its data/)."""
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"--output-dir '{run_dir}' is a file: give a new or empty folder")
     if (run_dir / METRICS_FILE).exists() and not resume:
         raise UserError(f"'{run_dir}' already holds a finished run: choose another --output-dir or delete it")
     checkpoints = run_dir / CHECKPOINT_DIR
     if checkpoints.exists() and any(checkpoints.glob("checkpoint-*")) and not resume:
         raise UserError(f"'{run_dir}' holds an unfinished run: pass --resume to continue it, or delete the folder")
+    if run_dir.is_dir() and not (run_dir / RECIPE_FILE).exists():
+        foreign = sorted(p.name for p in run_dir.iterdir() if p.name != DATA_DIR and not p.name.startswith("."))
+        if foreign:
+            raise UserError(
+                f"'{run_dir}' is not a langtrainer run directory (it holds {', '.join(foreign[:3])}"
+                f"{', ...' if len(foreign) > 3 else ''}): give a new or empty --output-dir"
+            )
+
+
+def last_complete_checkpoint(checkpoints: Path, remove_incomplete: bool = False) -> Path | None:
+    """The newest checkpoint-N whose trainer_state.json (the Trainer writes it last) parses.
+
+    A process killed while saving leaves a newer checkpoint without it (or with
+    half of it); resuming from that one would fail or load half-written state.
+    remove_incomplete deletes those newer, incomplete ones (the Trainer would
+    otherwise count them when it rotates checkpoints).
+    """
+    import json
+
+    def step(path: Path) -> int:
+        tail = path.name.rpartition("-")[2]
+        return int(tail) if tail.isdigit() else -1
+
+    for candidate in sorted(checkpoints.glob("checkpoint-*"), key=step, reverse=True):
+        try:
+            json.loads((candidate / "trainer_state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            logger.warning("ignoring incomplete checkpoint %s (killed while saving?)", candidate)
+            if remove_incomplete:
+                shutil.rmtree(candidate, ignore_errors=True)
+            continue
+        return candidate
+    return None
+
+
+def _first_difference(old: Any, new: Any, where: str = "") -> str | None:
+    """Dotted key of the first field that differs between two recipe dicts, or None."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in list(old) + [k for k in new if k not in old]:
+            found = _first_difference(old.get(key), new.get(key), f"{where}.{key}" if where else str(key))
+            if found:
+                return found
+        return None
+    return None if old == new else where or "recipe"
+
+
+def check_same_recipe(recipe: Recipe, run_dir: Path) -> None:
+    """UserError when run_dir was started with another recipe (its data/ and checkpoints would be mixed in)."""
+    import yaml
+
+    saved = run_dir / RECIPE_FILE
+    if not saved.is_file():
+        return
+    try:
+        old = yaml.safe_load(saved.read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return
+    new = yaml.safe_load(dump_recipe(recipe))
+    key = _first_difference(old, new)
+    if key is not None:
+        raise UserError(
+            f"'{run_dir}' was started with a different recipe ({key} differs): use the same recipe and "
+            "--set options, or another --output-dir (or delete the folder)"
+        )
 
 
 def build_training_args(recipe: Recipe, output_dir: Path, has_eval: bool):
@@ -240,8 +317,21 @@ def evaluation_callbacks(recipe: Recipe, validation) -> list:
     return callbacks
 
 
+@contextlib.contextmanager
+def _removed_on_user_error(run_dir: Path) -> Iterator[None]:
+    """A run directory this call creates is removed again when setup fails with a UserError."""
+    created = not run_dir.exists()
+    try:
+        yield
+    except UserError:
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
 def _move_model_files(src: Path, run_dir: Path) -> None:
-    for item in src.iterdir():
+    """config.json goes last: a folder with it holds every model file (loaders look for it first)."""
+    for item in sorted(src.iterdir(), key=lambda item: item.name == "config.json"):
         os.replace(item, run_dir / item.name)
 
 
@@ -254,6 +344,7 @@ def finetune(
     keep_checkpoints: bool = False,
 ) -> dict[str, Any]:
     """Train the recipe's subset and write the run directory; return metrics."""
+    check_local_model(recipe)
     import torch
     from transformers import set_seed
 
@@ -262,27 +353,34 @@ def finetune(
     run_dir = Path(run_dir)
     check_run_dir(run_dir, resume)
     checkpoints = run_dir / CHECKPOINT_DIR
+    check_same_recipe(recipe, run_dir)  # a leftover data/ of another recipe must not be reused
+    if resume and (run_dir / METRICS_FILE).is_file():
+        import json
+
+        logger.info("%s is already finished; nothing to resume", run_dir)
+        return json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8"))
     cpu = uses_cpu(recipe)
 
     set_seed(recipe.seed)
     # Under a multi-process launch the main process writes recipe.yaml, data/,
     # the datasets.map caches and any converted builtin model first; the
     # others wait, then read them (no two processes write the same file).
-    with main_process_first(cpu) as is_main:
-        if is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            save_recipe(recipe, run_dir / RECIPE_FILE)
-        subsets = prepare_data(recipe, run_dir)
-        train_name, validation_name = training_subset_names(recipe)
-        label_names = label_names_of(subsets["test"])
-        model, tokenizer = load_model_for_classification(recipe, label_names)
+    with _removed_on_user_error(run_dir):
+        with main_process_first(cpu) as is_main:
+            if is_main:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                save_recipe(recipe, run_dir / RECIPE_FILE)
+            subsets = prepare_data(recipe, run_dir)
+            train_name, validation_name = training_subset_names(recipe)
+            label_names = label_names_of(subsets["test"])
+            model, tokenizer = load_model_for_classification(recipe, label_names)
 
-        max_length = recipe.model.max_length
-        train = tokenize(subsets[train_name], tokenizer, max_length)
-        validation = tokenize(subsets[validation_name], tokenizer, max_length) if len(subsets[validation_name]) else None
-        test = tokenize(subsets["test"], tokenizer, max_length)
+            max_length = recipe.model.max_length
+            train = tokenize(subsets[train_name], tokenizer, max_length)
+            validation = tokenize(subsets[validation_name], tokenizer, max_length) if len(subsets[validation_name]) else None
+            test = tokenize(subsets["test"], tokenizer, max_length)
 
-    args = build_training_args(recipe, checkpoints, has_eval=validation is not None)
+        args = build_training_args(recipe, checkpoints, has_eval=validation is not None)
     all_callbacks = list(callbacks or []) + evaluation_callbacks(
         recipe, subsets[validation_name] if validation is not None else None
     )
@@ -303,10 +401,14 @@ def finetune(
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)
-    has_checkpoint = any(checkpoints.glob("checkpoint-*"))
+    resume_from = None
+    if resume and checkpoints.is_dir():
+        resume_from = last_complete_checkpoint(checkpoints, remove_incomplete=trainer.is_world_process_zero())
+    resumed_step = int(resume_from.name.rpartition("-")[2]) if resume_from is not None else None
     started = time.perf_counter()
-    train_output = trainer.train(resume_from_checkpoint=True if (resume and has_checkpoint) else None)
+    train_output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
     train_seconds = time.perf_counter() - started
+    steps_run = trainer.state.global_step - (resumed_step or 0)
 
     trainer.compute_metrics = None  # it is bound to the validation rows; test metrics come below
     prediction = trainer.predict(test, metric_key_prefix="test")
@@ -330,23 +432,29 @@ def finetune(
         "train": {
             "steps": trainer.state.global_step,
             "seconds": train_seconds,
-            "steps_per_second": trainer.state.global_step / train_seconds if train_seconds > 0 else None,
+            "steps_per_second": steps_run / train_seconds if train_seconds > 0 else None,
+            # Mean loss of the steps this call ran (after a resume: of the resumed steps only).
             "loss": float(train_output.training_loss),
+            "resumed_from_step": resumed_step,
             "examples": len(train),
         },
         "class_weights": None if trainer.class_weights is None else trainer.class_weights.tolist(),
         "log_history": trainer.state.log_history,
     }
+    staging = run_dir / ".model.tmp"
     if trainer.is_world_process_zero():
-        staging = run_dir / ".model.tmp"
         shutil.rmtree(staging, ignore_errors=True)
-        trainer.model.save_pretrained(str(staging))
-        tokenizer.save_pretrained(str(staging))
+    # Every process calls save_model (under FSDP / DeepSpeed ZeRO-3 it gathers
+    # the sharded weights); only the main process writes: model + tokenizer.
+    trainer.save_model(str(staging))
+    if trainer.is_world_process_zero():
+        (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle; the run dir holds none
         _move_model_files(staging, run_dir)
         staging.rmdir()
+        atomic.write_json(run_dir / METRICS_FILE, metrics)
+        # After metrics.json: a kill in between leaves spare checkpoints, never a run without them or metrics.
         if not keep_checkpoints:
             shutil.rmtree(checkpoints, ignore_errors=True)
-        atomic.write_json(run_dir / METRICS_FILE, metrics)
     # No process returns before the run directory is complete.
     wait_for_everyone(cpu)
     del trainer

@@ -19,6 +19,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -27,6 +28,9 @@ from langtrainer.errors import UserError
 logger = logging.getLogger(__name__)
 
 LAUNCHED_ENV = "LANGTRAINER_LAUNCHED"
+# A folder where launched processes that stop on a UserError leave a mark, so
+# the launching command can exit 2 (user error) rather than torchrun's 1.
+STATUS_ENV = "LANGTRAINER_LAUNCH_STATUS"
 # Set by torchrun / accelerate launch (LOCAL_RANK, WORLD_SIZE) or by MPI launchers.
 _LAUNCHER_ENV = ("LOCAL_RANK", "WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
 _RANK_ENV = ("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
@@ -130,16 +134,30 @@ def relaunch(
 ) -> int:
     """Run `cli_args` under `accelerate launch`; return its exit code.
 
-    The launcher exits non-zero (1) when any process fails; the failing
-    process's own message is on stderr above torchrun's summary.
+    The launcher exits 1 when any process fails (the process's own message is
+    on stderr above torchrun's summary); that becomes 2 when a process
+    stopped on a user error (see `note_user_error`).
     """
     command = accelerate_launch_command(cli_args, num_processes, config_file)
     logger.info("launching: %s", " ".join(command))
-    try:
-        completed = subprocess.run(command, env=launch_environment(), check=False)
-    except KeyboardInterrupt:
-        return 130
-    return completed.returncode
+    with tempfile.TemporaryDirectory(prefix="langtrainer-launch-") as status:
+        env = launch_environment()
+        env[STATUS_ENV] = status
+        try:
+            returncode = subprocess.run(command, env=env, check=False).returncode
+        except KeyboardInterrupt:
+            return 130
+        if returncode != 0 and any(Path(status).iterdir()):
+            return 2
+    return returncode
+
+
+def note_user_error() -> None:
+    """In a launched process about to exit 2: tell the launching command."""
+    folder = os.environ.get(STATUS_ENV)
+    if folder and Path(folder).is_dir():
+        with contextlib.suppress(OSError):
+            (Path(folder) / f"user-error-rank{process_rank()}").touch()
 
 
 # ------------------------------------------------------------ inside a run

@@ -330,7 +330,13 @@ def resolve_model(name_or_path: str | Path) -> str | Path:
     """A local folder (run directory or HF folder), the cached folder of a `builtin:` model, or a Hub id."""
     from langtrainer.models import resolve_model_path
 
-    return resolve_model_path(str(name_or_path))
+    resolved = resolve_model_path(str(name_or_path))
+    if isinstance(resolved, Path) and resolved.is_dir() and not (resolved / "config.json").is_file():
+        raise UserError(
+            f"'{name_or_path}' holds no model (no config.json): give a finished run directory, "
+            "an HF model folder or builtin:NAME"
+        )
+    return resolved
 
 
 def load_encoder(model_dir: str | Path):

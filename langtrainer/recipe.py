@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -387,9 +388,18 @@ def load_recipe(path: str | Path, overrides: typing.Sequence[str] = ()) -> Recip
         raise UserError(f"{Path(path).name}: {exc}") from None
 
 
+# A recipe name becomes a folder name (runs/<name>-seed<seed>): no separators, no '..', no hidden files.
+_NAME = re.compile(r"\w[\w.+-]{0,127}")
+
+
 def check_recipe(recipe: Recipe) -> None:
     """Cross-field checks that types alone cannot express."""
     data, imb = recipe.data, recipe.imbalance
+    if not _NAME.fullmatch(recipe.name) or ".." in recipe.name:
+        raise UserError(
+            f"name {recipe.name!r} must be a plain folder name: letters, digits, '.', '_', '+', '-' "
+            "(no '/', no '..', not starting with '.'), at most 128 characters"
+        )
     if len(set(data.languages)) != len(data.languages):
         raise UserError("data.languages lists a language twice")
     for name in ("train_per_language", "validation_per_language", "test_per_cell"):

@@ -298,7 +298,8 @@ def plot_shap_diff(result: ShapDiffResult) -> bytes:
         axes[k // columns][k % columns].axis("off")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(len(languages), 6), fontsize="small")
-    fig.suptitle(f"Average cumulative difference in SHAP value by token category (threshold {result.threshold:g})")
+    fig.suptitle(f"Average cumulative difference in SHAP value by token category "
+                 f"(threshold {result.threshold:g}; bars: mean ± s.e. over examples)")
     fig.tight_layout(rect=(0, 0.08, 1, 0.95))
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)

@@ -31,6 +31,22 @@ logger = logging.getLogger(__name__)
 LANGUAGE_COLUMN = "language"
 
 
+class EpochWeightedSampler(WeightedRandomSampler):
+    """WeightedRandomSampler whose draws depend on (seed, epoch) only.
+
+    accelerate calls `set_epoch` before each epoch, so a run resumed at
+    epoch k draws exactly what an uninterrupted run draws there.
+    """
+
+    def __init__(self, weights, num_samples: int, seed: int):
+        super().__init__(weights, num_samples=num_samples, replacement=True, generator=torch.Generator())
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator.manual_seed(self.seed + 10_007 * int(epoch))
+
+
 class LanguageCollator:
     """Pads like `DataCollatorWithPadding` and turns language codes into ids."""
 
@@ -97,7 +113,7 @@ class LangTrainer(Trainer):
         self.num_labels = int(self.model.config.num_labels)
         self.class_weights = self._make_class_weights()
         self._side_metrics: dict[str, list[float]] = defaultdict(list)
-        self._mask_generator = torch.Generator().manual_seed(self.args.seed)
+        self._mask_step, self._mask_call = -1, 0
 
     # ------------------------------------------------------------ weights
 
@@ -138,8 +154,7 @@ class LangTrainer(Trainer):
         keys = lang_ids * self.num_labels + labels
         counts = np.bincount(keys)
         weights = 1.0 / counts[keys]
-        generator = torch.Generator().manual_seed(self.args.seed)
-        return WeightedRandomSampler(torch.as_tensor(weights), num_samples=len(keys), replacement=True, generator=generator)
+        return EpochWeightedSampler(torch.as_tensor(weights), num_samples=len(keys), seed=self.args.seed)
 
     # ------------------------------------------------------------ loss
 
@@ -172,7 +187,15 @@ class LangTrainer(Trainer):
         tokenizer = self.processing_class
         prefix, suffix = special_tokens_around(tokenizer)
         upper = max(1, max_length - len(prefix) - len(suffix))
-        length = int(torch.randint(1, upper + 1, (1,), generator=self._mask_generator))
+        # The draw depends on (seed, global step, call within the step) only, so
+        # a run resumed from a checkpoint draws what an uninterrupted run draws.
+        if self.state.global_step != self._mask_step:
+            self._mask_step, self._mask_call = self.state.global_step, 0
+        self._mask_call += 1
+        generator = torch.Generator().manual_seed(
+            self.args.seed * 1_000_003 + self.state.global_step * 1_009 + self._mask_call
+        )
+        length = int(torch.randint(1, upper + 1, (1,), generator=generator))
         ids = prefix + [tokenizer.mask_token_id] * length + suffix
         device = next(model.parameters()).device
         input_ids = torch.tensor([ids], device=device)

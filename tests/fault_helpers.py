@@ -128,3 +128,44 @@ def split_hashes(dataset_dict) -> dict[str, str]:
 
 def file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ------------------------------------------------------------------ one reference training run per session
+
+KILL_RESUME_EPOCHS = 3
+_reference: dict[str, Path] = {}
+
+
+def training_setup(root: Path, model_dir: Path) -> Path:
+    """Dataset + 3-epoch recipe (a checkpoint each epoch) under `root`; returns the recipe path."""
+    source = write_dataset(root / "ds")
+    return write_recipe(root / "tiny.yaml", model_dir, source, epochs=KILL_RESUME_EPOCHS)
+
+
+def reference_run(tmp_path_factory, model_dir: Path) -> Path:
+    """An uninterrupted `finetune` of the tiny recipe, run once per test session (subprocess)."""
+    if "run" not in _reference:
+        root = tmp_path_factory.mktemp("reference")
+        training_setup(root, model_dir)
+        done = run_cli("finetune", "tiny.yaml", "-o", "run", "--quiet", cwd=root)
+        assert done.returncode == 0, done.stderr[-3000:]
+        _reference["run"] = root / "run"
+    return _reference["run"]
+
+
+def comparable_metrics(metrics: dict, resumed: bool = False) -> dict:
+    """metrics.json without what legitimately differs between runs: wall-clock times and, after a
+    resume, the Trainer's `train_loss` (the mean over the steps that call ran, not the whole run)."""
+    out = {k: v for k, v in metrics.items() if k not in ("train", "log_history")}
+    out["train"] = {k: metrics["train"][k] for k in ("steps", "examples") + (() if resumed else ("loss",))}
+    timing = ("runtime", "per_second", "total_flos") + (("train_loss",) if resumed else ())
+    out["log_history"] = [
+        {k: v for k, v in entry.items() if not any(t in k for t in timing)} for entry in metrics["log_history"]
+    ]
+    return out
+
+
+def weights(run_dir: Path) -> dict:
+    from safetensors.numpy import load_file
+
+    return load_file(str(run_dir / "model.safetensors"))

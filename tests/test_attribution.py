@@ -193,6 +193,20 @@ def test_max_evals_bounds_forward_rows(tiny):
     assert 100 < runner.n_rows <= 200
 
 
+def test_forward_chunks_trade_padding_for_calls(tiny):
+    from langtrainer.attribution import ModelRunner
+
+    model, tokenizer = tiny
+    runner = ModelRunner(model, tokenizer, batch_size=256)
+    lengths = [10] * 5 + [100] * 5
+    # one batch: 256 + 10 x 100 = 1256 padded-token units; two: 2 x 256 + 50 + 500 = 1062
+    assert [sorted(np.asarray(lengths)[c].tolist()) for c in runner.chunks(lengths)] == [[10] * 5, [100] * 5]
+    assert len(runner.chunks([10] * 5 + [12] * 5)) == 1
+    chunks = runner.chunks([20] * 600)
+    assert [len(c) for c in chunks] == [256, 256, 88]
+    assert sorted(np.concatenate(chunks).tolist()) == list(range(600))
+
+
 def test_bad_arguments_are_user_errors(tiny):
     from langtrainer.attribution import explain
     from langtrainer.errors import UserError
@@ -360,3 +374,49 @@ def test_cli_shap_and_shap_diff(run_dir, tmp_path):
     assert "not in" in result.output
     result = runner.invoke(app, ["shap", "--ckpt", str(tmp_path / "missing")])
     assert result.exit_code == 2
+
+
+@pytest.mark.slow
+def test_real_model_equals_shap_and_direct_rows_are_exact():
+    """multilingual-e5-small (SentencePiece, '<mask>' with lstrip): same values as shap, token-id rows verified."""
+    import shap
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from langtrainer.attribution import _Encoder, _MaskerSpec, _prepare, _RowBuilder, _verify_direct, explain, split_pair_string
+    from langtrainer.models import resolve_model_path
+
+    path = resolve_model_path("builtin:multilingual-e5-small")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=4).eval()
+    texts = [SAMPLE_TEXTS["en"][1], SAMPLE_TEXTS["zh"][1], SAMPLE_TEXTS["fr"][1]]
+    ours = explain(model, tokenizer, texts, max_evals=80)
+    reference = shap.Explainer(lambda s: _softmax(model, tokenizer, s), shap.maskers.Text(tokenizer))(texts, max_evals=80)
+    for k in range(len(texts)):
+        np.testing.assert_allclose(ours[k].values, reference.values[k], atol=1e-4)
+    pair = explain(model, tokenizer, texts[:1], texts[1:2], max_evals=80)[0]
+
+    def f(strings):
+        a, b = zip(*[split_pair_string(s, tokenizer.sep_token) for s in strings])
+        return _softmax(model, tokenizer, a, b)
+
+    reference = shap.Explainer(f, shap.maskers.Text(tokenizer))([texts[0] + tokenizer.sep_token + texts[1]], max_evals=80)
+    np.testing.assert_allclose(pair.values, reference.values[0], atol=1e-4)
+
+    spec, encoder = _MaskerSpec(tokenizer), _Encoder(tokenizer, 512)
+    preps = [_prepare(spec, encoder, t, None) for t in TEXTS]
+    _verify_direct(spec, encoder, preps)
+    rng = np.random.default_rng(0)
+    n_direct = 0
+    for prep in preps:
+        # word-aligned masks: whole SentencePiece words kept or masked together
+        _, rank = np.unique(prep.word, return_inverse=True)
+        masks = (rng.random((40, rank.max() + 1)) < 0.5)[:, rank]
+        builder = _RowBuilder(spec, encoder)
+        direct = builder.build([(prep, masks)])[0]
+        strings = _RowBuilder(spec, encoder, force_strings=True).build([(prep, masks)])[0]
+        for a, b in zip(direct, strings):
+            np.testing.assert_array_equal(a[0], b[0])
+        n_direct += builder.n_direct
+    assert n_direct >= 6 * 40  # the space-separated languages take the token-id path

@@ -113,6 +113,19 @@ def test_cli_relaunches_with_the_same_arguments(tmp_path, monkeypatch):
     assert result.exit_code == 2 and len(calls) == 1
 
 
+def test_relaunch_exit_code_is_the_launchers_or_2_after_a_user_error(monkeypatch):
+    """torchrun reports any failed process as 1; a process that stopped on a UserError makes it 2."""
+    child = (
+        "import sys; from langtrainer import launch; "
+        "sys.argv[1] == 'user' and launch.note_user_error(); sys.exit(int(sys.argv[2]))"
+    )
+    monkeypatch.setattr(launch, "accelerate_launch_command", lambda args, n, config: [sys.executable, "-c", child, *args])
+    assert launch.relaunch(["user", "1"], 2) == 2
+    assert launch.relaunch(["bug", "1"], 2) == 1
+    assert launch.relaunch(["bug", "0"], 2) == 0
+    assert launch.relaunch(["user", "0"], 2) == 0  # success wins
+
+
 # ------------------------------------------------------------------ 1 vs 2 processes
 
 
@@ -143,7 +156,9 @@ def _results(out: Path, rank: int) -> dict:
 def one_and_two(tiny_model_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     times = {n: _launch_worker(tiny_model_dir, root / f"p{n}", n) for n in (1, 2)}
-    print(f"\nwall seconds: 1 process {times[1]:.1f}, 2 processes {times[2]:.1f}")
+    train = [_results(root / f"p{n}", 0)["train_seconds"] for n in (1, 2)]
+    print(f"\nwall seconds (launch + 6 steps + 3 evals): 1 process {times[1]:.1f}, 2 processes {times[2]:.1f}; "
+          f"train() alone {train[0]:.2f} vs {train[1]:.2f}")
     return root / "p1", root / "p2", times
 
 
@@ -314,7 +329,7 @@ def test_cli_finetune_with_two_processes(tiny_model_dir, tmp_path):
     assert metrics["train"]["steps"] == 2 * 64 // 8  # global batch 2 x 4
     # eq. 2 by hand from the saved training subset: w_{c,l} = n_l / (C n_{c,l})
     counts = np.zeros((4, 4))
-    for lang, label in zip(train["language"], train["label"]):
+    for lang, label in zip(list(train["language"]), list(train["label"])):
         counts[LANGS.index(lang), label] += 1
     np.testing.assert_allclose(metrics["class_weights"], 16 / (4 * counts), rtol=1e-6)
     assert counts[0].tolist() == [6, 4, 4, 2]  # de, group A: 37.5 / 25 / 25 / 12.5 %
@@ -325,12 +340,12 @@ def test_cli_finetune_with_two_processes(tiny_model_dir, tmp_path):
     test = subsets["test"]
     assert len(test) == 32
     with torch.no_grad():
-        enc = tok(test["text"], truncation=True, max_length=32, padding=True, return_tensors="pt")
+        enc = tok(list(test["text"]), truncation=True, max_length=32, padding=True, return_tensors="pt")
         predicted = model(**enc).logits.argmax(-1).numpy()
-    labels = np.asarray(test["label"])
+    labels = np.asarray(list(test["label"]))
     assert metrics["test"]["accuracy"] == pytest.approx(float((predicted == labels).mean()))
     for lang in LANGS:
-        mask = np.asarray(test["language"]) == lang
+        mask = np.asarray(list(test["language"])) == lang
         assert metrics["test"][f"accuracy_{lang}"] == pytest.approx(float((predicted[mask] == labels[mask]).mean()))
     assert model.config.id2label == {0: "a", 1: "b", 2: "c", 3: "d"}
 
@@ -426,7 +441,7 @@ def _worker(model_dir: str, out_dir: str, per_device_batch: int) -> None:
         callbacks=[RankEvaluator()],
         languages=LANGS,
     )
-    trainer.train()
+    train_output = trainer.train()
     eval_metrics = trainer.evaluate()
     prediction = trainer.predict(evaluation, metric_key_prefix="test")
     rank = trainer.args.process_index
@@ -436,6 +451,7 @@ def _worker(model_dir: str, out_dir: str, per_device_batch: int) -> None:
         "world_size": trainer.args.world_size,
         "backend": PartialState().backend,
         "per_device_batch": per_device_batch,
+        "train_seconds": train_output.metrics["train_runtime"],
         "step_losses": step_losses,
         "batch_ids": batch_ids,
         "log_history": trainer.state.log_history,
