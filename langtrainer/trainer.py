@@ -253,6 +253,8 @@ class LangTrainer(Trainer):
             ignore_keys=ignore_keys,
             metric_key_prefix=metric_key_prefix,
         )
+        if self.args.world_size > 1:
+            self._exact_loss_from_gathered(output, dataloader, metric_key_prefix)
         # Evaluators run here, before evaluate() logs, so their numbers reach
         # every logger and can select the best checkpoint.
         if metric_key_prefix == "eval":
@@ -269,6 +271,35 @@ class LangTrainer(Trainer):
                 for key, value in extra.items():
                     output.metrics[f"{metric_key_prefix}_{key}"] = value
         return output
+
+    def _exact_loss_from_gathered(self, output, dataloader, prefix: str) -> None:
+        """Under DDP, recompute the loss from the gathered, de-padded logits.
+
+        The Trainer repeats each batch's mean loss per example; when the last
+        batch is padded across processes, the padding's loss stands in for
+        real examples. From the gathered logits the loss is exact: the same
+        sum_i w_i l_i / N as one process computes.
+        """
+        logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+        dataset = getattr(dataloader, "dataset", None)
+        if logits is None or output.label_ids is None or dataset is None:
+            return
+        if LANGUAGE_COLUMN not in getattr(dataset, "column_names", []) or len(dataset) != len(logits):
+            return
+        logits_t = torch.as_tensor(np.asarray(logits), dtype=torch.float32)
+        labels = torch.as_tensor(np.asarray(output.label_ids), dtype=torch.long)
+        per_example = F.cross_entropy(logits_t, labels, reduction="none")
+        if self.class_weights is not None:
+            index = {lang: i for i, lang in enumerate(self.languages)}
+            language = torch.tensor([index[lang] for lang in dataset[LANGUAGE_COLUMN]])
+            weights = self.class_weights[language, labels]
+            if self.args.loss_reduction == "weighted_mean":
+                loss = (weights * per_example).sum() / weights.sum().clamp_min(1e-12)
+            else:
+                loss = (weights * per_example).mean()
+        else:
+            loss = per_example.mean()
+        output.metrics[f"{prefix}_loss"] = float(loss)
 
     def _broadcast_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
         """Evaluators run on the main process; every rank logs the same numbers."""
