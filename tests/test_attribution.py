@@ -207,6 +207,21 @@ def test_forward_chunks_trade_padding_for_calls(tiny):
     assert sorted(np.concatenate(chunks).tolist()) == list(range(600))
 
 
+def test_edge_cases_empty_one_word_and_truncated(tiny):
+    from langtrainer.attribution import explain
+
+    model, tokenizer = tiny
+    long_text = " ".join([LONG_TEXT] * 6)  # > 128 tokens: cut to the model's 128 positions
+    empty, word, cut = explain(model, tokenizer, ["", "Folie", long_text], max_evals=60)
+    assert empty.tokens == ["[CLS]", "[SEP]"]
+    np.testing.assert_allclose(empty.values, 0.0, atol=1e-7)
+    np.testing.assert_allclose(empty.base_values, empty.probabilities, atol=1e-6)
+    assert len(word.tokens) == 3
+    np.testing.assert_allclose(word.values[1], word.probabilities - word.base_values, atol=1e-6)
+    assert len(cut.token_ids) == 128 and cut.tokens[-1] == "[SEP]"
+    np.testing.assert_allclose(cut.values.sum(0) + cut.base_values, cut.probabilities, atol=1e-5)
+
+
 def test_bad_arguments_are_user_errors(tiny):
     from langtrainer.attribution import explain
     from langtrainer.errors import UserError

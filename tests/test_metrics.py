@@ -1,0 +1,38 @@
+"""Per-language metrics and the skew index on hand-made predictions."""
+
+import pytest
+
+from langtrainer.metrics import classification_metrics, prediction_distribution, skew_index
+
+LABELS = ["a", "b", "c", "d"]
+
+
+def test_classification_metrics_by_language_and_group():
+    predictions = [0, 0, 1, 3, 2, 2, 3, 3]
+    labels = [0, 1, 1, 3, 2, 3, 3, 0]
+    languages = ["en", "en", "en", "en", "fr", "fr", "fr", "fr"]
+    m = classification_metrics(predictions, labels, languages, LABELS, groups={"G": ["fr"]})
+    assert m["accuracy"] == pytest.approx(5 / 8)
+    assert m["accuracy_en"] == pytest.approx(3 / 4) and m["accuracy_fr"] == pytest.approx(2 / 4)
+    assert [m[f"pred_en_{x}"] for x in LABELS] == [0.5, 0.25, 0.0, 0.25]
+    assert [m[f"pred_G_{x}"] for x in LABELS] == [0.0, 0.0, 0.5, 0.5]
+    # macro-F1 by hand: a: P=1/2 R=1/2; b: 1, 1/2; c: 1/2, 1; d: 2/3, 2/3
+    f1 = [0.5, 2 / 3, 2 / 3, 2 / 3]
+    assert m["macro_f1"] == pytest.approx(sum(f1) / 4)
+
+
+def test_prediction_distribution():
+    assert prediction_distribution([3, 3, 1], 4) == pytest.approx([0, 1 / 3, 0, 2 / 3])
+    assert prediction_distribution([], 2) == [0.0, 0.0]
+
+
+def test_skew_index():
+    groups = {"A": ["fr"], "B": ["en"]}
+    favoured = {"A": [2, 3], "B": [0, 1]}
+    languages = ["fr"] * 4 + ["en"] * 4
+    # fr predicts its favoured labels 3/4 of the time, en 4/4: 0.75 + 1.0 - 1
+    assert skew_index([2, 3, 3, 0, 0, 1, 1, 0], languages, groups, favoured) == pytest.approx(0.75)
+    # the same distribution in both groups (shared bias) gives 0
+    assert skew_index([0, 1, 2, 3, 0, 1, 2, 3], languages, groups, favoured) == pytest.approx(0.0)
+    # predictions that run against the training skew give a negative index
+    assert skew_index([0, 0, 1, 1, 2, 2, 3, 3], languages, groups, favoured) == pytest.approx(-1.0)
