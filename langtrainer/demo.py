@@ -39,7 +39,7 @@ QUICK_OVERRIDES = [
     "data.validation_per_language=40",
     "data.test_per_cell=20",
     "training.num_train_epochs=2",
-    "analysis.probe.per_language=200",
+    "analysis.probe.per_language=100",
     "analysis.shap.subsample=12",
     "analysis.shap.max_evals=200",
 ]

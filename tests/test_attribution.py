@@ -189,8 +189,10 @@ def test_max_evals_bounds_forward_rows(tiny):
     model, tokenizer = tiny
     runner = ModelRunner(model, tokenizer, batch_size=64)
     explain(model, tokenizer, [LONG_TEXT, TEXTS[0]], max_evals=100, runner=runner)
-    # the long text uses its whole budget of 100; the short one (11 tokens) at most 100
-    assert 100 < runner.n_rows <= 200
+    # the long text uses its whole budget of 100; the short one (11 tokens) at most 100;
+    # repeated inputs are answered from the cache
+    assert 100 < runner.n_requested <= 200
+    assert runner.n_rows < runner.n_requested
 
 
 def test_forward_chunks_trade_padding_for_calls(tiny):
