@@ -23,15 +23,31 @@ def shap_command(
     shard_size: int = typer.Option(16, "--shard-size", help="Examples per output shard (the unit of resumption)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default CKPT/shap)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard results in --out made with other arguments."),
+    num_processes: Optional[int] = typer.Option(
+        None, "--num-processes", help="Split the examples over N processes (one per GPU) via accelerate launch."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log INFO messages."),
 ) -> None:
     """Token SHAP values (mask-token baseline, partition explainer) of a run's test set; resumable."""
-    _shap(ckpt, data, split, subsample, max_evals, batch_size, seed, shard_size, out, overwrite, quiet, verbose)
+    _shap(ckpt, data, split, subsample, max_evals, batch_size, seed, shard_size, out, overwrite, quiet, verbose,
+          num_processes)
 
 
 @user_errors
-def _shap(ckpt, data, split, subsample, max_evals, batch_size, seed, shard_size, out, overwrite, quiet, verbose):
+def _shap(ckpt, data, split, subsample, max_evals, batch_size, seed, shard_size, out, overwrite, quiet, verbose,
+          num_processes=None):
+    from langtrainer import launch
+
+    if launch.needs_launch(num_processes, None):
+        args = ["shap", "--ckpt", str(ckpt), "--split", split, "--max-evals", str(max_evals),
+                "--batch-size", str(batch_size), "--shard-size", str(shard_size)]
+        for flag, value in (("--data", data), ("--subsample", subsample), ("--seed", seed), ("--out", out)):
+            if value is not None:
+                args += [flag, str(value)]
+        args += [flag for flag, on in (("--overwrite", overwrite), ("--quiet", quiet), ("--verbose", verbose)) if on]
+        raise typer.Exit(code=launch.relaunch(args, num_processes, None))
+    quiet = quiet or not launch.is_main_process()
     from transformers.utils import logging as hf_logging
 
     from langtrainer.attribution import load_shap_result, run_shap
@@ -66,6 +82,8 @@ def _shap(ckpt, data, split, subsample, max_evals, batch_size, seed, shard_size,
             overwrite=overwrite,
             progress=report,
         )
+    if not launch.is_main_process():
+        return
     result = load_shap_result(folder)
     frame = result.examples
     table = Table(title=f"SHAP values: {len(frame)} examples, {result.n_classes} classes, max_evals {max_evals}")

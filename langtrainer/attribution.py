@@ -846,6 +846,8 @@ def run_shap(
     shard_size: int = 16,
     overwrite: bool = False,
     progress: Progress | None = None,
+    rank: int | None = None,
+    world_size: int | None = None,
 ) -> Path:
     """Explain (a subsample of) a run's split and write the result in resumable shards.
 
@@ -853,7 +855,18 @@ def run_shap(
     atomically). Rerun with the same arguments and finished shards are kept:
     an interrupted run continues where it stopped. `batch_size` is not part of
     the arguments' identity (it only sets rows per forward pass).
+
+    Under a multi-process launch (rank/world_size, default from the
+    launcher's environment) every process computes the shards assigned to it
+    by `assign_shards` (balanced by token count); the shards are the same as
+    in one process, so the result is identical. Rank 0 alone writes the
+    manifest.
     """
+    from langtrainer import launch
+
+    if rank is None or world_size is None:
+        rank, world_size = launch.process_rank(), launch.world_size()
+    is_main = rank == 0
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -876,8 +889,9 @@ def run_shap(
         lengths = [len(x) for x in tokenizer(sample["text"].astype(str).tolist())["input_ids"]]
     else:
         lengths = [len(x) for x in tokenizer(sample["text"].astype(str).tolist(), pairs)["input_ids"]]
-    sample = sample.assign(_length=lengths).sort_values(["_length", "id"], kind="stable").drop(columns="_length")
-    sample = sample.reset_index(drop=True)
+    sample = sample.assign(_length=lengths).sort_values(["_length", "id"], kind="stable")
+    token_counts = sample["_length"].tolist()
+    sample = sample.drop(columns="_length").reset_index(drop=True)
     ids = sample["id"].tolist()
 
     arguments = {
@@ -893,7 +907,11 @@ def run_shap(
     }
     arguments_hash = _arguments_hash(arguments)
     manifest_path = out_dir / MANIFEST
-    if manifest_path.is_file() and not overwrite:
+    cpu = not torch.cuda.is_available()
+    if not is_main:
+        # rank 0 validates / cleans the folder and writes the manifest first
+        launch.wait_for_everyone(cpu)
+    elif manifest_path.is_file() and not overwrite:
         previous = json.loads(manifest_path.read_text(encoding="utf-8"))
         if previous.get("arguments_hash") != arguments_hash:
             changed = [k for k in arguments if previous.get("arguments", {}).get(k) != arguments[k]]
@@ -901,7 +919,7 @@ def run_shap(
                 f"{out_dir} holds SHAP results for other arguments ({', '.join(changed) or 'format'} differ); "
                 "use another --out or --overwrite"
             )
-    elif overwrite and out_dir.exists():
+    elif overwrite and out_dir.exists():  # (rank 0 only: the branch above caught the others)
         import shutil
 
         for stale in (out_dir / SHARD_DIR, manifest_path):
@@ -925,16 +943,25 @@ def run_shap(
         "ids": ids,
         "complete": False,
     }
-    write_json(manifest_path, manifest)
+    if is_main:
+        write_json(manifest_path, manifest)
+        launch.wait_for_everyone(cpu)
 
+    mine = set(assign_shards(token_counts, shard_size, world_size)[rank])
     todo = []
     for k in range(n_shards):
+        if k not in mine:
+            continue
         expected = ids[k * shard_size : (k + 1) * shard_size]
         path = _shard_path(out_dir, k)
         if path.is_file() and _read_shard_ids(path) == expected:
             continue
         todo.append(k)
-    done_examples = len(sample) - sum(len(ids[k * shard_size : (k + 1) * shard_size]) for k in todo)
+    def shard_len(k: int) -> int:
+        return len(ids[k * shard_size : (k + 1) * shard_size])
+
+    my_total = sum(shard_len(k) for k in mine)  # this process's share (all of it in one process)
+    done_examples = my_total - sum(shard_len(k) for k in todo)
     if todo:
         log.info("%d of %d shards to compute (%d examples already done)", len(todo), n_shards, done_examples)
         model = AutoModelForSequenceClassification.from_pretrained(ckpt)
@@ -942,14 +969,14 @@ def run_shap(
             model = model.to("cuda")
         model.eval()
         if progress:
-            progress(done_examples, len(sample))
+            progress(done_examples, my_total)
         for k in todo:
             rows = sample.iloc[k * shard_size : (k + 1) * shard_size]
             base = done_examples
 
             def shard_progress(done: int, total: int, base: int = base) -> None:
                 if progress:
-                    progress(base + done, len(sample))
+                    progress(base + done, my_total)
 
             attributions = explain(
                 model,
@@ -963,10 +990,33 @@ def run_shap(
             _write_shard(_shard_path(out_dir, k), _shard_table(rows, attributions))
             done_examples += len(rows)
     elif progress:
-        progress(len(sample), len(sample))
-    manifest["complete"] = True
-    write_json(manifest_path, manifest)
+        progress(my_total, my_total)
+    launch.wait_for_everyone(cpu)
+    if is_main:
+        missing = [k for k in range(n_shards) if _read_shard_ids(_shard_path(out_dir, k)) != ids[k * shard_size:(k + 1) * shard_size]]
+        if missing:
+            raise RuntimeError(f"shards {missing[:5]} are missing after every process finished")
+        manifest["complete"] = True
+        write_json(manifest_path, manifest)
     return out_dir
+
+
+def assign_shards(lengths: Sequence[int], shard_size: int, world_size: int) -> list[list[int]]:
+    """Shard indices per process, balanced by token count (longest first, to the least loaded).
+
+    Cost of a shard = sum of its examples' token counts (forward cost per
+    masked row is about linear in length at these sizes, and max_evals rows
+    per example). Deterministic, so every process computes the same split.
+    """
+    n_shards = (len(lengths) + shard_size - 1) // shard_size
+    costs = [sum(lengths[k * shard_size:(k + 1) * shard_size]) for k in range(n_shards)]
+    loads = [0] * world_size
+    assignment: list[list[int]] = [[] for _ in range(world_size)]
+    for k in sorted(range(n_shards), key=lambda k: (-costs[k], k)):
+        target = min(range(world_size), key=lambda r: (loads[r], r))
+        assignment[target].append(k)
+        loads[target] += costs[k]
+    return [sorted(a) for a in assignment]
 
 
 def find_shap_dir(path: str | os.PathLike) -> Path:

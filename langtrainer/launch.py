@@ -53,6 +53,14 @@ def process_rank() -> int:
     return 0
 
 
+def world_size() -> int:
+    """Number of launched processes (1 outside a launch)."""
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
 def is_main_process() -> bool:
     """Rank 0: the process that prints, writes the run directory and runs evaluators."""
     return process_rank() == 0
