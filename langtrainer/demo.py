@@ -147,7 +147,7 @@ def run_demo(plan: DemoPlan, progress: DemoProgress | None = None) -> dict[str, 
                     languages=plan.base.data.languages,
                     seed=seed,
                     max_length=plan.base.model.max_length,
-                    c_sweep=(1e-4, 1e-3, 1e-2, 1e-1, 1.0),
+                    c_sweep=(1e-4, 1e-2, 1.0),
                     progress=lambda done, total: tell(stage, done, total),
                 ))
                 atomic.write_json(target, result)
