@@ -13,6 +13,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+# pip warns about every missing local index folder on some machines: noise.
+quiet_pip() { "${PIP[@]}" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 stamp="$VENV/.langtrainer-setup"
 want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
@@ -25,10 +27,10 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     spec="${TORCH_SPEC:-torch==2.13.0}"
   fi
   if [ -n "${TORCH_INDEX_URL:-}" ]; then
-    "${PIP[@]}" install "$spec" --index-url "$TORCH_INDEX_URL"
+    quiet_pip install "$spec" --index-url "$TORCH_INDEX_URL"
   else
-    "${PIP[@]}" install "$spec"
+    quiet_pip install "$spec"
   fi
 fi
-"${PIP[@]}" install -e ".[test]" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+quiet_pip install -e ".[test]"
 echo "$want" > "$stamp"
