@@ -94,7 +94,7 @@ def _shap(ckpt, data, split, subsample, max_evals, batch_size, seed, shard_size,
     for language, rows in frame.groupby("language"):
         n_tokens = [len(t) for t in rows["token_ids"]]
         mean_abs = sum(float(abs(v).sum()) for v in rows["values"]) / max(sum(v.size for v in rows["values"]), 1)
-        table.add_row(str(language), str(len(rows)), f"{sum(n_tokens) / len(n_tokens):.1f}", f"{mean_abs:.4f}")
+        table.add_row(str(language), str(len(rows)), f"{sum(n_tokens) / len(n_tokens):.1f}", f"{mean_abs:.3g}")
     console.print(table)
     console.print(f"wrote [bold]{folder}[/] in {time.perf_counter() - start:.1f} s")
 

@@ -15,19 +15,19 @@ def test_finetune_real_model_learns_and_writes_a_standard_run_dir(tmp_path):
         [
             "name=real_small",
             "imbalance.subset=balanced",
-            "data.train_per_language=64",
-            "data.validation_per_language=16",
-            "data.test_per_cell=10",
+            "data.train_per_language=120",
+            "data.validation_per_language=40",
+            "data.test_per_cell=20",
             "training.num_train_epochs=2",
-            "model.max_length=64",
         ],
     )
     run_dir = tmp_path / "run"
     metrics = finetune(recipe, run_dir)
 
-    # measured 0.80-0.85 on 240 test examples (chance 0.25)
-    assert metrics["test"]["accuracy"] > 0.55
-    assert metrics["train"]["steps"] == 2 * (6 * 64) // 16
+    # The demo --quick balanced model (same data, seed and settings) measured 0.698
+    # on these 480 test examples (chance 0.25; one binomial SE is 0.021).
+    assert metrics["test"]["accuracy"] > 0.6
+    assert metrics["train"]["steps"] == 2 * (6 * 120) // 16
     assert metrics["best_checkpoint"] is not None
     on_disk = json.loads((run_dir / "metrics.json").read_text())
     assert on_disk["test"]["accuracy"] == metrics["test"]["accuracy"]
