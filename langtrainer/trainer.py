@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import WeightedRandomSampler
-from transformers import DataCollatorWithPadding, Trainer
+from transformers import DataCollatorWithPadding, Trainer, default_data_collator
 
 from langtrainer.errors import UserError
 from langtrainer.training_args import LangTrainingArguments
@@ -106,8 +106,10 @@ class LangTrainer(Trainer):
                 raise UserError("the training dataset has no 'language' column")
             languages = sorted(set(train[LANGUAGE_COLUMN]))
         self.languages = list(languages)
-        if self.data_collator is None or isinstance(self.data_collator, DataCollatorWithPadding) or not isinstance(
-            self.data_collator, LanguageCollator
+        # Replace the Trainer's default collator; a user's own collator is kept
+        # (it must then turn the language column into ids itself).
+        if self.data_collator is None or self.data_collator is default_data_collator or isinstance(
+            self.data_collator, DataCollatorWithPadding
         ):
             self.data_collator = LanguageCollator(self.processing_class, self.languages)
         self.num_labels = int(self.model.config.num_labels)
