@@ -137,8 +137,8 @@ def run_demo(plan: DemoPlan, progress: DemoProgress | None = None) -> dict[str, 
                     continue
                 stage = f"seed {seed}: probe {name} ({data})"
                 result = timed(f"seed{seed}/probe/{name}/{data}", lambda: run_probe(
-                    model if name != "pretrained" else model,
-                    data=data if name != "pretrained" else _pretrained_data(seed_dir, data),
+                    model,
+                    data=_pretrained_data(seed_dir, data) if name == "pretrained" else data,
                     layer=probe_settings.layer,
                     feature=probe_settings.feature,
                     folds=probe_settings.folds,
