@@ -36,9 +36,8 @@ def _demo(out, seeds, quick, overrides, quiet, verbose):
 
         def report(stage: str, done: int, total: int, detail: str) -> None:
             if stage not in tasks:
-                for earlier in tasks.values():  # a new stage means the earlier ones finished
-                    task = progress.tasks[earlier]
-                    progress.update(earlier, completed=task.total or 1, total=task.total or 1)
+                for task in progress.tasks:  # a new stage means the earlier ones finished
+                    progress.update(task.id, completed=task.total or 1, total=task.total or 1)
                 tasks[stage] = progress.add_task(stage, total=total or None, rate=detail)
             progress.update(tasks[stage], completed=done, total=total or None, rate=detail)
 
