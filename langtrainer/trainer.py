@@ -166,23 +166,24 @@ class LangTrainer(Trainer):
         language = inputs.pop(LANGUAGE_COLUMN, None)
         outputs = model(**inputs)
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
-        per_example = F.cross_entropy(logits.float(), labels, reduction="none")
-        if self.class_weights is not None:
-            if language is None:
-                raise UserError("class weights need the 'language' column in every batch")
-            table = self.class_weights.to(per_example.device)
-            weights = table[language.to(per_example.device), labels]
-            if self.args.loss_reduction == "weighted_mean":
-                loss = (weights * per_example).sum() / weights.sum().clamp_min(1e-12)
-            else:
-                loss = (weights * per_example).mean()
-        else:
-            loss = per_example.mean()
+        loss = self.weighted_loss(logits, labels, language)
         if model.training and self.args.mask_entropy > 0:
             neg_entropy = self.masked_input_neg_entropy(model, max_length=inputs["input_ids"].shape[1])
             loss = loss + self.args.mask_entropy * neg_entropy
             self._side_metrics["mask_neg_entropy"].append(float(neg_entropy.detach()))
         return (loss, outputs) if return_outputs else loss
+
+    def weighted_loss(self, logits: torch.Tensor, labels: torch.Tensor, language: torch.Tensor | None) -> torch.Tensor:
+        """Cross-entropy with the [language, label] weight table and the configured reduction."""
+        per_example = F.cross_entropy(logits.float(), labels, reduction="none")
+        if self.class_weights is None:
+            return per_example.mean()
+        if language is None:
+            raise UserError("class weights need the 'language' column in every batch")
+        weights = self.class_weights.to(per_example.device)[language.to(per_example.device), labels]
+        if self.args.loss_reduction == "weighted_mean":
+            return (weights * per_example).sum() / weights.sum().clamp_min(1e-12)
+        return (weights * per_example).mean()
 
     def masked_input_neg_entropy(self, model, max_length: int) -> torch.Tensor:
         """Eq. 3: sum_c p_c log p_c on special tokens around m mask tokens, m ~ U{1..L-2}."""
@@ -288,19 +289,12 @@ class LangTrainer(Trainer):
             return
         if LANGUAGE_COLUMN not in getattr(dataset, "column_names", []) or len(dataset) != len(logits):
             return
-        logits_t = torch.as_tensor(np.asarray(logits), dtype=torch.float32)
-        labels = torch.as_tensor(np.asarray(output.label_ids), dtype=torch.long)
-        per_example = F.cross_entropy(logits_t, labels, reduction="none")
-        if self.class_weights is not None:
-            index = {lang: i for i, lang in enumerate(self.languages)}
-            language = torch.tensor([index[lang] for lang in dataset[LANGUAGE_COLUMN]])
-            weights = self.class_weights[language, labels]
-            if self.args.loss_reduction == "weighted_mean":
-                loss = (weights * per_example).sum() / weights.sum().clamp_min(1e-12)
-            else:
-                loss = (weights * per_example).mean()
-        else:
-            loss = per_example.mean()
+        index = {lang: i for i, lang in enumerate(self.languages)}
+        loss = self.weighted_loss(
+            torch.as_tensor(np.asarray(logits), dtype=torch.float32),
+            torch.as_tensor(np.asarray(output.label_ids), dtype=torch.long),
+            torch.tensor([index[lang] for lang in dataset[LANGUAGE_COLUMN]]),
+        )
         output.metrics[f"{prefix}_loss"] = float(loss)
 
     def _broadcast_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
