@@ -118,6 +118,17 @@ def tokenize(dataset, tokenizer, max_length: int):
     return dataset.map(encode, batched=True, remove_columns=drop, desc=None)
 
 
+def sort_by_length(tokenized, raw):
+    """Both datasets in the same (stable) order of token count, shortest first.
+
+    Predictions come back in dataset order, so the untokenized rows that the
+    metrics read (label, language) are reordered with the tokenized ones.
+    """
+    lengths = np.fromiter((len(ids) for ids in tokenized["input_ids"]), dtype=np.int64, count=len(tokenized))
+    order = np.argsort(lengths, kind="stable")
+    return tokenized.select(order), raw.select(order)
+
+
 def uses_cpu(recipe: Recipe) -> bool:
     """The training arguments' `use_cpu` (default: no CUDA device)."""
     import torch
@@ -379,10 +390,15 @@ def finetune(
             train = tokenize(subsets[train_name], tokenizer, max_length)
             validation = tokenize(subsets[validation_name], tokenizer, max_length) if len(subsets[validation_name]) else None
             test = tokenize(subsets["test"], tokenizer, max_length)
+            # Evaluation batches pad to their longest text: in length order they pad little.
+            eval_raw = {"test": subsets["test"], validation_name: subsets[validation_name]}
+            test, eval_raw["test"] = sort_by_length(test, eval_raw["test"])
+            if validation is not None:
+                validation, eval_raw[validation_name] = sort_by_length(validation, eval_raw[validation_name])
 
         args = build_training_args(recipe, checkpoints, has_eval=validation is not None)
     all_callbacks = list(callbacks or []) + evaluation_callbacks(
-        recipe, subsets[validation_name] if validation is not None else None
+        recipe, eval_raw[validation_name] if validation is not None else None
     )
     if progress is not None:
         all_callbacks.append(_ProgressBridge(progress))
@@ -392,7 +408,7 @@ def finetune(
         train_dataset=train,
         eval_dataset=validation,
         processing_class=tokenizer,
-        compute_metrics=(make_compute_metrics(subsets[validation_name], label_names, recipe)  # untokenized: has label
+        compute_metrics=(make_compute_metrics(eval_raw[validation_name], label_names, recipe)  # untokenized: has label
                          if validation is not None else None),
         callbacks=all_callbacks,
         languages=recipe.data.languages or None,
@@ -412,7 +428,7 @@ def finetune(
 
     trainer.compute_metrics = None  # it is bound to the validation rows; test metrics come below
     prediction = trainer.predict(test, metric_key_prefix="test")
-    test_metrics = evaluate_predictions(prediction.predictions, subsets["test"], label_names, recipe)
+    test_metrics = evaluate_predictions(prediction.predictions, eval_raw["test"], label_names, recipe)
     test_metrics["loss"] = float(prediction.metrics.get("test_loss", float("nan")))
 
     metrics: dict[str, Any] = {

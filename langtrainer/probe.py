@@ -438,10 +438,11 @@ def _probe_model(
     sweep = None
     if c_sweep:
         kwargs = {k: v for k, v in probe_kwargs.items() if k != "C"}
-        sweep = [
-            {"C": r.settings["C"], **_summary(r)}
-            for r in probe_c_sweep(embeddings[primary_key], languages, Cs=c_sweep, **kwargs)
-        ]
+        # The headline C is already fitted (same folds, same seed): not twice.
+        others = [c for c in c_sweep if c != primary.settings["C"]]
+        fitted = {r.settings["C"]: r for r in probe_c_sweep(embeddings[primary_key], languages, Cs=others, **kwargs)}
+        fitted[primary.settings["C"]] = primary
+        sweep = [{"C": float(c), **_summary(fitted[float(c)])} for c in c_sweep]
     probe_s = time.perf_counter() - started
     return {
         "model": str(name),

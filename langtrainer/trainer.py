@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import WeightedRandomSampler
 from transformers import DataCollatorWithPadding, Trainer, default_data_collator
+from transformers.trainer_utils import has_length
 
 from langtrainer.errors import UserError
 from langtrainer.training_args import LangTrainingArguments
@@ -157,6 +158,18 @@ class LangTrainer(Trainer):
         counts = np.bincount(keys)
         weights = 1.0 / counts[keys]
         return EpochWeightedSampler(torch.as_tensor(weights), num_samples=len(keys), seed=self.args.seed)
+
+    def _get_eval_sampler(self, eval_dataset):
+        """Dataset order, always: metrics pair predictions with the dataset's rows.
+
+        (The stock Trainer shuffles evaluation into length groups under
+        `train_sampling_strategy=group_by_length`; sort the dataset instead.)
+        """
+        if eval_dataset is None or not has_length(eval_dataset):
+            return None
+        if self.args.world_size <= 1:
+            return torch.utils.data.SequentialSampler(eval_dataset)
+        return None  # accelerate shards it in order across processes
 
     # ------------------------------------------------------------ loss
 

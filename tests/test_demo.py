@@ -18,6 +18,7 @@ def test_plan_resolves_three_variants_per_seed(tmp_path):
     assert cw.seed == 1 and cw.loss.class_weights == "per_language" and cw.imbalance.subset == "imbalanced"
     assert plan.recipes[(0, "bal")].imbalance.subset == "balanced"
     assert cw.data.train_per_language == 120 and "data.train_per_language=120" in QUICK_OVERRIDES
+    assert cw.training["num_train_epochs"] == 1 and cw.training["train_sampling_strategy"] == "group_by_length"
 
 
 @pytest.mark.slow
@@ -41,8 +42,12 @@ def test_demo_quick_end_to_end(tmp_path):
     assert table3 and abs(float(table3.group(1)) - summary["roles"]["balanced"]["accuracy"][0]) < 1e-3
     assert (out / "report" / "accuracy_probe.png").stat().st_size > 10_000
     assert list((out / "report").glob("shap_diff_*.png"))
+    first_timings = json.loads((out / "timings.json").read_text())
+    stages = {"seed0/data", "report"} | {f"seed0/train/{v}" for v in VARIANTS} | {f"seed0/shap/{v}" for v in VARIANTS}
+    stages |= {f"seed0/probe/{m}/{d}" for m in ("pretrained", *VARIANTS) for d in ("test", "external")}
+    assert set(first_timings) == stages
     # a second run finds every stage done and only rewrites the report
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0
     timings = json.loads((out / "timings.json").read_text())
-    assert set(timings) == {"report"}
+    assert {k: v for k, v in timings.items() if k != "report"} == {k: v for k, v in first_timings.items() if k != "report"}

@@ -87,3 +87,32 @@ def test_finished_run_is_not_overwritten(tiny_model_dir, tmp_path):
     finetune(recipe, tmp_path / "run")
     with pytest.raises(UserError, match="already holds a finished run"):
         finetune(recipe, tmp_path / "run")
+
+
+def test_length_grouped_training_keeps_evaluation_aligned(tiny_model_dir, tmp_path):
+    """Evaluation runs in length order (and group_by_length shuffles the stock eval
+    sampler): the test metrics must still pair each prediction with its own row."""
+    import datasets
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from langtrainer.metrics import classification_metrics
+
+    data = write_dataset(tmp_path / "data.jsonl")
+    recipe = tiny_recipe(tiny_model_dir, data, training={"num_train_epochs": 4, "learning_rate": 2e-3, "train_sampling_strategy": "group_by_length",
+                                                         "per_device_eval_batch_size": 7},
+                         analysis={"probe": {"during_training_per_language": 0}})
+    run_dir = tmp_path / "run"
+    metrics = finetune(recipe, run_dir)
+
+    test = datasets.load_from_disk(str(run_dir / "data"))["test"]
+    assert len(set(map(len, test["text"]))) > 1  # lengths differ, so sorting reorders rows
+    model = AutoModelForSequenceClassification.from_pretrained(run_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(run_dir)
+    with torch.no_grad():
+        predictions = [int(model(**tokenizer(text, return_tensors="pt")).logits.argmax(-1)) for text in test["text"]]
+    assert len(set(predictions)) > 1  # a constant classifier would hide a misalignment
+    expected = classification_metrics(predictions, test["label"], test["language"], metrics["label_names"],
+                                      recipe.imbalance.groups)
+    for key in ("accuracy", "accuracy_de", "accuracy_ja", "pred_en_l0", "pred_A_l3"):
+        assert metrics["test"][key] == pytest.approx(expected[key])
