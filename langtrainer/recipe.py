@@ -424,6 +424,12 @@ def check_recipe(recipe: Recipe) -> None:
                 )
     if recipe.model.max_length < 8:
         raise UserError("model.max_length must be at least 8")
+    strategy = recipe.training.get("train_sampling_strategy", "random")
+    if data.sampler == "per_language_balanced" and strategy not in ("random", None):
+        raise UserError(
+            f"data.sampler: per_language_balanced draws the training order itself; "
+            f"it cannot be combined with training.train_sampling_strategy={strategy}"
+        )
 
 
 def dump_recipe(recipe: Recipe) -> str:

@@ -373,15 +373,35 @@ def _verdicts(summary: dict[str, Any]) -> list[str]:
         lines.append(f"Weights recover {100 * recovered['mean'] / gap['mean']:.0f} % of the accuracy gap "
                      "(point estimate).")
     for name, shift in sorted(summary.get("shap_neutral_shift", {}).items()):
-        values = {g: v[0] for g, v in shift.items() if not math.isnan(v[0])}
-        if values:
-            direction = "positive" if all(v > 0 for v in values.values()) else "not positive in every group"
-            lines.append(
-                f"**Do neutral tokens of over-represented languages gain SHAP for their favoured labels "
-                f"({name})?** Mean cumulative difference " + ", ".join(f"{g}: {v:+.4f}" for g, v in values.items())
-                + f": {direction} (no uncertainty attached; see the figure)."
-            )
+        line = _shap_verdict(name, shift)
+        if line:
+            lines.append(line)
     return [line for line in lines if line]
+
+
+def _shap_verdict(name: str, shift: dict[str, tuple[float, float, int]]) -> str | None:
+    """Per group, the mean neutral-token shift; with several seeds 'yes' only beyond 2 SE of the seed mean."""
+    values = {g: v for g, v in shift.items() if not math.isnan(v[0])}
+    if not values:
+        return None
+    question = (f"**Do neutral tokens of over-represented languages gain SHAP for their favoured labels "
+                f"({name})?**")
+    if all(n >= 2 and not math.isnan(std) for _, std, n in values.values()):
+        se = {g: std / math.sqrt(n) for g, (_, std, n) in values.items()}
+        detail = ", ".join(f"{g}: {mean:+.4f} ± {se[g]:.4f} SE" for g, (mean, _, _) in values.items())
+        clear = [g for g, (mean, _, _) in values.items() if mean > 2 * se[g]]
+        n_seeds = min(n for _, _, n in values.values())
+        if len(clear) == len(values):
+            answer = "Yes, in every group"
+        elif clear:
+            answer = f"Only in group {', '.join(clear)}; elsewhere within the noise"
+        else:
+            answer = "Not shown: within the noise in every group"
+        return f"{question} {answer} (mean cumulative difference over {n_seeds} seeds; {detail})."
+    detail = ", ".join(f"{g}: {mean:+.4f}" for g, (mean, _, _) in values.items())
+    direction = "positive" if all(v[0] > 0 for v in values.values()) else "not positive in every group"
+    return (f"{question} Mean cumulative difference {detail}: {direction} "
+            "(one seed, so no uncertainty attached; see the figure).")
 
 
 def _c_sweep_rows(collected: Collected) -> list[tuple[float, dict[str, str]]]:

@@ -288,6 +288,8 @@ def test_finetune_interrupted_while_saving_the_model(tiny_model_dir, tmp_path, m
                  marks=[pytest.mark.slow]),
     pytest.param("sampler", id="per_language_balanced",
                  marks=[pytest.mark.slow]),
+    pytest.param("group_by_length", id="group_by_length",
+                 marks=[pytest.mark.slow]),
 ])
 def test_resume_from_the_first_epoch_checkpoint_is_exact(tiny_model_dir, tmp_path, option):
     """Resuming from the epoch-1 checkpoint of a run reproduces that run's weights and test metrics."""
@@ -297,8 +299,11 @@ def test_resume_from_the_first_epoch_checkpoint_is_exact(tiny_model_dir, tmp_pat
     from langtrainer.recipe import load_recipe
 
     source = write_dataset(tmp_path / "ds")
+    training = "  save_total_limit: null\n"
+    if option == "group_by_length":
+        training += "  train_sampling_strategy: group_by_length\n"
     recipe_path = write_recipe(tmp_path / "tiny.yaml", tiny_model_dir, source, epochs=3,
-                               training="  save_total_limit: null\n", extra="" if option == "sampler" else option)
+                               training=training, extra=option if option.startswith("loss") else "")
     overrides = ["data.sampler=per_language_balanced"] if option == "sampler" else []
     recipe = load_recipe(recipe_path, overrides)
     full = finetune(recipe, tmp_path / "full", keep_checkpoints=True)

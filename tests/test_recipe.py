@@ -76,6 +76,14 @@ def test_override_type_error_is_checked_too():
         load_recipe(RECIPES / "demo_imbal.yaml", ["training.num_train_epochs=two"])
 
 
+def test_language_sampler_excludes_other_training_orders():
+    with pytest.raises(UserError, match="per_language_balanced.*train_sampling_strategy=group_by_length"):
+        load_recipe(RECIPES / "demo_imbal.yaml", ["data.sampler=per_language_balanced"])  # the demo groups by length
+    recipe = load_recipe(RECIPES / "demo_imbal.yaml",
+                         ["data.sampler=per_language_balanced", "training.train_sampling_strategy=random"])
+    assert recipe.data.sampler == "per_language_balanced"
+
+
 def test_group_and_distribution_consistency():
     with pytest.raises(UserError, match="'it' is not in data.languages"):
         recipe_from_dict({"data": {"languages": ["en", "fr"]}, "imbalance": {"groups": {"A": ["it"]}}})

@@ -91,8 +91,21 @@ def test_report_markdown(demo_tree, tmp_path):
     assert "0.810 ± 0.010" in text and "0.700 ± 0.010" in text
     assert "| imbalanced | A (fr,es) | 10.0 | 15.0 | **35.0** | **40.0** |" in text
     assert "0.580" in text  # the paper's balanced accuracy for orientation
+    # A's neutral shift is .020/.021/.022 (SE .00058, clear); B's .03 every seed (SE 0, clear)
+    assert "(imbal_vs_bal)?** Yes, in every group (mean cumulative difference over 3 seeds; A: +0.0210 ± 0.0006 SE" in text
     assert (tmp_path / "report" / "accuracy_probe.png").stat().st_size > 10_000
     assert json.loads((tmp_path / "report" / "report.json").read_text())["seeds"] == [0, 1, 2]
+
+
+def test_shap_verdict_judges_each_group_by_its_seed_spread():
+    from langtrainer.report import _shap_verdict
+
+    line = _shap_verdict("imbal_vs_bal", {"A": (0.016, 0.039, 3), "B": (0.070, 0.045, 3)})
+    assert "Only in group B; elsewhere within the noise" in line and "A: +0.0160 ± 0.0225 SE" in line
+    line = _shap_verdict("x", {"A": (0.01, 0.039, 3), "B": (-0.02, 0.045, 3)})
+    assert "Not shown: within the noise in every group" in line
+    line = _shap_verdict("x", {"A": (0.01, float("nan"), 1), "B": (0.02, float("nan"), 1)})
+    assert "positive (one seed, so no uncertainty attached" in line
 
 
 def test_report_without_runs_is_a_user_error(tmp_path):
