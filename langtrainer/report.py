@@ -490,8 +490,9 @@ def render_markdown(collected: Collected, summary: dict[str, Any], figures: dict
     if any_probe:
         s = any_probe.get("settings", {})
         md += ["", f"Logistic regression on {any_probe.get('feature', 'first-token')} embeddings of the last layer, "
-               f"C = {s.get('C')}, {s.get('folds')}-fold CV (C = 1e-4 is the paper code's setting; "
-               "larger C saturates near 1.0 and hides the difference)."]
+               f"C = {s.get('C')}, {s.get('folds')}-fold CV. C = 1e-4 is the paper code's setting; so strong "
+               "a penalty needs many texts (with a few hundred, even the pretrained model can score near "
+               "chance), and a large C saturates near 1.0 and hides the difference: the sweep below shows both."]
     sweep_rows = _c_sweep_rows(collected)
     if sweep_rows:
         roles_present = [r for r in ROLE_ORDER if r in sweep_rows[0][1]]

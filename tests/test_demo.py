@@ -37,7 +37,10 @@ def test_demo_quick_end_to_end(tmp_path):
         assert 0.3 < accuracy <= 1.0  # 4 labels: chance is 0.25
         probe = summary["roles"][role]["probe_test"][0]
         assert 1 / 6 < probe <= 1.0
-    assert 1 / 6 < summary["roles"]["pretrained"]["probe_external"][0] <= 1.0
+    # measured at quick's C = 0.01: pretrained 0.987 (test) and 0.997 (external); chance is 1/6
+    assert 0.9 < summary["roles"]["pretrained"]["probe_test"][0] <= 1.0
+    assert 0.9 < summary["roles"]["pretrained"]["probe_external"][0] <= 1.0
+    assert summary["roles"]["imbalanced"]["probe_test"][0] > 0.5
     table3 = re.search(r"\| balanced \| (0\.\d{3})", report)
     assert table3 and abs(float(table3.group(1)) - summary["roles"]["balanced"]["accuracy"][0]) < 1e-3
     assert (out / "report" / "accuracy_probe.png").stat().st_size > 10_000

@@ -99,9 +99,9 @@ def test_length_grouped_training_keeps_evaluation_aligned(tiny_model_dir, tmp_pa
     from langtrainer.metrics import classification_metrics
 
     data = write_dataset(tmp_path / "data.jsonl")
-    recipe = tiny_recipe(tiny_model_dir, data, training={"num_train_epochs": 4, "learning_rate": 2e-3, "train_sampling_strategy": "group_by_length",
-                                                         "per_device_eval_batch_size": 7},
-                         analysis={"probe": {"during_training_per_language": 0}})
+    training = {"num_train_epochs": 4, "learning_rate": 2e-3, "train_sampling_strategy": "group_by_length",
+                "per_device_eval_batch_size": 7}
+    recipe = tiny_recipe(tiny_model_dir, data, training=training, analysis={"probe": {"during_training_per_language": 0}})
     run_dir = tmp_path / "run"
     metrics = finetune(recipe, run_dir)
 
