@@ -24,6 +24,8 @@ import statistics
 import tempfile
 import time
 
+from demo_texts import demo_training_texts
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -33,30 +35,18 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=96)
     cli = parser.parse_args()
 
-    import datasets
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from langtrainer import LangTrainer, LangTrainingArguments
-    from langtrainer.data.builtin import load_builtin
     from langtrainer.finetune import sort_by_length, tokenize
     from langtrainer.models import resolve_model_path
 
     path = str(resolve_model_path("builtin:multilingual-e5-small"))
     tokenizer = AutoTokenizer.from_pretrained(path)
-    labels = ["scalc", "swriter", "simpress", "sbasic"]
-    corpus = load_builtin("libreoffice-help")
-    corpus = corpus[(corpus["split"] == "train") & corpus["label"].isin(labels)]
-    frame = corpus.sample(n=cli.examples + cli.eval_examples, random_state=0)
-
-    def to_dataset(rows):
-        return datasets.Dataset.from_dict({
-            "text": rows["text"].tolist(), "label": [labels.index(x) for x in rows["label"]],
-            "language": rows["language"].tolist(),
-        })
-
-    train = tokenize(to_dataset(frame.iloc[: cli.examples]), tokenizer, cli.max_length)
-    evaluation = tokenize(to_dataset(frame.iloc[cli.examples:]), tokenizer, cli.max_length)
+    texts = demo_training_texts(cli.examples + cli.eval_examples)
+    train = tokenize(texts.select(range(cli.examples)), tokenizer, cli.max_length)
+    evaluation = tokenize(texts.select(range(cli.examples, len(texts))), tokenizer, cli.max_length)
     evaluation_sorted, _ = sort_by_length(evaluation, evaluation)
 
     def trainer_for(strategy: str, out: str) -> LangTrainer:

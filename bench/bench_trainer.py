@@ -16,7 +16,7 @@ import statistics
 import tempfile
 import time
 
-import numpy as np
+from demo_texts import demo_training_texts
 
 
 def main() -> None:
@@ -26,27 +26,17 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=96)
     cli = parser.parse_args()
 
-    import datasets
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
 
     from langtrainer import LangTrainer, LangTrainingArguments
-    from langtrainer.data.builtin import load_builtin
     from langtrainer.finetune import tokenize
     from langtrainer.models import resolve_model_path
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     path = str(resolve_model_path("builtin:multilingual-e5-small"))
     tokenizer = AutoTokenizer.from_pretrained(path)
-    corpus = load_builtin("libreoffice-help")
-    labels = ["scalc", "swriter", "simpress", "sbasic"]
-    corpus = corpus[(corpus["split"] == "train") & corpus["label"].isin(labels)]
-    n = 16 * (cli.steps + 2)
-    frame = corpus.sample(n=n, random_state=0)
-    dataset = datasets.Dataset.from_dict(
-        {"text": frame["text"].tolist(), "label": [labels.index(x) for x in frame["label"]],
-         "language": frame["language"].tolist()}
-    )
+    dataset = demo_training_texts(16 * (cli.steps + 2))
     train = tokenize(dataset, tokenizer, cli.max_length)
 
     class StepTimer(TrainerCallback):

@@ -391,15 +391,13 @@ def finetune(
             validation = tokenize(subsets[validation_name], tokenizer, max_length) if len(subsets[validation_name]) else None
             test = tokenize(subsets["test"], tokenizer, max_length)
             # Evaluation batches pad to their longest text: in length order they pad little.
-            eval_raw = {"test": subsets["test"], validation_name: subsets[validation_name]}
-            test, eval_raw["test"] = sort_by_length(test, eval_raw["test"])
+            test, test_rows = sort_by_length(test, subsets["test"])
+            validation_rows = None
             if validation is not None:
-                validation, eval_raw[validation_name] = sort_by_length(validation, eval_raw[validation_name])
+                validation, validation_rows = sort_by_length(validation, subsets[validation_name])
 
         args = build_training_args(recipe, checkpoints, has_eval=validation is not None)
-    all_callbacks = list(callbacks or []) + evaluation_callbacks(
-        recipe, eval_raw[validation_name] if validation is not None else None
-    )
+    all_callbacks = list(callbacks or []) + evaluation_callbacks(recipe, validation_rows)
     if progress is not None:
         all_callbacks.append(_ProgressBridge(progress))
     trainer = LangTrainer(
@@ -408,8 +406,8 @@ def finetune(
         train_dataset=train,
         eval_dataset=validation,
         processing_class=tokenizer,
-        compute_metrics=(make_compute_metrics(eval_raw[validation_name], label_names, recipe)  # untokenized: has label
-                         if validation is not None else None),
+        compute_metrics=(make_compute_metrics(validation_rows, label_names, recipe)  # untokenized: has label
+                         if validation_rows is not None else None),
         callbacks=all_callbacks,
         languages=recipe.data.languages or None,
     )
@@ -428,7 +426,7 @@ def finetune(
 
     trainer.compute_metrics = None  # it is bound to the validation rows; test metrics come below
     prediction = trainer.predict(test, metric_key_prefix="test")
-    test_metrics = evaluate_predictions(prediction.predictions, eval_raw["test"], label_names, recipe)
+    test_metrics = evaluate_predictions(prediction.predictions, test_rows, label_names, recipe)
     test_metrics["loss"] = float(prediction.metrics.get("test_loss", float("nan")))
 
     metrics: dict[str, Any] = {

@@ -40,6 +40,11 @@ def build_tiny_model(out_dir: str | Path, num_labels: int = 4, seed: int = 0) ->
         special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
     )
     tok.decoder = decoders.WordPiece()
+    # Tests read token-level results (SHAP per token, masking) of these texts:
+    # the vocabulary must cover them without [UNK].
+    unk_id = tok.token_to_id("[UNK]")
+    uncovered = [text for texts in SAMPLE_TEXTS.values() for text in texts if unk_id in tok.encode(text).ids]
+    assert not uncovered, f"the tiny vocabulary leaves [UNK] in {uncovered}"
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         unk_token="[UNK]",
