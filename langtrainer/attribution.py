@@ -868,7 +868,9 @@ def run_shap(
         rank, world_size = launch.process_rank(), launch.world_size()
     is_main = rank == 0
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
+
+    from langtrainer.tokenizer_cache import load_tokenizer
 
     ckpt = Path(ckpt).expanduser()
     if not (ckpt / "config.json").is_file():
@@ -883,7 +885,7 @@ def run_shap(
 
     frame = _load_split(data_path, split)
     sample = stratified_subsample(frame, subsample, seed)
-    tokenizer = AutoTokenizer.from_pretrained(ckpt)
+    tokenizer = load_tokenizer(ckpt)
     pairs = sample["text_pair"].astype(str).tolist() if "text_pair" in sample.columns else None
     if pairs is None:
         lengths = [len(x) for x in tokenizer(sample["text"].astype(str).tolist())["input_ids"]]

@@ -65,14 +65,15 @@ def label_names_of(dataset) -> list[str]:
 
 def load_model_for_classification(recipe: Recipe, label_names: list[str]):
     """Resolve `model.name_or_path` (builtin, local, Hub) and add a fresh head."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     from langtrainer.models import resolve_model_path
+    from langtrainer.tokenizer_cache import load_tokenizer
 
     path = resolve_model_path(recipe.model.name_or_path, arch=recipe.model.arch)
     remote = recipe.model.trust_remote_code
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=remote)
+        tokenizer = load_tokenizer(path, trust_remote_code=remote)
         model = AutoModelForSequenceClassification.from_pretrained(
             str(path),
             num_labels=len(label_names),

@@ -111,13 +111,18 @@ def probe_language(
     seed: int = 0,
     max_iter: int = 1000,
     standardize: bool = False,
+    blas_threads: int | None = 1,
 ) -> ProbeResult:
     """Language-identification accuracy of a logistic regression under stratified k-fold CV.
 
     Folds are shuffled with `seed`, so the same inputs give the same numbers.
+    The fits use `blas_threads` BLAS threads (None: the library's default):
+    on these small matrices more threads only wait and contend, 3-10x slower
+    on 2 cores (bench/bench_probe_blas.py).
     """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import StratifiedKFold
+    from threadpoolctl import threadpool_limits
 
     if C <= 0:
         raise UserError(f"C must be positive, got {C}")
@@ -126,15 +131,16 @@ def probe_language(
     predicted = np.empty_like(y)
     fold_accuracies: list[float] = []
     converged = True
-    for train_idx, test_idx in splitter.split(X, y):
-        classifier = _make_classifier(C, max_iter, standardize, seed)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConvergenceWarning)
-            classifier.fit(X[train_idx], y[train_idx])
-        if any(issubclass(w.category, ConvergenceWarning) for w in caught):
-            converged = False
-        predicted[test_idx] = classifier.predict(X[test_idx])
-        fold_accuracies.append(float(np.mean(predicted[test_idx] == y[test_idx])))
+    with threadpool_limits(blas_threads, user_api="blas"):
+        for train_idx, test_idx in splitter.split(X, y):
+            classifier = _make_classifier(C, max_iter, standardize, seed)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ConvergenceWarning)
+                classifier.fit(X[train_idx], y[train_idx])
+            if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+                converged = False
+            predicted[test_idx] = classifier.predict(X[test_idx])
+            fold_accuracies.append(float(np.mean(predicted[test_idx] == y[test_idx])))
     if not converged:
         logger.warning("logistic regression did not converge in %d iterations (C=%g)", max_iter, C)
 
@@ -347,7 +353,9 @@ def load_encoder(model_dir: str | Path):
     pooler_trained is False when the pooler weights were missing from the
     checkpoint (randomly initialised, e.g. the converted multilingual-e5).
     """
-    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+
+    from langtrainer.tokenizer_cache import load_tokenizer
 
     try:
         config = AutoConfig.from_pretrained(model_dir)
@@ -358,7 +366,7 @@ def load_encoder(model_dir: str | Path):
             else AutoModel
         )
         model, info = loader.from_pretrained(model_dir, output_loading_info=True)
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        tokenizer = load_tokenizer(model_dir)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot load a model from {model_dir}: {str(exc).splitlines()[0]}") from None
     model.eval()

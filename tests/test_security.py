@@ -117,6 +117,7 @@ def test_trust_remote_code_is_off_unless_the_recipe_says_so(tiny_model_dir, monk
 
     from langtrainer.finetune import load_model_for_classification
     from langtrainer.recipe import Recipe, load_recipe
+    from langtrainer.tokenizer_cache import clear_tokenizer_cache
 
     assert Recipe().model.trust_remote_code is False and Recipe().data.trust_remote_code is False
     assert load_recipe("builtin:demo").model.trust_remote_code is False
@@ -135,6 +136,7 @@ def test_trust_remote_code_is_off_unless_the_recipe_says_so(tiny_model_dir, monk
         recipe.model.name_or_path = str(tiny_model_dir)
         recipe.model.trust_remote_code = flag
         seen.clear()
+        clear_tokenizer_cache()  # a tokenizer loaded by an earlier test would not be loaded again
         model, _ = load_model_for_classification(recipe, ["x", "y", "z"])
         assert model.config.id2label == {0: "x", 1: "y", 2: "z"}
         assert seen == [("AutoTokenizer", flag), ("AutoModelForSequenceClassification", flag)]
