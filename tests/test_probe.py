@@ -106,6 +106,27 @@ def test_standardize_option_changes_small_c_result():
     assert scaled.accuracy_mean > 0.95
 
 
+def test_fits_run_on_one_blas_thread_with_the_same_result(monkeypatch):
+    """The fits run under a one-thread BLAS limit (the speed-up of bench_probe_blas.py), same numbers."""
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_info
+
+    features, langs = _clusters(40, 64, separation=1.0, seed=2)
+    threads_seen = []
+    original_fit = LogisticRegression.fit
+
+    def recording_fit(self, *args, **kwargs):
+        threads_seen.append({pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"})
+        return original_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(LogisticRegression, "fit", recording_fit)
+    limited = probe_language(features, langs, C=0.01, folds=5)
+    assert threads_seen == [{1}] * 5
+    unlimited = probe_language(features, langs, C=0.01, folds=5, blas_threads=None)
+    assert unlimited.fold_accuracies == limited.fold_accuracies
+    assert unlimited.confusion == limited.confusion
+
+
 def test_confusion_and_recall_agree():
     features, langs = _clusters(30, 6, separation=1.5, seed=3)
     result = probe_language(features, langs, C=1.0, folds=3)
