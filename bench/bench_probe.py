@@ -86,7 +86,7 @@ def main() -> None:
     from transformers import AutoModel, AutoTokenizer, pipeline
     from transformers.utils import logging as hf_logging
 
-    from langtrainer.embeddings import extract_embeddings
+    from langtrainer.analysis.embeddings import extract_embeddings
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()

@@ -32,9 +32,9 @@ def main() -> None:
 
     from threadpoolctl import threadpool_info
 
-    from langtrainer.embeddings import extract_embeddings
+    from langtrainer.analysis.embeddings import extract_embeddings
     from langtrainer.models import resolve_model_path
-    from langtrainer.probe import load_encoder, probe_language
+    from langtrainer.analysis.probe import load_encoder, probe_language
 
     # As many texts per language, as in the demo's test set and external corpus.
     pool = demo_training_texts(4 * cli.examples).to_pandas()

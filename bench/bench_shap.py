@@ -2,7 +2,7 @@
 
     python bench/bench_shap.py [--n 32] [--max-evals 500] [--ref-n 2] [--batch-size 256]
 
-- ours: `langtrainer.attribution.explain` on N demo-corpus texts;
+- ours: `langtrainer.analysis.attribution.explain` on N demo-corpus texts;
 - floor: the very same masked rows, sorted by length and run in batches of
   --batch-size with no SHAP bookkeeping at all (the physical floor);
 - reference: the paper's approach, a transformers text-classification
@@ -40,7 +40,7 @@ LABELS = ["scalc", "swriter", "simpress", "sbasic"]
 
 
 def load_texts(n: int) -> list[str]:
-    from langtrainer.attribution import stratified_subsample
+    from langtrainer.analysis.attribution import stratified_subsample
     from langtrainer.data.builtin import load_builtin
 
     frame = load_builtin("libreoffice-help")
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from langtrainer.attribution import ModelRunner, explain
+    from langtrainer.analysis.attribution import ModelRunner, explain
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -1,0 +1,1 @@
+"""The `langtrainer` command line (installed as `langtrainer.cli`)."""

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from cli.common import console, make_progress, setup_logging, user_errors
+from langtrainer.cli.common import console, make_progress, setup_logging, user_errors
 
 data_app = typer.Typer(
     help="Build balanced/imbalanced subsets of a multilingual dataset and audit language-label skew.",

@@ -8,8 +8,8 @@ from typing import List, Optional
 
 import typer
 
-from cli.common import console, make_progress, setup_logging, user_errors
-from cli.cmd_recipe import SET_HELP
+from langtrainer.cli.common import console, make_progress, setup_logging, user_errors
+from langtrainer.cli.cmd_recipe import SET_HELP
 
 
 def demo_command(
@@ -26,7 +26,7 @@ def demo_command(
 
 @user_errors
 def _demo(out, seeds, quick, overrides, quiet, verbose):
-    from langtrainer.demo import plan_demo, run_demo
+    from langtrainer.pipelines.demo import plan_demo, run_demo
 
     setup_logging(verbose)
     plan = plan_demo(out, seeds=seeds, quick=quick, overrides=overrides)
@@ -56,7 +56,7 @@ def report_command(
 
 @user_errors
 def _report(run_dirs, out):
-    from langtrainer.report import write_report
+    from langtrainer.reporting.report import write_report
 
     setup_logging(False)
     path = write_report(run_dirs, out)

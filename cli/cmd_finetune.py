@@ -8,8 +8,8 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from cli.common import console, err_console, make_progress, setup_logging, user_errors
-from cli.cmd_recipe import SET_HELP
+from langtrainer.cli.common import console, err_console, make_progress, setup_logging, user_errors
+from langtrainer.cli.cmd_recipe import SET_HELP
 
 
 def render_test_metrics(metrics: dict) -> Table:
@@ -70,9 +70,9 @@ def launch_arguments(recipe_path, overrides, run_dir, subset, resume, quiet, ver
 @user_errors
 def _finetune(recipe_path, overrides, output_dir, subset, resume, quiet, verbose, num_processes=None,
               accelerate_config=None):
-    from langtrainer import launch
+    from langtrainer.training import distributed as launch
     from langtrainer.errors import UserError
-    from langtrainer.finetune import check_local_model, check_run_dir, check_same_recipe, finetune
+    from langtrainer.pipelines.finetune import check_local_model, check_run_dir, check_same_recipe, finetune
     from langtrainer.recipe import load_recipe
 
     setup_logging(verbose)

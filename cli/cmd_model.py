@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from cli.common import console, make_progress, setup_logging, user_errors
+from langtrainer.cli.common import console, make_progress, setup_logging, user_errors
 
 model_app = typer.Typer(help="Prepare the models langtrainer can fine-tune offline.", no_args_is_help=True)
 

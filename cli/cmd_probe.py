@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from cli.common import console, make_progress, setup_logging, user_errors
+from langtrainer.cli.common import console, make_progress, setup_logging, user_errors
 
 
 def _fmt(mean: float, std: float) -> str:
@@ -134,7 +134,7 @@ def _probe(ckpt, data, layer, feature, folds, per_language, C, c_sweep, standard
            languages, seed, batch_size, out, quiet, verbose):
     from langtrainer.atomic import write_json
     from langtrainer.errors import UserError
-    from langtrainer.probe import DEFAULT_C_SWEEP, run_probe
+    from langtrainer.analysis.probe import DEFAULT_C_SWEEP, run_probe
 
     setup_logging(verbose)
     from transformers.utils import logging as hf_logging

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 from rich.syntax import Syntax
 
-from cli.common import console, user_errors
+from langtrainer.cli.common import console, user_errors
 from langtrainer.recipe import dump_recipe, load_recipe
 
 recipe_app = typer.Typer(help="Inspect and validate recipes.", no_args_is_help=True)

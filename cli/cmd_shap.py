@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from cli.common import console, make_progress, setup_logging, user_errors
+from langtrainer.cli.common import console, make_progress, setup_logging, user_errors
 
 
 def shap_command(
@@ -37,7 +37,7 @@ def shap_command(
 @user_errors
 def _shap(ckpt, data, split, subsample, max_evals, batch_size, seed, shard_size, out, overwrite, quiet, verbose,
           num_processes=None):
-    from langtrainer import launch
+    from langtrainer.training import distributed as launch
 
     if launch.needs_launch(num_processes, None):
         args = ["shap", "--ckpt", str(ckpt), "--split", split, "--max-evals", str(max_evals),
@@ -50,7 +50,7 @@ def _shap(ckpt, data, split, subsample, max_evals, batch_size, seed, shard_size,
     quiet = quiet or not launch.is_main_process()
     from transformers.utils import logging as hf_logging
 
-    from langtrainer.attribution import load_shap_result, run_shap
+    from langtrainer.analysis.attribution import load_shap_result, run_shap
 
     setup_logging(verbose)
     hf_logging.disable_progress_bar()
@@ -114,7 +114,7 @@ def shap_diff_command(
 
 @user_errors
 def _shap_diff(bal, imbal, threshold, groups, out, quiet, verbose):
-    from langtrainer.shap_diff import (
+    from langtrainer.analysis.shap_diff import (
         compute_shap_diff,
         groups_from_run,
         parse_group_options,

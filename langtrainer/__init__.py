@@ -11,11 +11,11 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "LangTrainer": "langtrainer.trainer",
-    "LangTrainingArguments": "langtrainer.training_args",
+    "LangTrainer": "langtrainer.training.trainer",
+    "LangTrainingArguments": "langtrainer.training.args",
     "Recipe": "langtrainer.recipe",
     "load_recipe": "langtrainer.recipe",
-    "finetune": "langtrainer.finetune",
+    "finetune": "langtrainer.pipelines.finetune",
     "UserError": "langtrainer.errors",
 }
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from langtrainer.atomic import atomic_dir
 from langtrainer.errors import UserError
-from langtrainer.paths import cache_dir
+from langtrainer.cache import cache_dir
 
 log = logging.getLogger(__name__)
 

@@ -242,7 +242,7 @@ def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
 
 def training_argument_types() -> dict[str, Any]:
     """Field name -> annotation of LangTrainingArguments (TrainingArguments + ours)."""
-    from langtrainer.training_args import RECIPE_MANAGED_FIELDS, LangTrainingArguments
+    from langtrainer.training.args import RECIPE_MANAGED_FIELDS, LangTrainingArguments
 
     hints = typing.get_type_hints(LangTrainingArguments)
     return {

@@ -2,7 +2,7 @@
 
 Everything here is local and small: 3 languages x 3 labels of short texts
 made from tests/tiny_model.py's SAMPLE_TEXTS words, a recipe pointing at the
-tiny BERT fixture, and a helper that runs `python -m cli ...` offline.
+tiny BERT fixture, and a helper that runs `python -m langtrainer ...` offline.
 """
 
 from __future__ import annotations
@@ -91,11 +91,11 @@ def cli_env() -> dict[str, str]:
 
 
 def cli_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "cli", *map(str, args)]
+    return [sys.executable, "-m", "langtrainer", *map(str, args)]
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """`python -m cli ARGS` offline in `cwd`; text output captured."""
+    """`python -m langtrainer ARGS` offline in `cwd`; text output captured."""
     return subprocess.run(cli_command(*args), cwd=cwd, env={**cli_env(), **(env or {})}, capture_output=True,
                           text=True, timeout=timeout)
 

@@ -60,7 +60,7 @@ def _softmax(model, tokenizer, texts, pairs=None):
 
 @pytest.fixture(scope="module")
 def explained(tiny):
-    from langtrainer.attribution import explain
+    from langtrainer.analysis.attribution import explain
 
     model, tokenizer = tiny
     return explain(model, tokenizer, TEXTS + [LONG_TEXT])
@@ -105,7 +105,7 @@ def test_equals_shap_partition_explainer_single_texts(tiny, explained):
 
 def test_equals_shap_with_string_rows_and_small_batches(tiny, explained):
     """Every row through shap's string masking, 7 rows per forward pass: same values."""
-    from langtrainer.attribution import explain
+    from langtrainer.analysis.attribution import explain
 
     model, tokenizer = tiny
     slow = explain(model, tokenizer, [TEXTS[9], LONG_TEXT], batch_size=7, force_strings=True)
@@ -116,7 +116,7 @@ def test_equals_shap_with_string_rows_and_small_batches(tiny, explained):
 def test_equals_shap_for_text_pairs(tiny_pair):
     import shap
 
-    from langtrainer.attribution import explain, split_pair_string
+    from langtrainer.analysis.attribution import explain, split_pair_string
 
     model, tokenizer = tiny_pair
     premises = [SAMPLE_TEXTS["en"][0], SAMPLE_TEXTS["ja"][1]]
@@ -141,7 +141,7 @@ def test_equals_shap_for_text_pairs(tiny_pair):
 def test_masked_strings_equal_shap_text_masker(tiny):
     import shap
 
-    from langtrainer.attribution import _MaskerSpec
+    from langtrainer.analysis.attribution import _MaskerSpec
 
     _, tokenizer = tiny
     spec = _MaskerSpec(tokenizer)
@@ -157,7 +157,7 @@ def test_masked_strings_equal_shap_text_masker(tiny):
 
 
 def test_direct_token_rows_are_used_and_verified(tiny):
-    from langtrainer.attribution import _Encoder, _MaskerSpec, _prepare, _RowBuilder, _verify_direct
+    from langtrainer.analysis.attribution import _Encoder, _MaskerSpec, _prepare, _RowBuilder, _verify_direct
 
     _, tokenizer = tiny
     spec = _MaskerSpec(tokenizer)
@@ -175,7 +175,7 @@ def test_direct_token_rows_are_used_and_verified(tiny):
 
 
 def test_batch_size_does_not_change_values(tiny, explained):
-    from langtrainer.attribution import explain
+    from langtrainer.analysis.attribution import explain
 
     model, tokenizer = tiny
     again = explain(model, tokenizer, TEXTS[:4], batch_size=5)
@@ -184,7 +184,7 @@ def test_batch_size_does_not_change_values(tiny, explained):
 
 
 def test_max_evals_bounds_forward_rows(tiny):
-    from langtrainer.attribution import ModelRunner, explain
+    from langtrainer.analysis.attribution import ModelRunner, explain
 
     model, tokenizer = tiny
     runner = ModelRunner(model, tokenizer, batch_size=64)
@@ -196,7 +196,7 @@ def test_max_evals_bounds_forward_rows(tiny):
 
 
 def test_forward_chunks_trade_padding_for_calls(tiny):
-    from langtrainer.attribution import ModelRunner
+    from langtrainer.analysis.attribution import ModelRunner
 
     model, tokenizer = tiny
     runner = ModelRunner(model, tokenizer, batch_size=256)
@@ -210,7 +210,7 @@ def test_forward_chunks_trade_padding_for_calls(tiny):
 
 
 def test_edge_cases_empty_one_word_and_truncated(tiny):
-    from langtrainer.attribution import explain
+    from langtrainer.analysis.attribution import explain
 
     model, tokenizer = tiny
     long_text = " ".join([LONG_TEXT] * 6)  # > 128 tokens: cut to the model's 128 positions
@@ -225,7 +225,7 @@ def test_edge_cases_empty_one_word_and_truncated(tiny):
 
 
 def test_bad_arguments_are_user_errors(tiny):
-    from langtrainer.attribution import explain
+    from langtrainer.analysis.attribution import explain
     from langtrainer.errors import UserError
 
     model, tokenizer = tiny
@@ -241,7 +241,7 @@ def test_bad_arguments_are_user_errors(tiny):
 def test_stratified_subsample_spreads_over_cells():
     import pandas as pd
 
-    from langtrainer.attribution import stratified_subsample
+    from langtrainer.analysis.attribution import stratified_subsample
 
     frame = pd.DataFrame(
         {"id": [str(i) for i in range(60)], "language": ["en", "fr", "de"] * 20, "label": [0] * 30 + [1] * 30}
@@ -254,7 +254,7 @@ def test_stratified_subsample_spreads_over_cells():
 
 
 def test_shap_callback_metrics(tiny):
-    from langtrainer.attribution import ShapCallback, explain
+    from langtrainer.analysis.attribution import ShapCallback, explain
 
     model, tokenizer = tiny
     callback = ShapCallback(TEXTS[:4], LANGS[:4], max_evals=40, threshold=0.01)
@@ -304,7 +304,7 @@ def _same(a, b):
 
 
 def test_run_shap_resumes_to_the_same_result(run_dir, tmp_path, monkeypatch):
-    import langtrainer.attribution as attribution
+    import langtrainer.analysis.attribution as attribution
 
     kwargs = dict(subsample=10, max_evals=40, shard_size=3)
     full = attribution.load_shap_result(attribution.run_shap(run_dir, out=tmp_path / "full", **kwargs))
@@ -348,7 +348,7 @@ def test_run_shap_resumes_to_the_same_result(run_dir, tmp_path, monkeypatch):
 
 
 def test_run_shap_refuses_other_arguments(run_dir, tmp_path):
-    from langtrainer.attribution import run_shap
+    from langtrainer.analysis.attribution import run_shap
     from langtrainer.errors import UserError
 
     out = tmp_path / "shap"
@@ -364,7 +364,7 @@ def test_cli_shap_and_shap_diff(run_dir, tmp_path):
     import pandas as pd
     from typer.testing import CliRunner
 
-    from cli.main import app
+    from langtrainer.cli.main import app
 
     runner = CliRunner()
     bal = tmp_path / "bal"
@@ -400,7 +400,7 @@ def test_real_model_equals_shap_and_direct_rows_are_exact():
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from langtrainer.attribution import _Encoder, _MaskerSpec, _prepare, _RowBuilder, _verify_direct, explain, split_pair_string
+    from langtrainer.analysis.attribution import _Encoder, _MaskerSpec, _prepare, _RowBuilder, _verify_direct, explain, split_pair_string
     from langtrainer.models import resolve_model_path
 
     path = resolve_model_path("builtin:multilingual-e5-small")

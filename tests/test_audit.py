@@ -108,7 +108,7 @@ def test_cli_audit_saved_dataset_and_file(tmp_path):
     import datasets
     from typer.testing import CliRunner
 
-    from cli.main import app
+    from langtrainer.cli.main import app
 
     df = frame_from_table([[40, 10], [10, 40]], ["en", "fr"], [0, 1])
     ds = datasets.Dataset.from_pandas(df).cast_column("label", datasets.ClassLabel(names=["neg", "pos"]))

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from langtrainer.cli.main import app
 from fault_helpers import (
     SPLIT_ROWS,
     error_line,

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from langtrainer.demo import QUICK_OVERRIDES, VARIANTS, plan_demo
+from langtrainer.pipelines.demo import QUICK_OVERRIDES, VARIANTS, plan_demo
 
 
 def test_plan_resolves_three_variants_per_seed(tmp_path):
@@ -24,7 +24,7 @@ def test_plan_resolves_three_variants_per_seed(tmp_path):
 @pytest.mark.slow
 def test_demo_quick_end_to_end(tmp_path):
     out = tmp_path / "demo"
-    cmd = [sys.executable, "-m", "cli", "demo", "--quick", "--quiet", "--out", str(out)]
+    cmd = [sys.executable, "-m", "langtrainer", "demo", "--quick", "--quiet", "--out", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     report = (out / "report" / "report.md").read_text()

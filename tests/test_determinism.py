@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from typer.testing import CliRunner
 
-from cli.main import app
+from langtrainer.cli.main import app
 from fault_helpers import (
     comparable_metrics,
     file_hash,

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from langtrainer import launch
+from langtrainer.training import distributed as launch
 
 REPO = Path(__file__).resolve().parents[1]
 LANGS = ["de", "en", "fr", "ja"]
@@ -41,7 +41,7 @@ def test_accelerate_command_on_cpu_uses_torchrun_path_and_strips_nothing():
     assert cmd[cmd.index("--num_processes") + 1] == "2"
     assert cmd[cmd.index("--main_process_port") + 1] == "0"
     at = cmd.index("-m", 3)
-    assert cmd[at:] == ["-m", "cli", "finetune", "r.yaml", "--set", "seed=1", "--quiet"]
+    assert cmd[at:] == ["-m", "langtrainer", "finetune", "r.yaml", "--set", "seed=1", "--quiet"]
 
 
 def test_accelerate_command_with_config_file(tmp_path):
@@ -86,8 +86,8 @@ def test_cli_relaunches_with_the_same_arguments(tmp_path, monkeypatch):
     """`finetune --num-processes 2` hands the launch options to accelerate, the rest to the children."""
     from typer.testing import CliRunner
 
-    from cli import cmd_finetune
-    from cli.main import app
+    from langtrainer.cli import cmd_finetune
+    from langtrainer.cli.main import app
 
     for name in ("LOCAL_RANK", "WORLD_SIZE", "RANK", launch.LAUNCHED_ENV):
         monkeypatch.delenv(name, raising=False)
@@ -116,7 +116,7 @@ def test_cli_relaunches_with_the_same_arguments(tmp_path, monkeypatch):
 def test_relaunch_exit_code_is_the_launchers_or_2_after_a_user_error(monkeypatch):
     """torchrun reports any failed process as 1; a process that stopped on a UserError makes it 2."""
     child = (
-        "import sys; from langtrainer import launch; "
+        "import sys; from langtrainer.training import distributed as launch; "
         "sys.argv[1] == 'user' and launch.note_user_error(); sys.exit(int(sys.argv[2]))"
     )
     monkeypatch.setattr(launch, "accelerate_launch_command", lambda args, n, config: [sys.executable, "-c", child, *args])
@@ -310,7 +310,7 @@ def test_cli_finetune_with_two_processes(tiny_model_dir, tmp_path):
         env.pop(name, None)
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "cli", "finetune", str(recipe), "-o", str(run_dir), "--num-processes", "2", "--quiet"],
+        [sys.executable, "-m", "langtrainer", "finetune", str(recipe), "-o", str(run_dir), "--num-processes", "2", "--quiet"],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     print(f"\nCLI finetune, 2 processes: {time.perf_counter() - started:.1f} s")
@@ -362,7 +362,7 @@ def _worker(model_dir: str, out_dir: str, per_device_batch: int) -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback, set_seed
 
     from langtrainer import LangTrainer, LangTrainingArguments
-    from langtrainer.finetune import make_compute_metrics, tokenize
+    from langtrainer.pipelines.finetune import make_compute_metrics, tokenize
     from langtrainer.recipe import ImbalanceConfig, Recipe
     from tiny_model import SAMPLE_TEXTS
 

@@ -114,7 +114,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tiny_model_dir, tmp_pat
 
 
 def test_last_complete_checkpoint_skips_half_written_ones(tmp_path):
-    from langtrainer.finetune import last_complete_checkpoint
+    from langtrainer.pipelines.finetune import last_complete_checkpoint
 
     checkpoints = tmp_path / "checkpoints"
     assert last_complete_checkpoint(checkpoints) is None
@@ -135,7 +135,7 @@ def test_resume_with_another_recipe_is_refused(tiny_model_dir, tmp_path):
     """A run folder started with one recipe is not continued (or its data reused) with another."""
     from typer.testing import CliRunner
 
-    from cli.main import app
+    from langtrainer.cli.main import app
 
     source = write_dataset(tmp_path / "ds")
     recipe = write_recipe(tmp_path / "tiny.yaml", tiny_model_dir, source)
@@ -170,7 +170,7 @@ _KILL_DURING_SAVE = textwrap.dedent("""
 
     datasets.Dataset.save_to_disk = save_then_die
     sys.argv = ["langtrainer", *sys.argv[1:]]
-    from cli.main import main
+    from langtrainer.cli.main import main
     main()
 """)
 
@@ -180,7 +180,7 @@ def test_data_build_killed_while_saving_leaves_no_dataset(tiny_model_dir, tmp_pa
     import datasets
     from typer.testing import CliRunner
 
-    from cli.main import app
+    from langtrainer.cli.main import app
 
     source = write_dataset(tmp_path / "ds")
     recipe = write_recipe(tmp_path / "tiny.yaml", tiny_model_dir, source)
@@ -213,7 +213,7 @@ def test_probe_interrupted_while_writing_leaves_no_json(tiny_model_dir, tmp_path
 
     from typer.testing import CliRunner
 
-    from cli.main import app
+    from langtrainer.cli.main import app
     from langtrainer import atomic
 
     run_dir = tmp_path / "run"
@@ -249,8 +249,8 @@ def test_finetune_interrupted_while_saving_the_model(tiny_model_dir, tmp_path, m
     """Killed between moving model files and metrics.json: no config.json (not a model), resume completes it."""
     from typer.testing import CliRunner
 
-    from cli.main import app
-    from langtrainer import finetune as finetune_module
+    from langtrainer.cli.main import app
+    from langtrainer.pipelines import finetune as finetune_module
 
     source = write_dataset(tmp_path / "ds")
     recipe = write_recipe(tmp_path / "tiny.yaml", tiny_model_dir, source, epochs=1)
@@ -295,7 +295,7 @@ def test_resume_from_the_first_epoch_checkpoint_is_exact(tiny_model_dir, tmp_pat
     """Resuming from the epoch-1 checkpoint of a run reproduces that run's weights and test metrics."""
     import shutil
 
-    from langtrainer.finetune import finetune
+    from langtrainer.pipelines.finetune import finetune
     from langtrainer.recipe import load_recipe
 
     source = write_dataset(tmp_path / "ds")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from langtrainer.finetune import finetune
+from langtrainer.pipelines.finetune import finetune
 from langtrainer.recipe import load_recipe
 
 

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from langtrainer.finetune import finetune
+from langtrainer.pipelines.finetune import finetune
 from langtrainer.recipe import recipe_from_dict
 from tiny_model import SAMPLE_TEXTS
 
@@ -96,7 +96,7 @@ def test_length_grouped_training_keeps_evaluation_aligned(tiny_model_dir, tmp_pa
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from langtrainer.metrics import classification_metrics
+    from langtrainer.training.metrics import classification_metrics
 
     data = write_dataset(tmp_path / "data.jsonl")
     training = {"num_train_epochs": 4, "learning_rate": 2e-3, "train_sampling_strategy": "group_by_length",

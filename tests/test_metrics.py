@@ -2,7 +2,7 @@
 
 import pytest
 
-from langtrainer.metrics import classification_metrics, prediction_distribution, skew_index
+from langtrainer.training.metrics import classification_metrics, prediction_distribution, skew_index
 
 LABELS = ["a", "b", "c", "d"]
 

@@ -280,7 +280,7 @@ def test_resolve_model_path(tmp_path, monkeypatch):
 def test_cli_model_prepare(cache, monkeypatch):
     from typer.testing import CliRunner
 
-    from cli.main import app
+    from langtrainer.cli.main import app
 
     monkeypatch.setenv("LANGTRAINER_CACHE", str(cache["root"]))
     runner = CliRunner()

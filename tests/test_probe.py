@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from langtrainer.embeddings import extract_embeddings
+from langtrainer.analysis.embeddings import extract_embeddings
 from langtrainer.errors import UserError
-from langtrainer.probe import (
+from langtrainer.analysis.probe import (
     ProbeCallback,
     probe_c_sweep,
     probe_language,
@@ -343,7 +343,7 @@ def test_probe_callback_returns_metric_and_restores_train_mode(tiny_model_dir):
 def test_cli_probe_writes_json_and_layer_plot(run_dir, tmp_path):
     from typer.testing import CliRunner
 
-    from cli.main import app
+    from langtrainer.cli.main import app
 
     runner = CliRunner()
     result = runner.invoke(app, ["probe", "--ckpt", str(run_dir), "--folds", "2", "--quiet"])

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from langtrainer.report import collect, difference_verdict, summarise, write_report
+from langtrainer.reporting.report import collect, difference_verdict, summarise, write_report
 
 LABELS = ["a", "b", "c", "d"]
 GROUPS = {"A": ["fr", "es"], "B": ["de", "en"]}
@@ -98,7 +98,7 @@ def test_report_markdown(demo_tree, tmp_path):
 
 
 def test_shap_verdict_judges_each_group_by_its_seed_spread():
-    from langtrainer.report import _shap_verdict
+    from langtrainer.reporting.report import _shap_verdict
 
     line = _shap_verdict("imbal_vs_bal", {"A": (0.016, 0.039, 3), "B": (0.070, 0.045, 3)})
     assert "Only in group B; elsewhere within the noise" in line and "A: +0.0160 ± 0.0225 SE" in line

@@ -281,7 +281,7 @@ def test_cli_data_build_writes_dataset_and_distribution(tmp_path):
     import datasets
     from typer.testing import CliRunner
 
-    from cli.main import app
+    from langtrainer.cli.main import app
 
     recipe = write_source(tmp_path)
     out = tmp_path / "subsets"

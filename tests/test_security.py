@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from langtrainer.cli.main import app
 from fault_helpers import REPO, error_line, tree, write_dataset, write_recipe
 
 SOURCES = sorted([*(REPO / "langtrainer").rglob("*.py"), *(REPO / "cli").rglob("*.py")])
@@ -115,7 +115,7 @@ def test_package_source_has_no_unsafe_loading():
 def test_trust_remote_code_is_off_unless_the_recipe_says_so(tiny_model_dir, monkeypatch):
     import transformers
 
-    from langtrainer.finetune import load_model_for_classification
+    from langtrainer.pipelines.finetune import load_model_for_classification
     from langtrainer.recipe import Recipe, load_recipe
     from langtrainer.tokenizer_cache import clear_tokenizer_cache
 

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from langtrainer.attribution import ShapResult
+from langtrainer.analysis.attribution import ShapResult
 from langtrainer.errors import UserError
-from langtrainer.shap_diff import compute_shap_diff, parse_group_options, token_split, write_shap_diff
+from langtrainer.analysis.shap_diff import compute_shap_diff, parse_group_options, token_split, write_shap_diff
 
 BAL = {
     "e1": ("en", [[0.05, -0.02], [0.005, 0.0], [-0.03, 0.2]], [0.5, 0.5]),

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from langtrainer.attribution import assign_shards, load_shap_result, run_shap
+from langtrainer.analysis.attribution import assign_shards, load_shap_result, run_shap
 from tiny_model import SAMPLE_TEXTS
 
 
@@ -61,7 +61,7 @@ def test_two_ranks_in_turn_equal_one_process(run_dir, tmp_path):
 @pytest.mark.slow
 def test_cli_two_processes_equal_one_process(run_dir, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    base = [sys.executable, "-m", "cli", "shap", "--ckpt", str(run_dir), "--max-evals", "40",
+    base = [sys.executable, "-m", "langtrainer", "shap", "--ckpt", str(run_dir), "--max-evals", "40",
             "--shard-size", "3", "--seed", "0", "--quiet"]
     one = subprocess.run(base + ["--out", str(tmp_path / "one")], capture_output=True, text=True, env=env, timeout=600)
     assert one.returncode == 0, one.stderr[-2000:]

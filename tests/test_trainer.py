@@ -10,8 +10,8 @@ from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from langtrainer import LangTrainer, LangTrainingArguments
-from langtrainer.finetune import tokenize
-from langtrainer.trainer import special_tokens_around
+from langtrainer.pipelines.finetune import tokenize
+from langtrainer.training.trainer import special_tokens_around
 from tiny_model import SAMPLE_TEXTS
 
 LANGS = ["de", "en", "fr", "ja"]

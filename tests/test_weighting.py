@@ -7,7 +7,7 @@ import pytest
 from sklearn.utils.class_weight import compute_class_weight
 
 from langtrainer.errors import UserError
-from langtrainer.weighting import cell_counts, class_weight_table, sample_weights
+from langtrainer.training.weighting import cell_counts, class_weight_table, sample_weights
 
 LANGS = ["de", "en", "fr"]
 
@@ -82,7 +82,7 @@ def test_sqrt_and_effective_number_values():
 def test_empty_cell_gets_zero_and_is_logged(caplog):
     labels = [0, 0, 1, 0, 1, 2]
     languages = ["de", "de", "de", "en", "en", "en"]
-    with caplog.at_level(logging.WARNING, logger="langtrainer.weighting"):
+    with caplog.at_level(logging.WARNING, logger="langtrainer.training.weighting"):
         table = class_weight_table(labels, languages, 3, ["de", "en"])
     assert table[0, 2] == 0.0
     np.testing.assert_allclose(table[0, :2], [3 / (3 * 2), 3 / (3 * 1)])

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from langtrainer.errors import UserError
-from langtrainer.weighting import weights_from_counts
+from langtrainer.training.weighting import weights_from_counts
 
 SIGNIFICANCE = 0.05
 STRENGTH = ((0.20, "strong"), (0.10, "moderate"), (0.05, "weak"))

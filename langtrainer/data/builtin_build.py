@@ -37,7 +37,7 @@ from typing import Callable, Iterable
 
 from langtrainer.atomic import atomic_dir, write_bytes, write_json
 from langtrainer.errors import UserError
-from langtrainer.paths import cache_dir
+from langtrainer.cache import cache_dir
 
 log = logging.getLogger(__name__)
 

@@ -862,7 +862,7 @@ def run_shap(
     in one process, so the result is identical. Rank 0 alone writes the
     manifest.
     """
-    from langtrainer import launch
+    from langtrainer.training import distributed as launch
 
     if rank is None or world_size is None:
         rank, world_size = launch.process_rank(), launch.world_size()

@@ -1,9 +1,9 @@
 """Multi-process training through accelerate's launcher (never a home-made one).
 
 `langtrainer finetune RECIPE --num-processes N` re-runs the same command under
-`accelerate launch ... -m cli finetune RECIPE ...`: accelerate starts the
+`accelerate launch ... -m langtrainer finetune RECIPE ...`: accelerate starts the
 processes (torchrun underneath), the Trainer wraps the model in DDP, and
-`accelerate launch --config_file F -m cli finetune ...` (multi-node,
+`accelerate launch --config_file F -m langtrainer finetune ...` (multi-node,
 DeepSpeed, FSDP) works the same way without our options. The launched
 processes carry `LANGTRAINER_LAUNCHED=1` and the launcher's RANK/WORLD_SIZE,
 so they never launch again.
@@ -34,7 +34,7 @@ STATUS_ENV = "LANGTRAINER_LAUNCH_STATUS"
 # Set by torchrun / accelerate launch (LOCAL_RANK, WORLD_SIZE) or by MPI launchers.
 _LAUNCHER_ENV = ("LOCAL_RANK", "WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
 _RANK_ENV = ("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
-CLI_MODULE = "cli"
+CLI_MODULE = "langtrainer"
 
 
 def inside_launched_process() -> bool:
@@ -84,7 +84,7 @@ def accelerate_launch_command(
     cuda_available: bool | None = None,
     gpu_count: int | None = None,
 ) -> list[str]:
-    """The `accelerate launch` command line that runs `python -m cli <cli_args>` in N processes.
+    """The `accelerate launch` command line that runs `python -m langtrainer <cli_args>` in N processes.
 
     With a config file, accelerate takes everything from it (`--num_processes`
     overrides its count when given). Without one: `--multi_gpu` (torchrun) for

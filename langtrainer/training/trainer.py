@@ -24,8 +24,8 @@ from transformers import DataCollatorWithPadding, Trainer, default_data_collator
 from transformers.trainer_utils import has_length
 
 from langtrainer.errors import UserError
-from langtrainer.training_args import LangTrainingArguments
-from langtrainer.weighting import class_weight_table
+from langtrainer.training.args import LangTrainingArguments
+from langtrainer.training.weighting import class_weight_table
 
 logger = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from transformers import TrainerCallback
 
-from langtrainer.embeddings import FEATURES, extract_embeddings, num_hidden_layers
+from langtrainer.analysis.embeddings import FEATURES, extract_embeddings, num_hidden_layers
 from langtrainer.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -526,7 +526,7 @@ def run_probe(
         )
     counts = frame["language"].value_counts()
     return {
-        "kind": "langtrainer.probe",
+        "kind": "langtrainer.analysis.probe",
         "version": 1,
         "data": str(data),
         "data_source": source,

@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from langtrainer.attribution import ShapResult, find_shap_dir, load_shap_result
+from langtrainer.analysis.attribution import ShapResult, find_shap_dir, load_shap_result
 from langtrainer.atomic import write_bytes, write_json, write_text
 from langtrainer.errors import UserError
 

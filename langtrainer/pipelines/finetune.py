@@ -20,7 +20,7 @@ import numpy as np
 
 from langtrainer import atomic
 from langtrainer.errors import UserError
-from langtrainer.launch import main_process_first, wait_for_everyone
+from langtrainer.training.distributed import main_process_first, wait_for_everyone
 from langtrainer.recipe import Recipe, dump_recipe, save_recipe
 
 logger = logging.getLogger(__name__)
@@ -217,7 +217,7 @@ def check_same_recipe(recipe: Recipe, run_dir: Path) -> None:
 def build_training_args(recipe: Recipe, output_dir: Path, has_eval: bool):
     import torch
 
-    from langtrainer.training_args import LangTrainingArguments
+    from langtrainer.training.args import LangTrainingArguments
 
     defaults: dict[str, Any] = dict(
         output_dir=str(output_dir),
@@ -287,7 +287,7 @@ def favoured_labels(recipe: Recipe, n_labels: int) -> dict[str, list[int]] | Non
 
 
 def evaluate_predictions(logits: np.ndarray, dataset, label_names: list[str], recipe: Recipe) -> dict[str, Any]:
-    from langtrainer.metrics import classification_metrics, skew_index
+    from langtrainer.training.metrics import classification_metrics, skew_index
 
     predictions = logits.argmax(-1)
     languages = dataset["language"]
@@ -313,14 +313,14 @@ def evaluation_callbacks(recipe: Recipe, validation) -> list:
     if validation is None:
         return callbacks
     if probe.during_training_per_language > 0:
-        from langtrainer.probe import ProbeCallback
+        from langtrainer.analysis.probe import ProbeCallback
 
         callbacks.append(ProbeCallback.from_frame(
             validation, per_language=probe.during_training_per_language, seed=recipe.seed, C=probe.C,
             folds=probe.folds, feature=probe.feature, layer=probe.layer, max_length=recipe.model.max_length,
         ))
     if shap.during_training_per_language > 0:
-        from langtrainer.attribution import ShapCallback
+        from langtrainer.analysis.attribution import ShapCallback
 
         callbacks.append(ShapCallback.from_frame(
             validation, per_language=shap.during_training_per_language, seed=recipe.seed,
@@ -360,7 +360,7 @@ def finetune(
     import torch
     from transformers import set_seed
 
-    from langtrainer.trainer import LangTrainer
+    from langtrainer.training.trainer import LangTrainer
 
     run_dir = Path(run_dir)
     check_run_dir(run_dir, resume)

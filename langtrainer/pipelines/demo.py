@@ -91,12 +91,12 @@ def _copy_data(data_dir: Path, run_dir: Path) -> None:
 
 def run_demo(plan: DemoPlan, progress: DemoProgress | None = None) -> dict[str, Any]:
     """Run every stage that has not finished yet; return timings and the report path."""
-    from langtrainer.attribution import run_shap
-    from langtrainer.finetune import CHECKPOINT_DIR, METRICS_FILE, finetune
+    from langtrainer.analysis.attribution import run_shap
+    from langtrainer.pipelines.finetune import CHECKPOINT_DIR, METRICS_FILE, finetune
     from langtrainer.models import resolve_model_path
-    from langtrainer.probe import run_probe
-    from langtrainer.report import write_report
-    from langtrainer.shap_diff import compute_shap_diff, write_shap_diff
+    from langtrainer.analysis.probe import run_probe
+    from langtrainer.reporting.report import write_report
+    from langtrainer.analysis.shap_diff import compute_shap_diff, write_shap_diff
 
     def tell(stage: str, done: int, total: int, detail: str = "") -> None:
         if progress is not None:

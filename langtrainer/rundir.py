@@ -1,0 +1,293 @@
+"""The run folder and the demo folder: the only code that knows their file names.
+
+A run folder is what `finetune` writes and what `probe`, `shap`, `shap-diff`,
+`report` and `demo` read::
+
+    RUN/
+      config.json, model.safetensors, tokenizer files   a standard HF checkpoint
+      recipe.yaml        the resolved recipe (every default filled in)
+      data/              the subsets (save_to_disk) + data/distribution.json
+      metrics.json       written last: its presence means the run is finished
+      checkpoints/       Trainer checkpoints while training (for --resume)
+      .model.tmp/        the final model while it is being moved into place
+      probe_<data>.json  a probe result (test, external, or a file's stem)
+      shap/              SHAP values (its inside belongs to analysis.shap.store)
+
+A demo folder holds one folder per seed (`seed<N>/`) with a run folder per
+variant, the seed's shared `data/`, the pretrained model's probes and the
+shap-diff folders, plus `timings.json` and `report/`.
+
+Every other module asks `RunDir` / `DemoDir` for a path or an object; none
+spells a file name. Locking and identity checks of a run folder belong here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from langtrainer import atomic
+from langtrainer.errors import UserError
+
+if TYPE_CHECKING:
+    from langtrainer.recipe import Recipe
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from `path`; {} when it is missing, unreadable or not an object."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+class RunDir:
+    """One run folder (see the module docstring for its layout)."""
+
+    RECIPE = "recipe.yaml"
+    DATA = "data"
+    DISTRIBUTION = "distribution.json"
+    METRICS = "metrics.json"
+    CHECKPOINTS = "checkpoints"
+    STAGING = ".model.tmp"
+    SHAP = "shap"
+    LOCK = ".lock"
+    MODEL_CONFIG = "config.json"
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path).expanduser()
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    # -- paths ---------------------------------------------------------------
+    @property
+    def recipe_path(self) -> Path:
+        return self.path / self.RECIPE
+
+    @property
+    def data_path(self) -> Path:
+        return self.path / self.DATA
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / self.METRICS
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / self.CHECKPOINTS
+
+    @property
+    def staging(self) -> Path:
+        return self.path / self.STAGING
+
+    @property
+    def shap_dir(self) -> Path:
+        return self.path / self.SHAP
+
+    @property
+    def model_config_path(self) -> Path:
+        return self.path / self.MODEL_CONFIG
+
+    def probe_path(self, data_label: str) -> Path:
+        """Where the probe of `data_label` ('test', 'external', a file's stem) is written."""
+        return self.path / f"probe_{data_label}.json"
+
+    def probe_paths(self) -> dict[str, Path]:
+        """Existing probe results by data label."""
+        return {p.stem[len("probe_"):]: p for p in sorted(self.path.glob("probe_*.json"))}
+
+    # -- state ---------------------------------------------------------------
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def is_finished(self) -> bool:
+        return self.metrics_path.is_file()
+
+    def has_model(self) -> bool:
+        return self.model_config_path.is_file()
+
+    def has_recipe(self) -> bool:
+        return self.recipe_path.is_file()
+
+    def has_data(self) -> bool:
+        return self.data_path.is_dir()
+
+    def has_checkpoints(self) -> bool:
+        return self.checkpoints.is_dir() and any(self.checkpoints.glob("checkpoint-*"))
+
+    def foreign_entries(self) -> list[str]:
+        """Names in the folder that no run writes (a run refuses such a folder)."""
+        if not self.path.is_dir():
+            return []
+        return sorted(p.name for p in self.path.iterdir() if p.name != self.DATA and not p.name.startswith("."))
+
+    # -- the resolved recipe ----------------------------------------------------
+    def write_recipe(self, recipe: "Recipe") -> Path:
+        from langtrainer.recipe import save_recipe
+
+        return save_recipe(recipe, self.recipe_path)
+
+    def read_recipe(self) -> "Recipe | None":
+        """The run's resolved recipe, or None for a folder without one (a plain HF model)."""
+        if not self.recipe_path.is_file():
+            return None
+        from langtrainer.recipe import load_recipe
+
+        return load_recipe(self.recipe_path)
+
+    def raw_recipe(self) -> dict[str, Any] | None:
+        """The saved recipe as plain YAML data, or None when missing or unreadable."""
+        import yaml
+
+        try:
+            raw = yaml.safe_load(self.recipe_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, yaml.YAMLError):
+            return None
+        return raw if isinstance(raw, dict) else None
+
+    def recipe_value(self, *keys: str) -> Any:
+        """One field of the saved recipe (e.g. 'model', 'max_length'), None when absent."""
+        node: Any = self.raw_recipe()
+        for key in keys:
+            if not isinstance(node, dict):
+                return None
+            node = node.get(key)
+        return node
+
+    # -- metrics ---------------------------------------------------------------
+    def read_metrics(self) -> dict[str, Any]:
+        return read_json(self.metrics_path)
+
+    def write_metrics(self, metrics: dict[str, Any]) -> Path:
+        return atomic.write_json(self.metrics_path, metrics)
+
+    # -- the subsets -----------------------------------------------------------
+    def write_subsets(self, subsets, distribution: dict[str, Any]) -> None:
+        """Save the subsets and their distribution report as data/, atomically."""
+        write_subsets(subsets, distribution, self.data_path)
+
+    def load_subsets(self):
+        """The run's subsets (a datasets.DatasetDict), or None when it has no data/."""
+        if not self.has_data():
+            return None
+        import datasets
+
+        return datasets.load_from_disk(str(self.data_path))
+
+    def copy_data_from(self, data_dir: Path) -> None:
+        """Give the run a copy of subsets built elsewhere (the demo builds them once per seed)."""
+        import shutil
+
+        if self.data_path.exists():
+            return
+        with atomic.atomic_dir(self.data_path) as tmp:
+            shutil.copytree(data_dir, tmp, dirs_exist_ok=True)
+
+    # -- probes ----------------------------------------------------------------
+    def read_probes(self) -> dict[str, dict[str, Any]]:
+        return {label: read_json(path) for label, path in self.probe_paths().items()}
+
+    # -- locking -----------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold an exclusive lock on the folder for the lifetime of a command.
+
+        A second command on the same folder fails at once with a UserError
+        instead of mixing its files into the first one's.
+        """
+        import fcntl
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / self.LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UserError(f"'{self.path}' is in use by another langtrainer command; wait for it to finish") from None
+            yield
+        finally:
+            os.close(fd)
+
+
+def write_subsets(subsets, distribution: dict[str, Any], target: Path) -> None:
+    """Save a DatasetDict with its distribution.json into `target`, atomically (used for data/ and `data build`)."""
+    with atomic.atomic_dir(target) as tmp:
+        subsets.save_to_disk(str(tmp))
+        atomic.write_json(tmp / RunDir.DISTRIBUTION, distribution)
+
+
+def is_subsets_folder(path: Path) -> bool:
+    """True for a folder written by `write_subsets`."""
+    return (path / "dataset_dict.json").is_file() and (path / RunDir.DISTRIBUTION).is_file()
+
+
+class DemoDir:
+    """The demo's output folder: seed folders, timings and the report."""
+
+    TIMINGS = "timings.json"
+    REPORT = "report"
+    PRETRAINED = "pretrained"
+    SHAP_DIFF = "shap_diff"
+    PRETRAINED_TEST = "test.parquet"
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path).expanduser()
+
+    def seed_dir(self, seed: int) -> Path:
+        return self.path / f"seed{seed}"
+
+    def seeds(self) -> list[int]:
+        """The seeds whose folders exist, in order."""
+        found = []
+        for child in self.path.glob("seed*"):
+            tail = child.name[len("seed"):]
+            if child.is_dir() and tail.isdigit():
+                found.append(int(tail))
+        return sorted(found)
+
+    def data_dir(self, seed: int) -> Path:
+        """The seed's subsets, built once and copied into each variant's run folder."""
+        return self.seed_dir(seed) / RunDir.DATA
+
+    def run(self, seed: int, variant: str) -> RunDir:
+        return RunDir(self.seed_dir(seed) / variant)
+
+    def pretrained(self, seed: int) -> RunDir:
+        """The pretrained model's probe folder (no model files, probes only)."""
+        return RunDir(self.seed_dir(seed) / self.PRETRAINED)
+
+    def pretrained_test_path(self, seed: int) -> Path:
+        return self.pretrained(seed).path / self.PRETRAINED_TEST
+
+    def shap_diff_dir(self, seed: int, name: str) -> Path:
+        return self.seed_dir(seed) / self.SHAP_DIFF / name
+
+    def shap_diff_dirs(self, seed: int) -> dict[str, Path]:
+        root = self.seed_dir(seed) / self.SHAP_DIFF
+        return {p.name: p for p in sorted(root.iterdir()) if p.is_dir()} if root.is_dir() else {}
+
+    @property
+    def timings_path(self) -> Path:
+        return self.path / self.TIMINGS
+
+    @property
+    def report_dir(self) -> Path:
+        return self.path / self.REPORT
+
+    def read_timings(self) -> dict[str, float]:
+        return read_json(self.timings_path)
+
+    def write_timings(self, timings: dict[str, float]) -> None:
+        atomic.write_json(self.timings_path, timings)
+
+    @staticmethod
+    def is_demo(path: str | os.PathLike) -> bool:
+        return bool(DemoDir(path).seeds())
