@@ -40,7 +40,7 @@ LABELS = ["scalc", "swriter", "simpress", "sbasic"]
 
 
 def load_texts(n: int) -> list[str]:
-    from langtrainer.analysis.attribution import stratified_subsample
+    from langtrainer.data.stratified import stratified_subsample
     from langtrainer.data.builtin import load_builtin
 
     frame = load_builtin("libreoffice-help")

@@ -8,32 +8,25 @@ from typing import Optional
 
 import typer
 
-from langtrainer.cli.common import console, make_progress, setup_logging, user_errors
+from langtrainer.cli.common import console, make_progress, options, user_errors
 
 model_app = typer.Typer(help="Prepare the models langtrainer can fine-tune offline.", no_args_is_help=True)
 
 
 @model_app.command("prepare")
+@user_errors
 def prepare_command(
     name: str = typer.Argument("builtin:multilingual-e5-small", help="Builtin model to convert."),
     arch: str = typer.Option("xlm-roberta", "--arch", help="xlm-roberta (default) or bert: which HF class loads it."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: the langtrainer cache)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log INFO messages."),
 ) -> None:
     """Convert a builtin model into a Hugging Face folder (once; later calls reuse it)."""
-    _prepare(name, arch, out, quiet, verbose)
-
-
-@user_errors
-def _prepare(name: str, arch: str, out: Optional[Path], quiet: bool, verbose: bool) -> None:
     from langtrainer.models import builtin_model_dir, count_parameters, is_prepared, prepare_builtin_model
 
-    setup_logging(verbose)
     folder = out.expanduser() if out is not None else builtin_model_dir(name, arch)
     reused = is_prepared(folder, arch)
     start = time.perf_counter()
-    with make_progress(quiet or reused) as progress:
+    with make_progress(options.quiet or reused) as progress:
         task = progress.add_task(f"converting {name} ({arch})", total=None, rate="")
 
         def report(done: int, total: int) -> None:

@@ -1,7 +1,11 @@
-"""What every command shares: consoles, the error contract, progress bars.
+"""What every command shares: consoles, the global flags, the error contract, progress bars.
 
 Exit codes: 0 success, 2 user error (one line on stderr, no traceback),
 1 bug (traceback).
+
+`--quiet/-q` and `--verbose/-v` are declared once, on the app; they may be
+given anywhere on the command line (`langtrainer demo --quick --quiet`), and
+every command reads them from `options`.
 """
 
 from __future__ import annotations
@@ -9,9 +13,11 @@ from __future__ import annotations
 import functools
 import logging
 import sys
+from dataclasses import dataclass
 from typing import Callable, TypeVar
 
 import typer
+from typer.core import TyperGroup
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -28,6 +34,51 @@ console = Console()
 err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable)
+
+QUIET_FLAGS = ("--quiet", "-q")
+VERBOSE_FLAGS = ("--verbose", "-v")
+
+
+@dataclass
+class Options:
+    """The app-level flags of the running command."""
+
+    quiet: bool = False
+    verbose: bool = False
+
+    def flags(self) -> list[str]:
+        """The flags again, for a command that relaunches itself (accelerate)."""
+        return [flag for flag, on in (("--quiet", self.quiet), ("--verbose", self.verbose)) if on]
+
+
+options = Options()
+
+
+class GlobalFlagsGroup(TyperGroup):
+    """The root command group: moves --quiet/--verbose to the front, wherever they were given.
+
+    Click only accepts a group's options before the sub-command; users type
+    them after it (`langtrainer finetune r.yaml --quiet`).
+    """
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if "--" in args:
+            head, tail = args[: args.index("--")], args[args.index("--"):]
+        else:
+            head, tail = args, []
+        flags = [a for a in head if a in QUIET_FLAGS + VERBOSE_FLAGS]
+        rest = [a for a in head if a not in QUIET_FLAGS + VERBOSE_FLAGS]
+        return super().parse_args(ctx, flags + rest + tail)
+
+
+def set_global_options(
+    quiet: bool = typer.Option(False, *QUIET_FLAGS, help="No progress display."),
+    verbose: bool = typer.Option(False, *VERBOSE_FLAGS, help="Log INFO messages (and third-party progress)."),
+) -> None:
+    """Global flags, accepted before or after the command."""
+    options.quiet = quiet
+    options.verbose = verbose
+    setup_logging(verbose)
 
 
 def fail(message: str) -> "typer.Exit":
@@ -49,8 +100,10 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def make_progress(quiet: bool = False) -> Progress:
-    """A rich progress display; disabled with --quiet or when not a terminal."""
+def make_progress(quiet: bool | None = None) -> Progress:
+    """A rich progress display; disabled with --quiet (or `quiet=True`)."""
+    if quiet is None:
+        quiet = options.quiet
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),

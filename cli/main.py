@@ -6,7 +6,11 @@ import os
 
 import typer
 
+from langtrainer.cli.common import GlobalFlagsGroup, set_global_options
+
 app = typer.Typer(
+    cls=GlobalFlagsGroup,
+    callback=set_global_options,
     name="langtrainer",
     help="Fine-tune multilingual classifiers without learning 'language => label' "
     "(Jung & van der Plas, EACL Findings 2024).",

@@ -241,7 +241,7 @@ def test_bad_arguments_are_user_errors(tiny):
 def test_stratified_subsample_spreads_over_cells():
     import pandas as pd
 
-    from langtrainer.analysis.attribution import stratified_subsample
+    from langtrainer.data.stratified import stratified_subsample
 
     frame = pd.DataFrame(
         {"id": [str(i) for i in range(60)], "language": ["en", "fr", "de"] * 20, "label": [0] * 30 + [1] * 30}

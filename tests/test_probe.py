@@ -13,12 +13,12 @@ import pytest
 
 from langtrainer.analysis.embeddings import extract_embeddings
 from langtrainer.errors import UserError
+from langtrainer.data.stratified import sample_per_language
 from langtrainer.analysis.probe import (
     ProbeCallback,
     probe_c_sweep,
     probe_language,
     run_probe,
-    sample_per_language,
 )
 from tiny_model import SAMPLE_TEXTS
 

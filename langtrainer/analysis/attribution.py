@@ -55,6 +55,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from langtrainer.atomic import atomic_path, write_json
+from langtrainer.data.stratified import stratified_subsample
 from langtrainer.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -667,42 +668,6 @@ def _run_pool(preps, spec, builder, runner, max_evals, progress):
                 if progress:
                     progress(done, n_examples)
     return results
-
-
-# --------------------------------------------------------------------------- sampling
-
-
-def stratified_subsample(frame, n: int | None, seed: int = 0, by: Sequence[str] = ("language", "label")):
-    """A seeded subsample spread evenly over the cells of `by` (round-robin over shuffled cells).
-
-    Cells are visited language-first: with fewer rows than cells, every
-    language still gets its share before any gets a second label.
-
-    n=None or n >= len(frame) keeps every row. Rows come back in the order
-    they were drawn.
-    """
-    import pandas as pd
-
-    if n is None or n >= len(frame):
-        return frame.reset_index(drop=True)
-    if n <= 0:
-        raise UserError(f"subsample must be positive (got {n})")
-    rng = np.random.default_rng(seed)
-    by_first: dict[str, list[list]] = {}
-    for key, cell in sorted(frame.groupby(list(by), sort=True), key=lambda kv: tuple(map(str, kv[0]))):
-        positions = cell.index.to_numpy()
-        by_first.setdefault(str(key[0]), []).append(list(positions[rng.permutation(len(positions))]))
-    # interleave so that each round visits every language before a language's next cell
-    width = max(len(v) for v in by_first.values())
-    cells = [v[r] for r in range(width) for v in by_first.values() if r < len(v)]
-    chosen: list = []
-    depth = 0
-    while len(chosen) < n:
-        for cell in cells:
-            if depth < len(cell) and len(chosen) < n:
-                chosen.append(cell[depth])
-        depth += 1
-    return pd.DataFrame(frame.loc[chosen]).reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- results on disk

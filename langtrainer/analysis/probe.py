@@ -33,6 +33,7 @@ import pandas as pd
 from transformers import TrainerCallback
 
 from langtrainer.analysis.embeddings import FEATURES, extract_embeddings, num_hidden_layers
+from langtrainer.data.stratified import sample_per_language
 from langtrainer.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -187,30 +188,6 @@ def probe_c_sweep(
 
 
 # --------------------------------------------------------------------------- data
-
-
-def sample_per_language(
-    frame: pd.DataFrame, per_language: int | None, seed: int, languages: Sequence[str] | None = None
-) -> pd.DataFrame:
-    """At most `per_language` rows per language, drawn without replacement with `seed`.
-
-    Languages come out in `languages` order (else sorted), rows inside a
-    language in their original order.
-    """
-    if per_language is not None and per_language < 1:
-        raise UserError("per_language must be at least 1")
-    wanted = list(languages) if languages is not None else sorted(frame["language"].astype(str).unique())
-    rng = np.random.default_rng(seed)
-    parts = []
-    for lang in wanted:
-        rows = frame[frame["language"].astype(str) == lang]
-        if per_language is not None and len(rows) > per_language:
-            keep = np.sort(rng.choice(len(rows), size=per_language, replace=False))
-            rows = rows.iloc[keep]
-        parts.append(rows)
-    if not parts:
-        return frame.iloc[:0]
-    return pd.concat(parts, ignore_index=True)
 
 
 def _clean_frame(frame: pd.DataFrame, source: str) -> pd.DataFrame:
