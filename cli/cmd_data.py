@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from langtrainer.cli.common import console, make_progress, setup_logging, user_errors
+from langtrainer.cli.common import options, console, make_progress, setup_logging, user_errors
 
 data_app = typer.Typer(
     help="Build balanced/imbalanced subsets of a multilingual dataset and audit language-label skew.",
@@ -75,11 +75,9 @@ def build_command(
     out: Path = typer.Option(..., "--out", "-o",
                              help="Folder for the DatasetDict (save_to_disk) and distribution.json."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP_TEXT),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display and no tables."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log INFO messages."),
 ) -> None:
     """Build train/validation balanced and imbalanced subsets and a balanced test set."""
-    _build(recipe, out, set_ or [], quiet, verbose)
+    _build(recipe, out, set_ or [], options.quiet, options.verbose)
 
 
 @user_errors
@@ -144,11 +142,9 @@ def audit_command(
     split: Optional[str] = typer.Option(None, "--split", help="Audit only this split."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the numbers to this JSON file."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP_TEXT + " Recipes only."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log INFO messages."),
 ) -> None:
     """Measure how much the language predicts the label (chi-square, Cramér's V, NMI, eq. 2 weights)."""
-    _audit(target, split, json_out, set_ or [], quiet, verbose)
+    _audit(target, split, json_out, set_ or [], options.quiet, options.verbose)
 
 
 def _tables_to_audit(target: Path, split: str | None, overrides: list[str], quiet: bool):

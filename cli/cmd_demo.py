@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from langtrainer.cli.common import console, make_progress, setup_logging, user_errors
+from langtrainer.cli.common import options, console, make_progress, setup_logging, user_errors
 from langtrainer.cli.cmd_recipe import SET_HELP
 
 
@@ -17,11 +17,9 @@ def demo_command(
     seeds: int = typer.Option(1, "--seeds", min=1, help="Number of seeds (0, 1, ...): 3 gives mean ± std."),
     quick: bool = typer.Option(False, "--quick", help="Less data, fewer epochs and SHAP examples (a few minutes)."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log INFO messages."),
 ) -> None:
     """Reproduce the paper's findings offline: train bal / imbal / imbal+weights, probe, SHAP, report."""
-    _demo(out, seeds, quick, set_ or [], quiet, verbose)
+    _demo(out, seeds, quick, set_ or [], options.quiet, options.verbose)
 
 
 @user_errors

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from langtrainer.cli.common import console, err_console, make_progress, setup_logging, user_errors
+from langtrainer.cli.common import options, console, err_console, make_progress, setup_logging, user_errors
 from langtrainer.cli.cmd_recipe import SET_HELP
 
 
@@ -36,8 +36,6 @@ def finetune_command(
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Run directory (default runs/<name>-seed<seed>)."),
     subset: Optional[str] = typer.Option(None, "--subset", help="balanced | imbalanced: overrides imbalance.subset."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log INFO messages."),
     num_processes: Optional[int] = typer.Option(
         None, "--num-processes", help="Train in N processes (DDP, one per GPU; gloo on CPU) via accelerate launch."
     ),
@@ -47,7 +45,8 @@ def finetune_command(
     ),
 ) -> None:
     """Fine-tune a classifier on the recipe's balanced or imbalanced subset."""
-    _finetune(recipe, set_ or [], output_dir, subset, resume, quiet, verbose, num_processes, accelerate_config)
+    _finetune(recipe, set_ or [], output_dir, subset, resume, options.quiet, options.verbose, num_processes,
+              accelerate_config)
 
 
 def launch_arguments(recipe_path, overrides, run_dir, subset, resume, quiet, verbose) -> list[str]:

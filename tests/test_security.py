@@ -117,7 +117,7 @@ def test_trust_remote_code_is_off_unless_the_recipe_says_so(tiny_model_dir, monk
 
     from langtrainer.pipelines.finetune import load_model_for_classification
     from langtrainer.recipe import Recipe, load_recipe
-    from langtrainer.tokenizer_cache import clear_tokenizer_cache
+    from langtrainer.models import clear_tokenizer_cache
 
     assert Recipe().model.trust_remote_code is False and Recipe().data.trust_remote_code is False
     assert load_recipe("builtin:demo").model.trust_remote_code is False

@@ -1,4 +1,9 @@
-"""The process-wide tokenizer cache: same files -> same object, other files -> a fresh load."""
+"""langtrainer.models.tokenizers: the process-wide tokenizer cache, and clipping texts.
+
+Cache: same files -> same object, other files -> a fresh load. Clipping on
+XLM-R's real tokenizer is tested in test_models.py (it needs the converted
+builtin model).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ import shutil
 
 import pytest
 
-from langtrainer.tokenizer_cache import clear_tokenizer_cache, load_tokenizer
+from langtrainer.errors import UserError
+from langtrainer.models import CHARS_PER_TOKEN, clear_tokenizer_cache, clip_text, load_tokenizer
 from tiny_model import SAMPLE_TEXTS
 
 
@@ -50,3 +56,13 @@ def test_a_shared_tokenizer_keeps_no_truncation_between_calls(tiny_model_dir):
     assert len(full) > 12
     assert len(shared(text, truncation=True, max_length=8)["input_ids"]) == 8
     assert load_tokenizer(tiny_model_dir)(text)["input_ids"] == full
+
+
+def test_clip_text_keeps_short_texts_and_bounds_long_ones():
+    assert clip_text("kurz", 8) == "kurz"
+    text = "x" * (8 * CHARS_PER_TOKEN + 1)
+    assert clip_text(text, 8) == text[:-1]
+    assert clip_text(text, 9) == text
+    assert len(clip_text("ab" * 10**6, 512)) == 512 * CHARS_PER_TOKEN == 8192
+    with pytest.raises(UserError, match="max_length must be >= 1"):
+        clip_text("text", 0)

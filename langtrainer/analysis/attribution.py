@@ -835,7 +835,7 @@ def run_shap(
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from langtrainer.tokenizer_cache import load_tokenizer
+    from langtrainer.models import load_tokenizer
 
     ckpt = Path(ckpt).expanduser()
     if not (ckpt / "config.json").is_file():

@@ -332,7 +332,7 @@ def load_encoder(model_dir: str | Path):
     """
     from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
-    from langtrainer.tokenizer_cache import load_tokenizer
+    from langtrainer.models import load_tokenizer
 
     try:
         config = AutoConfig.from_pretrained(model_dir)

@@ -68,7 +68,7 @@ def load_model_for_classification(recipe: Recipe, label_names: list[str]):
     from transformers import AutoModelForSequenceClassification
 
     from langtrainer.models import resolve_model_path
-    from langtrainer.tokenizer_cache import load_tokenizer
+    from langtrainer.models import load_tokenizer
 
     path = resolve_model_path(recipe.model.name_or_path, arch=recipe.model.arch)
     remote = recipe.model.trust_remote_code

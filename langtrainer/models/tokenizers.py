@@ -1,11 +1,14 @@
-"""One tokenizer object per set of tokenizer files, per process.
+"""Tokenising: one tokenizer object per set of tokenizer files, and texts clipped before it.
 
-Loading XLM-R's fast tokenizer (a 17 MB tokenizer.json, parsed once in
-Python and once in Rust) takes about 1.6 s on 2 CPU cores, and the demo used
-to load the same files 14 times: once per fine-tune, probe and SHAP run. A
-tokenizer whose files have the same content as one already loaded is now
-that same object. Callers only call it and must not change its attributes;
-each call sets its own truncation and padding.
+Loading XLM-R's fast tokenizer parses a 17 MB tokenizer.json (in Python and
+in Rust), and a pipeline asks for the same tokenizer in every fine-tune,
+probe and SHAP step; a tokenizer whose files have the same content as one
+already loaded is that same object. Callers only call it and must not change
+its attributes; each call sets its own truncation and padding.
+
+Texts are clipped by characters before they reach the tokenizer
+(`clip_text`), so the memory one text needs is bounded by `max_length`, not
+by the length of the text.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from langtrainer.errors import UserError
+
 # Files that AutoTokenizer reads from a folder (config.json: only the fields below).
 TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
@@ -23,6 +28,8 @@ TOKENIZER_FILES = (
 )
 CONFIG_FIELDS = ("model_type", "tokenizer_class")
 MAX_CACHED = 4
+# Characters kept per token of max_length: XLM-R's longest piece has 16 characters.
+CHARS_PER_TOKEN = 16
 
 _cache: OrderedDict[str, Any] = OrderedDict()
 
@@ -69,3 +76,25 @@ def load_tokenizer(name_or_path: str | Path, trust_remote_code: bool = False):
 
 def clear_tokenizer_cache() -> None:
     _cache.clear()
+
+
+def clip_text(text: str, max_length: int) -> str:
+    """The first `max_length * CHARS_PER_TOKEN` characters of `text`.
+
+    No piece of XLM-R's vocabulary (the builtin model's tokenizer) is longer
+    than 16 characters, its leading '▁' counting for the space before it, so
+    `max_length` tokens never cover more than `16 * max_length` characters of
+    normalised text, and tokenising the clipped text with
+    `truncation=True, max_length=max_length` gives the same ids as
+    tokenising the whole text. The bound is on normalised text: it can be
+    exceeded where the normaliser removes characters (control characters,
+    runs of spaces, NFKC compositions) or a tokenizer fuses a long run into
+    one token (consecutive unknown characters; a BERT word over 100
+    characters becomes one [UNK]). Such a text loses tokens at its end; no
+    text costs more memory than `16 * max_length` characters.
+    """
+    if max_length < 1:
+        raise UserError(f"max_length must be >= 1, got {max_length}")
+    limit = max_length * CHARS_PER_TOKEN
+    return text if len(text) <= limit else text[:limit]
+
