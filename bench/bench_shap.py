@@ -2,7 +2,7 @@
 
     python bench/bench_shap.py [--n 32] [--max-evals 500] [--ref-n 2] [--batch-size 256]
 
-- ours: `langtrainer.analysis.attribution.explain` on N demo-corpus texts;
+- ours: `langtrainer.analysis.shap.explain` on N demo-corpus texts;
 - floor: the very same masked rows, sorted by length and run in batches of
   --batch-size with no SHAP bookkeeping at all (the physical floor);
 - reference: the paper's approach, a transformers text-classification
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from langtrainer.analysis.attribution import ModelRunner, explain
+    from langtrainer.analysis.shap import ModelRunner, explain
 
     if args.threads:
         torch.set_num_threads(args.threads)

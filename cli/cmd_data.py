@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from langtrainer.cli.common import options, console, make_progress, setup_logging, user_errors
+from langtrainer.cli.common import console, make_progress, options, user_errors
 
 data_app = typer.Typer(
     help="Build balanced/imbalanced subsets of a multilingual dataset and audit language-label skew.",
@@ -16,7 +16,6 @@ data_app = typer.Typer(
 )
 
 SET_HELP_TEXT = "Override a recipe field, e.g. --set data.train_per_language=120 (repeatable)."
-RECIPE_SUFFIXES = (".yaml", ".yml")
 
 
 # ------------------------------------------------------------------ rendering
@@ -67,145 +66,114 @@ def render_audit(result, title: str) -> list:
     return [table, weights, stats, f"[bold {colour}]verdict:[/] {result.verdict}"]
 
 
+def stepper(progress, description: str):
+    """A library `progress(done, total)` callback; the bar appears at the first step (none for quick reads)."""
+    task = None
+
+    def step(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            task = progress.add_task(description, total=total, rate="")
+        progress.update(task, completed=done, total=total)
+
+    return step
+
+
+# ------------------------------------------------------------------ column flags
+
+TEXT_COLUMN = typer.Option(None, "--text-column", help="Source column holding the text (data.columns.text).")
+LABEL_COLUMN = typer.Option(None, "--label-column", help="Source column holding the label (data.columns.label).")
+LANGUAGE_COLUMN = typer.Option(None, "--language-column",
+                               help="Source column holding the language code (data.columns.language).")
+GROUP_COLUMN = typer.Option(None, "--group-column",
+                            help="Source column whose rows stay on one side of a split (data.columns.group).")
+ID_COLUMN = typer.Option(None, "--id-column", help="Source column holding a unique row id (data.columns.id).")
+
+
+def column_mapping(**columns: Optional[str]) -> dict[str, str]:
+    """The column flags a user gave, as a load_examples `columns` mapping."""
+    return {key: value for key, value in columns.items() if value}
+
+
+def column_overrides(columns: dict[str, str]) -> list[str]:
+    """The column flags as recipe --set items."""
+    return [f"data.columns.{key}={value}" for key, value in columns.items()]
+
+
 # ------------------------------------------------------------------ build
 
 @data_app.command("build")
+@user_errors
 def build_command(
     recipe: Path = typer.Argument(..., help="Recipe YAML file (its data: and imbalance: blocks)."),
     out: Path = typer.Option(..., "--out", "-o",
                              help="Folder for the DatasetDict (save_to_disk) and distribution.json."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP_TEXT),
+    text_column: Optional[str] = TEXT_COLUMN,
+    label_column: Optional[str] = LABEL_COLUMN,
+    language_column: Optional[str] = LANGUAGE_COLUMN,
+    group_column: Optional[str] = GROUP_COLUMN,
+    id_column: Optional[str] = ID_COLUMN,
 ) -> None:
-    """Build train/validation balanced and imbalanced subsets and a balanced test set."""
-    _build(recipe, out, set_ or [], options.quiet, options.verbose)
-
-
-@user_errors
-def _build(recipe_path: Path, out: Path, overrides: list[str], quiet: bool, verbose: bool) -> None:
-    from langtrainer import atomic
-    from langtrainer.recipe import load_recipe
-
-    setup_logging(verbose)
-    recipe = load_recipe(recipe_path, overrides)
-    out = out.expanduser()
-    check_build_output(out)
-    subsets, report = _build_with_progress(recipe, quiet)
+    """Build the recipe's splits: the data as it is (imbalance.subset none) or the balanced/imbalanced subsets."""
     import datasets
 
+    from langtrainer.data.sampling import build_from_recipe
+    from langtrainer.recipe import load_recipe
+    from langtrainer.rundir import check_subsets_target, write_subsets
+
+    columns = column_mapping(text=text_column, label=label_column, language=language_column, group=group_column,
+                             id=id_column)
+    loaded = load_recipe(recipe, [*(set_ or []), *column_overrides(columns)])
+    out = out.expanduser()
+    check_subsets_target(out)
+    with make_progress(options.quiet) as progress:
+        subsets, report = build_from_recipe(loaded, progress=stepper(progress, "building subsets"))
     datasets.disable_progress_bars()  # ours is the progress display
-    with atomic.atomic_dir(out) as tmp:
-        subsets.save_to_disk(str(tmp))
-        atomic.write_json(tmp / "distribution.json", report)
-    if not quiet:
+    write_subsets(subsets, report, out)
+    if not options.quiet:
         for split in report["counts"]:
             console.print(render_counts(report, split))
     overlap = ", ".join(f"{pool} {100 * value:.1f}%" for pool, value in report["overlap"].items())
     dropped = sum(report["dropped_rows"]["empty_text"].values())
+    unlabeled = sum(report["dropped_rows"]["missing_label"].values())
     console.print(
-        f"wrote [bold]{out}[/] ({', '.join(f'{s} {n}' for s, n in report['totals'].items())}); "
-        f"balanced/imbalanced overlap: {overlap}; dropped {dropped} rows with empty text"
+        f"wrote [bold]{out}[/] ({', '.join(f'{s} {n}' for s, n in report['totals'].items())})"
+        + (f"; balanced/imbalanced overlap: {overlap}" if overlap else "")
+        + f"; dropped {dropped} rows with empty text"
+        + (f" and {unlabeled} without a label" if unlabeled else "")
     )
-
-
-def check_build_output(out: Path) -> None:
-    """`--out` is replaced whole: refuse a file, or a folder that is not an earlier `data build` output."""
-    from langtrainer.errors import UserError
-
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out '{out}' is a file: give a new folder (or an earlier data build output)")
-    if out.is_dir() and any(out.iterdir()):
-        if not ((out / "dataset_dict.json").is_file() and (out / "distribution.json").is_file()):
-            raise UserError(
-                f"--out '{out}' exists and is not a data build output; it would be replaced: "
-                "give a new folder (or delete it)"
-            )
-
-
-def _build_with_progress(recipe, quiet: bool):
-    from langtrainer.data.sampling import build_from_recipe
-
-    with make_progress(quiet) as progress:
-        task = progress.add_task("building subsets", total=None, rate="")
-
-        def step(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
-        return build_from_recipe(recipe, progress=step)
 
 
 # ------------------------------------------------------------------ audit
 
 @data_app.command("audit")
+@user_errors
 def audit_command(
     target: Path = typer.Argument(
-        ..., help="A recipe (.yaml), a save_to_disk DatasetDict folder, or a jsonl/csv/parquet file."),
+        ..., help="A recipe (.yaml), a jsonl/json/csv/parquet file, a folder of split files, "
+                  "a save_to_disk dataset or a Hub-shaped folder."),
     split: Optional[str] = typer.Option(None, "--split", help="Audit only this split."),
+    config: Optional[str] = typer.Option(None, "--config", help="Dataset config of a Hub-shaped folder."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the numbers to this JSON file."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP_TEXT + " Recipes only."),
+    text_column: Optional[str] = TEXT_COLUMN,
+    label_column: Optional[str] = LABEL_COLUMN,
+    language_column: Optional[str] = LANGUAGE_COLUMN,
+    group_column: Optional[str] = GROUP_COLUMN,
+    id_column: Optional[str] = ID_COLUMN,
 ) -> None:
     """Measure how much the language predicts the label (chi-square, Cramér's V, NMI, eq. 2 weights)."""
-    _audit(target, split, json_out, set_ or [], options.quiet, options.verbose)
-
-
-def _tables_to_audit(target: Path, split: str | None, overrides: list[str], quiet: bool):
-    """[(name, data, label_names)] for a recipe, a saved dataset or a local file."""
-    from langtrainer.errors import UserError
-
-    if target.suffix.lower() in RECIPE_SUFFIXES:
-        from langtrainer.recipe import load_recipe
-
-        subsets, report = _build_with_progress(load_recipe(target, overrides), quiet)
-        names = [split] if split else ["train_balanced", "train_imbalanced"]
-        return [(name, _pick(subsets, name), report["labels"]) for name in names]
-    if not target.exists():
-        raise UserError(f"'{target}' does not exist")
-    if target.is_dir():
-        import datasets
-
-        if not ((target / "dataset_dict.json").is_file() or (target / "state.json").is_file()):
-            raise UserError(f"'{target}' is not a saved dataset (no dataset_dict.json or state.json)")
-        loaded = datasets.load_from_disk(str(target))
-        if isinstance(loaded, datasets.Dataset):
-            loaded = datasets.DatasetDict({"data": loaded})
-        names = [split] if split else list(loaded)
-        out = []
-        for name in names:
-            ds = _pick(loaded, name)
-            label_names = getattr(ds.features.get("label"), "names", None)
-            out.append((name, ds, label_names))
-        return out
-    from langtrainer.data.sources import read_table
-
-    table = read_table(target)
-    if "split" in table.columns:
-        names = [split] if split else sorted(table["split"].astype(str).unique())
-        for name in names:
-            if not (table["split"].astype(str) == name).any():
-                raise UserError(f"no rows with split '{name}' in '{target}'")
-        return [(name, table[table["split"].astype(str) == name], None) for name in names]
-    if split:
-        raise UserError(f"'{target}' has no split column; drop --split")
-    return [(target.name, table, None)]
-
-
-def _pick(dataset_dict, name: str):
-    from langtrainer.errors import UserError
-
-    if name not in dataset_dict:
-        raise UserError(f"no split '{name}' (splits: {', '.join(dataset_dict)})")
-    return dataset_dict[name]
-
-
-@user_errors
-def _audit(target: Path, split: str | None, json_out: Path | None, overrides: list[str], quiet: bool,
-           verbose: bool) -> None:
     from langtrainer import atomic
-    from langtrainer.data.audit import audit
+    from langtrainer.data.audit import audit_target
 
-    setup_logging(verbose)
+    columns = column_mapping(text=text_column, label=label_column, language=language_column, group=group_column,
+                             id=id_column)
+    with make_progress(options.quiet) as progress:
+        audited = audit_target(target.expanduser(), split, columns, set_ or [], config,
+                               progress=stepper(progress, "building subsets"))
     results = {}
-    for name, data, label_names in _tables_to_audit(target.expanduser(), split, overrides, quiet):
-        result = audit(data, label_names)
+    for name, result in audited:
         results[name] = result.to_dict()
         for item in render_audit(result, name):
             console.print(item)

@@ -23,6 +23,7 @@ SHAP_MAX_EVALS = 500  # shap's own default for the partition explainer
 SHAP_QUEUE_BATCH = 5  # shap.maskers.Text.default_batch_size: what batch_size="auto" means in shap
 SHAP_BATCH_SIZE = 256  # masked rows per forward pass
 SHAP_SUBSAMPLE = 48
+SHAP_SHARD_SIZE = 16  # examples per output shard: the unit of resumption
 SHAP_THRESHOLD = 0.01  # |S_bal| <= 0.01 is neutral: a ~20/60/20 split (Annex A.4)
 SHAP_SPLIT_THRESHOLDS: tuple[float, ...] = (0.001, 0.01, 0.05)  # the thresholds Annex A.4 compares
 

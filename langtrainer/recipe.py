@@ -46,6 +46,7 @@ class ColumnsConfig:
     text_pair: str | None = None
     label: str = "label"
     language: str | None = "language"
+    group: str | None = None  # rows sharing a group (translations of one item) stay on one side of a split
 
 
 @dataclass
@@ -63,17 +64,30 @@ class DataConfig:
     train_per_language: int = 240
     validation_per_language: int = 60
     test_per_cell: int = 30
+    # Shares of train carved (stratified by language and label) into a split the source lacks.
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
     sampler: Literal["per_language_balanced"] | None = None
     trust_remote_code: bool = False
 
 
 @dataclass
 class ImbalanceConfig:
-    """The language-label skew (Table 1) and which training subset to use."""
+    """The language-label skew (Table 1) and which training subset to use.
 
-    subset: Literal["balanced", "imbalanced"] = "imbalanced"
+    subset "none" trains on the data as it is (the source's splits, or
+    validation/test carved from train). Left unset it is "imbalanced" when a
+    distribution is given, else "none": a recipe without an `imbalance:`
+    block trains as-is.
+    """
+
+    subset: Literal["none", "balanced", "imbalanced"] | None = None
     groups: dict[str, list[str]] | None = None
     distribution: dict[str, list[float]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.subset is None:
+            self.subset = "imbalanced" if self.distribution else "none"
 
 
 @dataclass
@@ -405,6 +419,12 @@ def check_recipe(recipe: Recipe) -> None:
     for name in ("train_per_language", "validation_per_language", "test_per_cell"):
         if getattr(data, name) < 0:
             raise UserError(f"data.{name} must be >= 0")
+    for name in ("validation_fraction", "test_fraction"):
+        value = getattr(data, name)
+        if not 0.0 <= value < 1.0:  # also refuses nan
+            raise UserError(f"data.{name} must be in [0, 1), got {value}")
+    if data.validation_fraction + data.test_fraction >= 1.0:
+        raise UserError("data.validation_fraction + data.test_fraction must be below 1 (train keeps the rest)")
     if imb.groups:
         seen: dict[str, str] = {}
         for group, langs in imb.groups.items():

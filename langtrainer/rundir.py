@@ -229,6 +229,17 @@ def is_subsets_folder(path: Path) -> bool:
     return (path / "dataset_dict.json").is_file() and (path / RunDir.DISTRIBUTION).is_file()
 
 
+def check_subsets_target(out: Path) -> None:
+    """`data build --out` is replaced whole: refuse a file, or a folder that `write_subsets` did not write."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out '{out}' is a file: give a new folder (or an earlier data build output)")
+    if out.is_dir() and any(out.iterdir()) and not is_subsets_folder(out):
+        raise UserError(
+            f"--out '{out}' exists and is not a data build output; it would be replaced: "
+            "give a new folder (or delete it)"
+        )
+
+
 class DemoDir:
     """The demo's output folder: seed folders, timings and the report."""
 

@@ -60,7 +60,7 @@ def _softmax(model, tokenizer, texts, pairs=None):
 
 @pytest.fixture(scope="module")
 def explained(tiny):
-    from langtrainer.analysis.attribution import explain
+    from langtrainer.analysis.shap import explain
 
     model, tokenizer = tiny
     return explain(model, tokenizer, TEXTS + [LONG_TEXT])
@@ -105,7 +105,7 @@ def test_equals_shap_partition_explainer_single_texts(tiny, explained):
 
 def test_equals_shap_with_string_rows_and_small_batches(tiny, explained):
     """Every row through shap's string masking, 7 rows per forward pass: same values."""
-    from langtrainer.analysis.attribution import explain
+    from langtrainer.analysis.shap import explain
 
     model, tokenizer = tiny
     slow = explain(model, tokenizer, [TEXTS[9], LONG_TEXT], batch_size=7, force_strings=True)
@@ -116,7 +116,7 @@ def test_equals_shap_with_string_rows_and_small_batches(tiny, explained):
 def test_equals_shap_for_text_pairs(tiny_pair):
     import shap
 
-    from langtrainer.analysis.attribution import explain, split_pair_string
+    from langtrainer.analysis.shap import explain, split_pair_string
 
     model, tokenizer = tiny_pair
     premises = [SAMPLE_TEXTS["en"][0], SAMPLE_TEXTS["ja"][1]]
@@ -141,10 +141,10 @@ def test_equals_shap_for_text_pairs(tiny_pair):
 def test_masked_strings_equal_shap_text_masker(tiny):
     import shap
 
-    from langtrainer.analysis.attribution import _MaskerSpec
+    from langtrainer.analysis.shap.masker import MaskerSpec
 
     _, tokenizer = tiny
-    spec = _MaskerSpec(tokenizer)
+    spec = MaskerSpec(tokenizer)
     masker = shap.maskers.Text(tokenizer)
     rng = np.random.default_rng(0)
     for text in [TEXTS[3], TEXTS[8], TEXTS[11], LONG_TEXT]:
@@ -157,25 +157,26 @@ def test_masked_strings_equal_shap_text_masker(tiny):
 
 
 def test_direct_token_rows_are_used_and_verified(tiny):
-    from langtrainer.analysis.attribution import _Encoder, _MaskerSpec, _prepare, _RowBuilder, _verify_direct
+    from langtrainer.analysis.shap.masker import Encoder, MaskerSpec, prepare
+    from langtrainer.analysis.shap.rows import RowBuilder, verify_direct
 
     _, tokenizer = tiny
-    spec = _MaskerSpec(tokenizer)
-    encoder = _Encoder(tokenizer, 128)
-    preps = [_prepare(spec, encoder, t, None) for t in TEXTS]
-    _verify_direct(spec, encoder, preps)
+    spec = MaskerSpec(tokenizer)
+    encoder = Encoder(tokenizer, 128)
+    preps = [prepare(spec, encoder, t, None) for t in TEXTS]
+    verify_direct(spec, encoder, preps)
     assert all(p.direct_ok for p in preps)
     # word-aligned random masks: direct rows equal the re-tokenised strings
     rng = np.random.default_rng(1)
     masks = rng.random((30, preps[0].n_features)) < 0.5
-    direct = _RowBuilder(spec, encoder).build([(preps[0], masks)])[0]
-    strings = _RowBuilder(spec, encoder, force_strings=True).build([(preps[0], masks)])[0]
+    direct = RowBuilder(spec, encoder).build([(preps[0], masks)])[0]
+    strings = RowBuilder(spec, encoder, force_strings=True).build([(preps[0], masks)])[0]
     for a, b in zip(direct, strings):
         np.testing.assert_array_equal(a[0], b[0])
 
 
 def test_batch_size_does_not_change_values(tiny, explained):
-    from langtrainer.analysis.attribution import explain
+    from langtrainer.analysis.shap import explain
 
     model, tokenizer = tiny
     again = explain(model, tokenizer, TEXTS[:4], batch_size=5)
@@ -184,7 +185,7 @@ def test_batch_size_does_not_change_values(tiny, explained):
 
 
 def test_max_evals_bounds_forward_rows(tiny):
-    from langtrainer.analysis.attribution import ModelRunner, explain
+    from langtrainer.analysis.shap import ModelRunner, explain
 
     model, tokenizer = tiny
     runner = ModelRunner(model, tokenizer, batch_size=64)
@@ -196,7 +197,7 @@ def test_max_evals_bounds_forward_rows(tiny):
 
 
 def test_forward_chunks_trade_padding_for_calls(tiny):
-    from langtrainer.analysis.attribution import ModelRunner
+    from langtrainer.analysis.shap import ModelRunner
 
     model, tokenizer = tiny
     runner = ModelRunner(model, tokenizer, batch_size=256)
@@ -210,7 +211,7 @@ def test_forward_chunks_trade_padding_for_calls(tiny):
 
 
 def test_edge_cases_empty_one_word_and_truncated(tiny):
-    from langtrainer.analysis.attribution import explain
+    from langtrainer.analysis.shap import explain
 
     model, tokenizer = tiny
     long_text = " ".join([LONG_TEXT] * 6)  # > 128 tokens: cut to the model's 128 positions
@@ -225,7 +226,7 @@ def test_edge_cases_empty_one_word_and_truncated(tiny):
 
 
 def test_bad_arguments_are_user_errors(tiny):
-    from langtrainer.analysis.attribution import explain
+    from langtrainer.analysis.shap import explain
     from langtrainer.errors import UserError
 
     model, tokenizer = tiny
@@ -254,7 +255,7 @@ def test_stratified_subsample_spreads_over_cells():
 
 
 def test_shap_callback_metrics(tiny):
-    from langtrainer.analysis.attribution import ShapCallback, explain
+    from langtrainer.analysis.shap import ShapCallback, explain
 
     model, tokenizer = tiny
     callback = ShapCallback(TEXTS[:4], LANGS[:4], max_evals=40, threshold=0.01)
@@ -304,10 +305,12 @@ def _same(a, b):
 
 
 def test_run_shap_resumes_to_the_same_result(run_dir, tmp_path, monkeypatch):
-    import langtrainer.analysis.attribution as attribution
+    import langtrainer.analysis.shap.sharded as sharded
+    from langtrainer.analysis.shap import ShapOptions, load_shap_result, run_shap
+    from langtrainer.errors import UserError
 
-    kwargs = dict(subsample=10, max_evals=40, shard_size=3)
-    full = attribution.load_shap_result(attribution.run_shap(run_dir, out=tmp_path / "full", **kwargs))
+    options = ShapOptions(subsample=10, max_evals=40, shard_size=3)
+    full = load_shap_result(run_shap(run_dir, options, out=tmp_path / "full"))
     assert len(full) == 10 and full.label_names == ["label0", "label1", "label2", "label3"]
     assert full.examples["values"][0].shape == (len(full.examples["token_ids"][0]), 4)
     assert set(full.examples["language"]) == set(SAMPLE_TEXTS)
@@ -321,43 +324,44 @@ def test_run_shap_resumes_to_the_same_result(run_dir, tmp_path, monkeypatch):
 
     out = tmp_path / "resumed"
     with pytest.raises(Interrupt):
-        attribution.run_shap(run_dir, out=out, progress=interrupt_after_seven, **kwargs)
+        run_shap(run_dir, options, out=out, progress=interrupt_after_seven)
     assert sorted(p.name for p in (out / "shards").glob("*.parquet")) == ["shard-00000.parquet", "shard-00001.parquet"]
     assert not json.loads((out / "manifest.json").read_text())["complete"]
-    with pytest.raises(attribution.UserError):
-        attribution.load_shap_result(out)
+    with pytest.raises(UserError):
+        load_shap_result(out)
 
     explained = []
-    real_explain = attribution.explain
+    real_explain = sharded.explain
 
     def counting_explain(model, tokenizer, texts, *args, **kw):
         explained.extend(texts)
         return real_explain(model, tokenizer, texts, *args, **kw)
 
-    monkeypatch.setattr(attribution, "explain", counting_explain)
-    attribution.run_shap(run_dir, out=out, **kwargs)
+    monkeypatch.setattr(sharded, "explain", counting_explain)
+    run_shap(run_dir, options, out=out)
     assert len(explained) == 4  # shards 2 and 3 only
-    _same(_arrays(attribution.load_shap_result(out)), _arrays(full))
+    _same(_arrays(load_shap_result(out)), _arrays(full))
 
     # a lost last shard is recomputed, the others are kept
     (out / "shards" / "shard-00003.parquet").unlink()
     explained.clear()
-    attribution.run_shap(run_dir, out=out, **kwargs)
+    run_shap(run_dir, options, out=out)
     assert len(explained) == 1
-    _same(_arrays(attribution.load_shap_result(out)), _arrays(full))
+    _same(_arrays(load_shap_result(out)), _arrays(full))
 
 
 def test_run_shap_refuses_other_arguments(run_dir, tmp_path):
-    from langtrainer.analysis.attribution import run_shap
+    from langtrainer.analysis.shap import ShapOptions, run_shap
     from langtrainer.errors import UserError
 
     out = tmp_path / "shap"
-    run_shap(run_dir, out=out, subsample=4, max_evals=20, shard_size=4)
+    run_shap(run_dir, ShapOptions(subsample=4, max_evals=20, shard_size=4), out=out)
     with pytest.raises(UserError, match="max_evals"):
-        run_shap(run_dir, out=out, subsample=4, max_evals=30, shard_size=4)
-    run_shap(run_dir, out=out, subsample=4, max_evals=30, shard_size=4, overwrite=True)
-    with pytest.raises(UserError, match="split"):
-        run_shap(run_dir, out=tmp_path / "x", split="validation")
+        run_shap(run_dir, ShapOptions(subsample=4, max_evals=30, shard_size=4), out=out)
+    run_shap(run_dir, ShapOptions(subsample=4, max_evals=30, shard_size=4, overwrite=True), out=out)
+    with pytest.raises(UserError, match="validation"):
+        run_shap(run_dir, ShapOptions(split="validation"), out=tmp_path / "x")
+    assert not (tmp_path / "x").exists()
 
 
 def test_cli_shap_and_shap_diff(run_dir, tmp_path):
@@ -400,7 +404,9 @@ def test_real_model_equals_shap_and_direct_rows_are_exact():
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from langtrainer.analysis.attribution import _Encoder, _MaskerSpec, _prepare, _RowBuilder, _verify_direct, explain, split_pair_string
+    from langtrainer.analysis.shap import explain, split_pair_string
+    from langtrainer.analysis.shap.masker import Encoder, MaskerSpec, prepare
+    from langtrainer.analysis.shap.rows import RowBuilder, verify_direct
     from langtrainer.models import resolve_model_path
 
     path = resolve_model_path("builtin:multilingual-e5-small")
@@ -421,18 +427,18 @@ def test_real_model_equals_shap_and_direct_rows_are_exact():
     reference = shap.Explainer(f, shap.maskers.Text(tokenizer))([texts[0] + tokenizer.sep_token + texts[1]], max_evals=80)
     np.testing.assert_allclose(pair.values, reference.values[0], atol=1e-4)
 
-    spec, encoder = _MaskerSpec(tokenizer), _Encoder(tokenizer, 512)
-    preps = [_prepare(spec, encoder, t, None) for t in TEXTS]
-    _verify_direct(spec, encoder, preps)
+    spec, encoder = MaskerSpec(tokenizer), Encoder(tokenizer, 512)
+    preps = [prepare(spec, encoder, t, None) for t in TEXTS]
+    verify_direct(spec, encoder, preps)
     rng = np.random.default_rng(0)
     n_direct = 0
     for prep in preps:
         # word-aligned masks: whole SentencePiece words kept or masked together
         _, rank = np.unique(prep.word, return_inverse=True)
         masks = (rng.random((40, rank.max() + 1)) < 0.5)[:, rank]
-        builder = _RowBuilder(spec, encoder)
+        builder = RowBuilder(spec, encoder)
         direct = builder.build([(prep, masks)])[0]
-        strings = _RowBuilder(spec, encoder, force_strings=True).build([(prep, masks)])[0]
+        strings = RowBuilder(spec, encoder, force_strings=True).build([(prep, masks)])[0]
         for a, b in zip(direct, strings):
             np.testing.assert_array_equal(a[0], b[0])
         n_direct += builder.n_direct

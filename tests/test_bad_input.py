@@ -74,7 +74,7 @@ def test_missing_column(tiny_model_dir, tmp_path, column):
     line = fails(tmp_path, "data", "build", recipe, "--out", tmp_path / "out", "--quiet")
     present = ", ".join(c for c in ("id", "text", "label", "language") if c != column)
     assert line == (f"error: {source}: the {column} column '{column}' is not in the 'train' data "
-                    f"(columns present: {present}); set data.columns.{column}")
+                    f"(columns present: {present}); pass --{column}-column or set data.columns.{column}")
 
 
 def test_recipe_language_absent_from_data(tiny_model_dir, tmp_path, ds):

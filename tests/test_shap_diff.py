@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from langtrainer.analysis.attribution import ShapResult
+from langtrainer.analysis.shap import ShapResult
 from langtrainer.errors import UserError
-from langtrainer.analysis.shap_diff import compute_shap_diff, parse_group_options, token_split, write_shap_diff
+from langtrainer.analysis.shap_diff import compute_shap_diff, parse_group_options, token_split
+from langtrainer.pipelines.shap import write_shap_diff_outputs
 
 BAL = {
     "e1": ("en", [[0.05, -0.02], [0.005, 0.0], [-0.03, 0.2]], [0.5, 0.5]),
@@ -60,8 +61,13 @@ def _cell(table, class_, key, value, category):
     return float(row["mean"].iloc[0])
 
 
+# The numbers of the tests below are the zero-filled mean with every token counted: the
+# project's averaging before the released code's masked mean became the default.
+OLD = dict(averaging="zero", special_tokens=True)
+
+
 def test_per_example_sums_by_hand(bal, imbal):
-    result = compute_shap_diff(bal, imbal, threshold=0.01)
+    result = compute_shap_diff(bal, imbal, threshold=0.01, **OLD)
     ex = result.per_example.set_index(["id", "class", "category"])["difference"]
     # e1, class 0: pos {t0}: 0.01-0.05, neutral {t1}: 0.02-0.005, neg {t2}: -0.01+0.03
     assert ex[("e1", 0, "positive")] == pytest.approx(-0.04, abs=1e-7)
@@ -85,7 +91,7 @@ def test_per_example_sums_by_hand(bal, imbal):
 
 
 def test_language_and_group_means(bal, imbal):
-    result = compute_shap_diff(bal, imbal, threshold=0.01, groups={"A": ["fr"], "B": ["en", "de"]})
+    result = compute_shap_diff(bal, imbal, threshold=0.01, groups={"A": ["fr"], "B": ["en", "de"]}, **OLD)
     by_lang = result.by_language
     assert _cell(by_lang, 0, "language", "en", "positive") == pytest.approx((-0.04 + 0.0) / 2, abs=1e-7)
     assert _cell(by_lang, 0, "language", "en", "neutral") == pytest.approx((0.015 + 0.03) / 2, abs=1e-7)
@@ -101,7 +107,7 @@ def test_language_and_group_means(bal, imbal):
 
 
 def test_token_split_by_hand(bal, imbal):
-    result = compute_shap_diff(bal, imbal, threshold=0.01)
+    result = compute_shap_diff(bal, imbal, threshold=0.01, **OLD)
     # balanced values: 14 entries; < -0.01: -0.02, -0.03, -0.5, -0.3, -0.2 (5);
     # > 0.01: 0.05, 0.2, 0.011, 0.3 (4); the other 5 are neutral
     assert result.token_split[0.01] == pytest.approx({"negative": 5 / 14, "neutral": 5 / 14, "positive": 4 / 14})
@@ -122,8 +128,8 @@ def test_mismatched_examples_are_user_errors(bal):
 
 
 def test_outputs_written(bal, imbal, tmp_path):
-    result = compute_shap_diff(bal, imbal, threshold=0.01, groups={"A": ["fr"], "B": ["en", "de"]})
-    paths = write_shap_diff(result, tmp_path)
+    result = compute_shap_diff(bal, imbal, threshold=0.01, groups={"A": ["fr"], "B": ["en", "de"]}, **OLD)
+    paths = write_shap_diff_outputs(result, tmp_path)
     table = pd.read_csv(paths["csv"])
     assert len(table) == 2 * 3 * 4  # classes x languages x (3 categories + base)
     report = json.loads(paths["json"].read_text())
@@ -143,3 +149,110 @@ def test_group_options():
             _result(IMBAL, IMBAL_BASE),
             groups={"A": ["fr"], "B": ["fr"]},
         )
+
+
+# --------------------------------------------------------------------------- averaging and special tokens
+# Two English examples, 2 classes, [CLS] ... [SEP] marked special (always kept by the masker).
+SPECIAL_BAL = {
+    "x1": [[0.0, 0.0], [0.05, -0.05], [0.002, 0.02], [0.0, 0.0]],
+    "x2": [[0.0, 0.0], [0.004, -0.3], [0.0, 0.0]],
+}
+SPECIAL_IMBAL = {
+    "x1": [[0.0, 0.0], [0.03, -0.01], [0.012, 0.05], [0.0, 0.0]],
+    "x2": [[0.0, 0.0], [0.024, -0.2], [0.0, 0.0]],
+}
+
+
+def _special_result(values: dict) -> ShapResult:
+    rows = []
+    for example_id, v in values.items():
+        v = np.asarray(v, dtype=np.float32)
+        special = np.zeros(len(v), dtype=bool)
+        special[[0, -1]] = True
+        rows.append({"id": example_id, "language": "en", "label": 0, "token_ids": np.arange(len(v)),
+                     "special": special, "values": v, "base_values": np.asarray([0.5, 0.5], np.float32)})
+    return ShapResult(examples=pd.DataFrame(rows), label_names=["neg", "pos"])
+
+
+def _mean_n(result, class_, category):
+    table = result.by_language
+    row = table[(table["class"] == class_) & (table["category"] == category)]
+    return float(row["mean"].iloc[0]), int(row["n"].iloc[0])
+
+
+def test_masked_and_zero_averaging_by_hand():
+    bal, imbal = _special_result(SPECIAL_BAL), _special_result(SPECIAL_IMBAL)
+    masked = compute_shap_diff(bal, imbal, threshold=0.01)
+    zero = compute_shap_diff(bal, imbal, threshold=0.01, averaging="zero")
+    # class 0: x1 pos {a}: 0.03-0.05 = -0.02, neutral {b}: 0.01, no neg; x2: neutral {c}: 0.02 only
+    assert _mean_n(masked, 0, "positive") == (pytest.approx(-0.02, abs=1e-7), 1)
+    assert _mean_n(zero, 0, "positive") == (pytest.approx(-0.01, abs=1e-7), 2)
+    assert _mean_n(masked, 0, "neutral") == (pytest.approx(0.015, abs=1e-7), 2)
+    assert _mean_n(zero, 0, "neutral") == (pytest.approx(0.015, abs=1e-7), 2)
+    mean, n = _mean_n(masked, 0, "negative")
+    assert np.isnan(mean) and n == 0
+    assert _mean_n(zero, 0, "negative") == (0.0, 2)
+    # class 1: x1 neg {a}: 0.04, pos {b}: 0.03; x2 neg {c}: 0.1; no real neutral token anywhere
+    assert _mean_n(masked, 1, "negative") == (pytest.approx(0.07, abs=1e-7), 2)
+    assert _mean_n(masked, 1, "positive") == (pytest.approx(0.03, abs=1e-7), 1)
+    assert _mean_n(zero, 1, "positive") == (pytest.approx(0.015, abs=1e-7), 2)
+    assert _mean_n(masked, 1, "neutral")[1] == 0
+    # counting [CLS]/[SEP] (bal value 0: neutral) makes every neutral set non-empty, as in the released code
+    with_special = compute_shap_diff(bal, imbal, threshold=0.01, special_tokens=True)
+    assert _mean_n(with_special, 1, "neutral") == (0.0, 2)
+    counts = with_special.per_example.set_index(["id", "class", "category"])["n_tokens"]
+    assert counts[("x1", 0, "neutral")] == 3 and counts[("x1", 1, "neutral")] == 2
+
+
+def test_special_tokens_left_out_of_the_token_split():
+    bal, imbal = _special_result(SPECIAL_BAL), _special_result(SPECIAL_IMBAL)
+    # 6 real (token, class) values: neg -0.05, -0.3; pos 0.05, 0.02; neutral 0.002, 0.004
+    assert compute_shap_diff(bal, imbal).token_split[0.01] == pytest.approx(
+        {"negative": 1 / 3, "neutral": 1 / 3, "positive": 1 / 3})
+    # with the 8 special-token zeros: 14 values, 10 neutral
+    assert compute_shap_diff(bal, imbal, special_tokens=True).token_split[0.01] == pytest.approx(
+        {"negative": 2 / 14, "neutral": 10 / 14, "positive": 2 / 14})
+
+
+def test_masked_mean_equals_the_released_code(bal, imbal):
+    """scripts/plot_cumulative_diff_shap.py: np.ma masked sums per example and class, then np.nanmean."""
+    threshold = 0.01
+    result = compute_shap_diff(bal, imbal, threshold=threshold, special_tokens=True)
+    for language in ("en", "fr", "de"):
+        ids = [k for k, v in BAL.items() if v[0] == language]
+        for c in range(2):
+            sums = {"positive": [], "neutral": [], "negative": []}
+            for k in ids:
+                mask = np.asarray(BAL[k][1], dtype=np.float32)
+                diff = np.asarray(IMBAL[k], dtype=np.float32) - mask
+                for category, keep in (("positive", mask > threshold), ("neutral", np.abs(mask) <= threshold),
+                                       ("negative", mask < -threshold)):
+                    total = np.ma.masked_array(diff, mask=~keep).sum(axis=0)[c]
+                    sums[category].append(np.nan if total is np.ma.masked else float(total))
+            for category, values in sums.items():
+                expected = np.nanmean(values) if not np.all(np.isnan(values)) else np.nan
+                got = _cell_or_nan(result.by_language, c, language, category)
+                assert (np.isnan(expected) and np.isnan(got)) or got == pytest.approx(expected, abs=1e-7)
+
+
+def _cell_or_nan(table, class_, language, category):
+    row = table[(table["class"] == class_) & (table["language"] == language) & (table["category"] == category)]
+    return float(row["mean"].iloc[0])
+
+
+def test_bad_threshold_and_unknown_group_languages_are_refused(bal, imbal):
+    for bad in (float("nan"), float("inf"), -0.1):
+        with pytest.raises(UserError, match="threshold"):
+            compute_shap_diff(bal, imbal, threshold=bad)
+    with pytest.raises(UserError, match="'xx'|xx"):
+        compute_shap_diff(bal, imbal, groups={"A": ["fr", "xx"]})
+    with pytest.raises(UserError, match="averaging"):
+        compute_shap_diff(bal, imbal, averaging="mean")
+
+
+def test_json_report_says_what_the_columns_are(bal, imbal, tmp_path):
+    result = compute_shap_diff(bal, imbal, threshold=0.01)
+    report = json.loads(write_shap_diff_outputs(result, tmp_path)["json"].read_text())
+    assert report["averaging"] == "masked" and "not labels" in report["categories_note"]
+    # en class 0 positive: e1 only (e2 has no positive token): n = 1
+    assert report["by_language"]["neg"]["en"]["positive"] == {"mean": pytest.approx(-0.04, abs=1e-7), "std": 0.0, "n": 1}

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from langtrainer.analysis.attribution import assign_shards, load_shap_result, run_shap
+from langtrainer.analysis.shap import ShapOptions, assign_shards, load_shap_result, run_shap
 from tiny_model import SAMPLE_TEXTS
 
 
@@ -37,7 +37,7 @@ def run_dir(tiny_model_dir, tmp_path_factory):
     return run
 
 
-KW = dict(max_evals=40, shard_size=3, seed=0)
+OPTIONS = ShapOptions(max_evals=40, shard_size=3, seed=0)
 
 
 def assert_same(a, b, atol=1e-6):
@@ -48,12 +48,12 @@ def assert_same(a, b, atol=1e-6):
 
 
 def test_two_ranks_in_turn_equal_one_process(run_dir, tmp_path):
-    single = load_shap_result(run_shap(run_dir, out=tmp_path / "one", **KW))
+    single = load_shap_result(run_shap(run_dir, OPTIONS, out=tmp_path / "one"))
     out = tmp_path / "two"
-    run_shap(run_dir, out=out, rank=1, world_size=2, **KW)
+    run_shap(run_dir, OPTIONS, out=out, rank=1, world_size=2)
     rank1_shards = sorted(p.name for p in (out / "shards").glob("*.parquet"))
     assert 0 < len(rank1_shards) < 4  # rank 1 did its share only
-    run_shap(run_dir, out=out, rank=0, world_size=2, **KW)
+    run_shap(run_dir, OPTIONS, out=out, rank=0, world_size=2)
     assert json.loads((out / "manifest.json").read_text())["complete"]
     assert_same(load_shap_result(out), single)
 

@@ -111,16 +111,16 @@ def test_builtin_source_uses_its_split_column(monkeypatch):
 def test_missing_splits_are_carved_stratified_and_seeded(tmp_path):
     records = [r for r in rows("train", per_cell=50)]
     path = write_jsonl(tmp_path / "d.jsonl", [{k: v for k, v in r.items() if k != "split"} for r in records])
-    pools, _ = load_source(str(path), SPLITS, COLUMNS, None, None, seed=1, holdout_fraction=0.1)
+    pools, _ = load_source(str(path), SPLITS, COLUMNS, None, None, seed=1, validation_fraction=0.1, test_fraction=0.1)
     assert pools.report["carved_splits"] == ["validation", "test"]
     for split, size in (("validation", 5), ("test", 5), ("train", 40)):
         counts = pools[split].groupby(["language", "label"]).size()
         assert counts.tolist() == [size] * 4, split
     ids = [set(pools[s]["id"]) for s in ("train", "validation", "test")]
     assert not (ids[0] & ids[1]) and not (ids[0] & ids[2]) and not (ids[1] & ids[2])
-    again, _ = load_source(str(path), SPLITS, COLUMNS, None, None, seed=1, holdout_fraction=0.1)
+    again, _ = load_source(str(path), SPLITS, COLUMNS, None, None, seed=1, validation_fraction=0.1, test_fraction=0.1)
     assert again["test"]["id"].tolist() == pools["test"]["id"].tolist()
-    other, _ = load_source(str(path), SPLITS, COLUMNS, None, None, seed=2, holdout_fraction=0.1)
+    other, _ = load_source(str(path), SPLITS, COLUMNS, None, None, seed=2, validation_fraction=0.1, test_fraction=0.1)
     assert set(other["test"]["id"]) != set(pools["test"]["id"])
 
 
@@ -132,7 +132,7 @@ def test_carving_keeps_translation_groups_together(tmp_path):
             records.append({"id": f"{g}-{lang}", "text": f"{lang} {g}", "label": label, "language": lang,
                             "group": f"page{g}"})
     path = write_jsonl(tmp_path / "d.jsonl", records)
-    pools, _ = load_source(str(path), SPLITS, COLUMNS, None, None, seed=0, holdout_fraction=0.2)
+    pools, _ = load_source(str(path), SPLITS, COLUMNS, None, None, seed=0, validation_fraction=0.2, test_fraction=0.2)
     groups = {s: set(pools[s]["group"]) for s in pools}
     assert not (groups["train"] & groups["test"]) and not (groups["train"] & groups["validation"])
     assert not (groups["validation"] & groups["test"])

@@ -5,16 +5,28 @@ value S_bal(t, c): positive (> threshold), negative (< -threshold), neutral
 (otherwise). For each set T the cumulative difference is
 sum_{t in T} S_imbal(t, c) - S_bal(t, c); the base-value difference is
 b_imbal(c) - b_bal(c). These are averaged per language (and per language
-group), as in Figure 1. Every token the explainer attributes counts,
-special tokens included (they take part in eq. 1's additivity).
+group), as in Figure 1.
+
+Averaging (`averaging=`): "masked" (default) is the released code's
+(scripts/plot_cumulative_diff_shap.py: a masked sum per example, then
+`np.nanmean`): an example counts in a category's mean only if it has a token
+in that category, and `n` says how many did. "zero" counts an example
+without such a token as a difference of 0.
+
+Special tokens (the tokens shap's masker always keeps: [CLS]/[SEP], a pair's
+separator) are left out of the categories and of Annex A.4's token split by
+default: they are never masked, so their values are 0 or a small share of
+an internal node's credit, and they would pad the neutral set.
+`special_tokens=True` counts them, as the released code's neutral sums do
+(so there the neutral category is never empty).
 Annex A.4 picked 0.01 because it gives a ~20/60/20 neg./neutral/pos. split;
 `token_split` reports that split at 0.01, 0.001 and 0.05.
 """
 
 from __future__ import annotations
 
-import io
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,15 +35,21 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from langtrainer.analysis.attribution import ShapResult, find_shap_dir, load_shap_result
-from langtrainer.atomic import write_bytes, write_json, write_text
+from langtrainer.analysis.shap import ShapResult, find_shap_dir, load_shap_result
+from langtrainer.analysis.shap.run import check_output_dir
+from langtrainer.atomic import write_json, write_text
+from langtrainer.defaults import SHAP_SPLIT_THRESHOLDS, SHAP_THRESHOLD
 from langtrainer.errors import UserError
+from langtrainer.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
 CATEGORIES = ("negative", "neutral", "positive")
 BASE = "base"
-SPLIT_THRESHOLDS = (0.001, 0.01, 0.05)
+SPLIT_THRESHOLDS = SHAP_SPLIT_THRESHOLDS
+AVERAGING = ("masked", "zero")
+CATEGORY_NOTE = ("columns are SHAP token categories (tokens split by the balanced model's value at ±threshold) "
+                 "and the base value, not labels")
 
 
 @dataclass
@@ -42,6 +60,7 @@ class ShapDiffResult:
       (negative / neutral / positive / base), n_tokens, difference.
     by_language: class, class_name, language, group, category, mean, std, n.
     by_group: class, class_name, group, category, mean, std, n (empty without groups).
+      n: the examples in the mean (with "masked" averaging, those with a token in the category).
     token_split: threshold -> {negative, neutral, positive} proportions of the
       balanced model's (token, class) values.
     """
@@ -54,6 +73,13 @@ class ShapDiffResult:
     label_names: list[str]
     groups: dict[str, list[str]] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    averaging: str = "masked"
+    special_tokens: bool = False
+
+    @property
+    def comparison(self) -> str:
+        """'<compared run> − <balanced run>', the two runs' names."""
+        return f"{self.meta.get('imbalanced_name', 'imbalanced')} − {self.meta.get('balanced_name', 'balanced')}"
 
 
 def _as_result(obj: ShapResult | str | os.PathLike) -> ShapResult:
@@ -102,46 +128,30 @@ def token_split(values: Sequence[np.ndarray], threshold: float) -> dict[str, flo
 def compute_shap_diff(
     bal: ShapResult | str | os.PathLike,
     imbal: ShapResult | str | os.PathLike,
-    threshold: float = 0.01,
+    threshold: float = SHAP_THRESHOLD,
     groups: Mapping[str, Sequence[str]] | None = None,
+    averaging: str = "masked",
+    special_tokens: bool = False,
 ) -> ShapDiffResult:
-    """Cumulative SHAP difference (imbal - bal) per example, class and token category, averaged per language."""
-    if threshold < 0:
-        raise UserError(f"threshold must be >= 0 (got {threshold})")
+    """Cumulative SHAP difference (imbal - bal) per example, class and token category, averaged per language.
+
+    `averaging`: "masked" (the released code's nanmean) or "zero" (see the
+    module docstring); `special_tokens`: count the masker's always-kept
+    tokens in the categories and the token split.
+    """
+    check_threshold(threshold)
+    if averaging not in AVERAGING:
+        raise UserError(f"averaging must be one of {', '.join(AVERAGING)} (got {averaging!r})")
     bal, imbal = _as_result(bal), _as_result(imbal)
     a, b = _check_match(bal, imbal)
     group_of = _group_of(groups)
+    _check_group_languages(group_of, set(a["language"].astype(str)))
     label_names = list(bal.label_names)
+    special = _special_masks(a, special_tokens)
     records = []
     for example_id in a.index:
-        s_bal = np.asarray(a.at[example_id, "values"], dtype=np.float64)
-        s_imbal = np.asarray(b.at[example_id, "values"], dtype=np.float64)
-        delta = s_imbal - s_bal
-        base_delta = np.asarray(b.at[example_id, "base_values"], np.float64) - np.asarray(
-            a.at[example_id, "base_values"], np.float64
-        )
-        language = str(a.at[example_id, "language"])
-        common = {
-            "id": example_id,
-            "language": language,
-            "group": group_of.get(language),
-            "label": int(a.at[example_id, "label"]),
-        }
-        for c in range(s_bal.shape[1]):
-            sets = {
-                "negative": s_bal[:, c] < -threshold,
-                "neutral": np.abs(s_bal[:, c]) <= threshold,
-                "positive": s_bal[:, c] > threshold,
-            }
-            for category, members in sets.items():
-                records.append(
-                    {**common, "class": c, "class_name": label_names[c], "category": category,
-                     "n_tokens": int(members.sum()), "difference": float(delta[members, c].sum())}
-                )
-            records.append(
-                {**common, "class": c, "class_name": label_names[c], "category": BASE,
-                 "n_tokens": int(len(s_bal)), "difference": float(base_delta[c])}
-            )
+        records.extend(_example_records(a, b, example_id, special[example_id], threshold, averaging, label_names,
+                                        group_of))
     per_example = pd.DataFrame.from_records(
         records, columns=["id", "language", "group", "label", "class", "class_name", "category", "n_tokens", "difference"]
     )
@@ -152,7 +162,8 @@ def compute_shap_diff(
     else:
         by_group = pd.DataFrame(columns=["class", "class_name", "group", "category", "mean", "std", "n"])
     split_thresholds = sorted(set(SPLIT_THRESHOLDS) | {float(threshold)})
-    split = {t: token_split(list(a["values"]), t) for t in split_thresholds}
+    counted = [np.asarray(v)[~special[i]] for i, v in zip(a.index, a["values"])]
+    split = {t: token_split(counted, t) for t in split_thresholds}
     return ShapDiffResult(
         per_example=per_example,
         by_language=by_language,
@@ -165,8 +176,63 @@ def compute_shap_diff(
             "n_examples": int(len(a)),
             "balanced": str(bal.path) if bal.path else None,
             "imbalanced": str(imbal.path) if imbal.path else None,
+            "balanced_name": bal.name,
+            "imbalanced_name": imbal.name,
         },
+        averaging=averaging,
+        special_tokens=special_tokens,
     )
+
+
+def check_threshold(threshold: float) -> None:
+    if not isinstance(threshold, (int, float)) or not math.isfinite(threshold) or threshold < 0:
+        raise UserError(f"threshold must be a finite number >= 0 (got {threshold}); the paper uses {SHAP_THRESHOLD}")
+
+
+def _check_group_languages(group_of: dict[str, str], present: set[str]) -> None:
+    absent = sorted(set(group_of) - present)
+    if absent:
+        raise UserError(f"--groups names language(s) {', '.join(absent)} that are not in the SHAP results "
+                        f"(languages present: {', '.join(sorted(present))})")
+
+
+def _special_masks(frame: pd.DataFrame, include: bool) -> dict[str, np.ndarray]:
+    """Per example, the tokens left out of the categories (none when `include`, or without a `special` column)."""
+    out = {}
+    for example_id in frame.index:
+        n = len(frame.at[example_id, "values"])
+        special = frame.at[example_id, "special"] if "special" in frame.columns else None
+        out[example_id] = np.zeros(n, dtype=bool) if include or special is None else np.asarray(special, dtype=bool)
+    return out
+
+
+def _example_records(a, b, example_id, special, threshold, averaging, label_names, group_of) -> list[dict]:
+    """One example's rows: per class, the three categories' summed differences and the base-value difference."""
+    s_bal = np.asarray(a.at[example_id, "values"], dtype=np.float64)
+    s_imbal = np.asarray(b.at[example_id, "values"], dtype=np.float64)
+    delta = s_imbal - s_bal
+    base_delta = np.asarray(b.at[example_id, "base_values"], np.float64) - np.asarray(
+        a.at[example_id, "base_values"], np.float64
+    )
+    language = str(a.at[example_id, "language"])
+    common = {"id": example_id, "language": language, "group": group_of.get(language),
+              "label": int(a.at[example_id, "label"])}
+    counted = ~special
+    records = []
+    for c in range(s_bal.shape[1]):
+        sets = {
+            "negative": (s_bal[:, c] < -threshold) & counted,
+            "neutral": (np.abs(s_bal[:, c]) <= threshold) & counted,
+            "positive": (s_bal[:, c] > threshold) & counted,
+        }
+        for category, members in sets.items():
+            n_tokens = int(members.sum())
+            empty = averaging == "masked" and n_tokens == 0
+            records.append({**common, "class": c, "class_name": label_names[c], "category": category,
+                            "n_tokens": n_tokens, "difference": np.nan if empty else float(delta[members, c].sum())})
+        records.append({**common, "class": c, "class_name": label_names[c], "category": BASE,
+                        "n_tokens": int(len(s_bal)), "difference": float(base_delta[c])})
+    return records
 
 
 def _average(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -187,17 +253,10 @@ def _average(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 def groups_from_run(path: str | os.PathLike) -> dict[str, list[str]] | None:
     """`imbalance.groups` from the recipe.yaml of a run dir (given it or its shap/ folder)."""
-    import yaml
-
     path = Path(path).expanduser()
-    for candidate in (path, path.parent):
-        recipe = candidate / "recipe.yaml"
-        if recipe.is_file():
-            try:
-                raw = yaml.safe_load(recipe.read_text(encoding="utf-8"))
-            except yaml.YAMLError:
-                return None
-            groups = ((raw or {}).get("imbalance") or {}).get("groups")
+    for candidate in (RunDir(path), RunDir(path.parent)):
+        if candidate.has_recipe():
+            groups = candidate.recipe_value("imbalance", "groups")
             if isinstance(groups, dict) and groups:
                 return {str(k): [str(x) for x in v] for k, v in groups.items()}
             return None
@@ -222,15 +281,13 @@ def parse_group_options(options: Sequence[str]) -> dict[str, list[str]] | None:
 
 
 def write_shap_diff(result: ShapDiffResult, out: str | os.PathLike) -> dict[str, Path]:
-    """shap_diff.csv (per language), shap_diff_examples.csv, shap_diff.json, shap_diff.png."""
-    out = Path(out).expanduser()
-    paths = {
+    """shap_diff.csv (per language), shap_diff_examples.csv, shap_diff.json (the figure: reporting.plots)."""
+    out = check_output_dir(Path(out).expanduser())
+    return {
         "csv": write_text(out / "shap_diff.csv", result.by_language.to_csv(index=False)),
         "examples_csv": write_text(out / "shap_diff_examples.csv", result.per_example.to_csv(index=False)),
         "json": write_json(out / "shap_diff.json", shap_diff_report(result)),
-        "png": write_bytes(out / "shap_diff.png", plot_shap_diff(result)),
     }
-    return paths
 
 
 def shap_diff_report(result: ShapDiffResult) -> dict[str, Any]:
@@ -238,75 +295,60 @@ def shap_diff_report(result: ShapDiffResult) -> dict[str, Any]:
         out: dict = {}
         for row in frame.itertuples(index=False):
             block = out.setdefault(row.class_name, {}).setdefault(str(getattr(row, key)), {})
-            block[row.category] = {"mean": float(row.mean), "std": float(row.std), "n": int(row.n)}
+            mean = float(row.mean) if int(row.n) else None  # no example had a token in the category
+            block[row.category] = {"mean": mean, "std": float(row.std), "n": int(row.n)}
         return out
 
     split = {f"{t:g}": v for t, v in result.token_split.items()}
     return {
         "threshold": result.threshold,
+        "averaging": result.averaging,
+        "special_tokens": result.special_tokens,
         "label_names": result.label_names,
         "groups": result.groups,
         "languages": sorted(result.per_example["language"].unique().tolist()),
         **result.meta,
+        "comparison": result.comparison,
+        "categories_note": CATEGORY_NOTE,
         "token_split": split,
         "token_split_note": "share of the balanced model's (token, class) SHAP values below -t, within [-t, t], "
-        "above t; the paper chose t = 0.01 for a ~20/60/20 split (Annex A.4)",
+        "above t" + ("" if result.special_tokens else ", special tokens left out")
+        + "; the paper chose t = 0.01 for a ~20/60/20 split (Annex A.4)",
         "by_language": nested(result.by_language, "language"),
         "by_group": nested(result.by_group, "group") if len(result.by_group) else {},
     }
 
 
-def plot_shap_diff(result: ShapDiffResult) -> bytes:
-    """Figure 1: one panel per label, bars per token category and language (PNG bytes)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    table = result.by_language
-    group_of = _group_of(result.groups)
-    languages = sorted(table["language"].unique(), key=lambda lang: (group_of.get(lang, "~"), lang))
-    categories = list(CATEGORIES) + [BASE]
-    n_panels = len(result.label_names)
-    columns = min(n_panels, 3)
-    rows = (n_panels + columns - 1) // columns
-    fig, axes = plt.subplots(rows, columns, figsize=(4.8 * columns, 3.8 * rows), squeeze=False, sharey=True)
-    colors = plt.get_cmap("tab10")
-    hatches = {name: h for name, h in zip(sorted(set(group_of.values())), ["", "//", "..", "xx", "\\\\"])}
-    width = 0.8 / max(len(languages), 1)
-    for c, name in enumerate(result.label_names):
-        ax = axes[c // columns][c % columns]
-        panel = table[table["class"] == c]
-        for j, language in enumerate(languages):
-            rows_l = panel[panel["language"] == language].set_index("category")
-            heights = [float(rows_l["mean"].get(cat, np.nan)) for cat in categories]
-            errors = [float(rows_l["std"].get(cat, 0.0)) / max(np.sqrt(float(rows_l["n"].get(cat, 1))), 1.0)
-                      for cat in categories]
-            xs = np.arange(len(categories)) + (j - (len(languages) - 1) / 2) * width
-            group = group_of.get(language)
-            ax.bar(xs, heights, width, yerr=errors, capsize=2, color=colors(j % 10),
-                   hatch=hatches.get(group, ""), edgecolor="black", linewidth=0.4,
-                   label=f"{language} ({group})" if group else language)
-        ax.axhline(0, color="black", linewidth=0.6)
-        ax.axvline(len(CATEGORIES) - 0.5, color="grey", linestyle=":", linewidth=0.8)
-        ax.set_xticks(np.arange(len(categories)))
-        ax.set_xticklabels(["neg.", "neutral", "pos.", "base value"])
-        ax.set_title(f"label: {name}")
-        if c % columns == 0:
-            ax.set_ylabel("cumulative SHAP difference\n(imbalanced − balanced)")
-    for k in range(n_panels, rows * columns):
-        axes[k // columns][k % columns].axis("off")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(languages), 6), fontsize="small")
-    fig.suptitle(f"Average cumulative difference in SHAP value by token category "
-                 f"(threshold {result.threshold:g}; bars: mean ± s.e. over examples)")
-    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    return buffer.getvalue()
-
-
 def resolve_inputs(bal: str | os.PathLike, imbal: str | os.PathLike) -> tuple[Path, Path]:
     """The shap folders behind two CLI arguments (shap dirs or run dirs)."""
     return find_shap_dir(bal), find_shap_dir(imbal)
+
+
+def default_out(imbal_dir: Path) -> Path:
+    """Where shap-diff writes without --out: the compared run's folder, else its shap folder."""
+    run = RunDir(imbal_dir.parent)
+    return run.path if imbal_dir == run.shap_dir and run.has_model() else imbal_dir
+
+
+@dataclass
+class ShapDiffJob:
+    """What `prepare_shap_diff` checked: the inputs, the groups and the output folder."""
+
+    bal: Path
+    imbal: Path
+    groups: dict[str, list[str]] | None
+    out: Path
+
+
+def prepare_shap_diff(bal, imbal, group_options: Sequence[str] = (), out=None,
+                      threshold: float = SHAP_THRESHOLD) -> ShapDiffJob:
+    """Check every argument of `shap-diff` before any work: inputs, threshold, groups, output folder.
+
+    Groups: `group_options` (NAME=lang,lang), else the compared run's recipe,
+    else the balanced run's.
+    """
+    check_threshold(threshold)
+    bal_dir, imbal_dir = resolve_inputs(bal, imbal)
+    groups = parse_group_options(group_options) or groups_from_run(imbal_dir) or groups_from_run(bal_dir)
+    target = check_output_dir(Path(out).expanduser() if out is not None else default_out(imbal_dir))
+    return ShapDiffJob(bal=bal_dir, imbal=imbal_dir, groups=groups, out=target)

@@ -18,7 +18,8 @@ accuracy and latent-space language separation, hence "strong" from 0.20.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -47,6 +48,7 @@ class AuditResult:
     weights: np.ndarray  # [L, C], eq. 2
     strength: str  # strong | moderate | weak | negligible | none
     verdict: str
+    unlabeled: int = 0  # rows without a label, left out of every number above
 
     def to_dict(self) -> dict[str, Any]:
         def table(values: np.ndarray, cast) -> dict[str, dict[str, Any]]:
@@ -69,6 +71,7 @@ class AuditResult:
             "class_weights": table(self.weights, float),
             "strength": self.strength,
             "verdict": self.verdict,
+            "unlabeled": self.unlabeled,
         }
 
 
@@ -82,7 +85,8 @@ def _frame(data: Any) -> pd.DataFrame:
     for column in ("language", "label"):
         if column not in frame.columns:
             raise UserError(
-                f"cannot audit: no '{column}' column (columns present: {', '.join(map(str, frame.columns))})"
+                f"cannot audit: no '{column}' column (columns present: {', '.join(map(str, frame.columns))}); "
+                f"pass --{column}-column or set data.columns.{column}"
             )
     return frame
 
@@ -97,10 +101,15 @@ def audit(df: Any, label_names: Sequence[str] | None = None) -> AuditResult:
     from sklearn.metrics import normalized_mutual_info_score
 
     frame = _frame(df)
+    labeled = frame["label"].notna().to_numpy()
+    unlabeled = int((~labeled).sum())
+    frame = frame[labeled]
     if len(frame) == 0:
-        raise UserError("cannot audit an empty dataset")
+        raise UserError("cannot audit an empty dataset" + (f" ({unlabeled} rows, none labeled)" if unlabeled else ""))
     languages = sorted(frame["language"].astype(str).unique())
     labels = frame["label"]
+    if pd.api.types.is_float_dtype(labels) and (labels == labels.round()).all():
+        labels = labels.astype(np.int64)  # ints that a null cell had turned into floats
     if pd.api.types.is_integer_dtype(labels):
         n_labels = max(int(labels.max()) + 1, len(label_names or []))
         names = list(label_names) if label_names else [str(i) for i in range(n_labels)]
@@ -137,7 +146,51 @@ def audit(df: Any, label_names: Sequence[str] | None = None) -> AuditResult:
         weights=weights_from_counts(counts, "inverse"),
         strength=strength,
         verdict=verdict,
+        unlabeled=unlabeled,
     )
+
+
+RECIPE_SUFFIXES = (".yaml", ".yml")
+
+
+def audit_target(
+    target: str | Path,
+    split: str | None = None,
+    columns: Mapping[str, str | None] | None = None,
+    overrides: Sequence[str] = (),
+    config: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[tuple[str, AuditResult]]:
+    """Audit a recipe's training subsets, or every split (or `split`) of any table `load_examples` reads.
+
+    A recipe (.yaml) is built first (`overrides` are its --set items; the
+    columns mapping goes in as data.columns.*) and its training split(s)
+    audited. Anything else is read with `load_examples(target, split, columns)`.
+    Returns [(split name, result)].
+    """
+    from langtrainer.data.sources import load_examples, split_names
+
+    target = str(target)
+    if Path(target).suffix.lower() in RECIPE_SUFFIXES:
+        from langtrainer.data.sampling import build_from_recipe
+        from langtrainer.recipe import load_recipe
+
+        sets = [f"data.columns.{key}={value}" for key, value in (columns or {}).items() if value]
+        subsets, report = build_from_recipe(load_recipe(target, [*overrides, *sets]), progress=progress)
+        names = [split] if split else [name for name in subsets if name.startswith("train")]
+        for name in names:
+            if name not in subsets:
+                raise UserError(f"no split '{name}' in the recipe's subsets (splits: {', '.join(subsets)})")
+        return [(name, audit(subsets[name], report["labels"])) for name in names]
+    if overrides:
+        raise UserError("--set applies to recipes only; give the column flags (--label-column, ...) for a table")
+    names = [split] if split else (split_names(target, config) or [None])
+    out = []
+    for name in names:
+        ds = load_examples(target, name, columns, config=config, require=("label", "language"))
+        label_names = getattr(ds.features.get("label"), "names", None)
+        out.append((name or Path(target).name, audit(ds, label_names)))
+    return out
 
 
 def _verdict(cramers_v: float, p_value: float, n_languages: int, n_labels: int) -> tuple[str, str]:

@@ -335,11 +335,57 @@ def build_subsets(
     return datasets.DatasetDict(out), report
 
 
-def build_from_recipe(recipe: Any, progress: Callable[[int, int], None] | None = None):
-    """Recipe -> (DatasetDict of the five subsets, distribution report).
+AS_IS_SPLITS = ("train", "validation", "test")
 
-    Reads recipe.data.* and recipe.imbalance.*; the report adds the source's
-    dropped-row counts to build_subsets's.
+
+def _cell_counts(pool: pd.DataFrame, languages: Sequence[str], n_labels: int) -> np.ndarray:
+    """[L, C] rows per (language, label) of a pool."""
+    position = {lang: i for i, lang in enumerate(languages)}
+    lang_idx = pool["language"].map(position).to_numpy(dtype=np.int64)
+    return np.bincount(lang_idx * n_labels + pool["label"].to_numpy(dtype=np.int64),
+                       minlength=len(languages) * n_labels).reshape(len(languages), n_labels)
+
+
+def build_as_is(
+    pools: Mapping[str, pd.DataFrame],
+    languages: Sequence[str],
+    label_names: Sequence[str],
+    seed: int,
+    progress: Callable[[int, int], None] | None = None,
+):
+    """The data as it is: (DatasetDict train/validation/test with every pool row, report).
+
+    No sampling: the splits are the source's (or carved by the loader), rows in
+    source order. The report has build_subsets's shape (counts per split x
+    language x label, totals, available = counts, overlap empty).
+    """
+    import datasets
+
+    languages, label_names = list(languages), list(label_names)
+    features = _features(pools["train"], label_names)
+    report: dict[str, Any] = {"seed": seed, "languages": languages, "labels": label_names, "subset": "none",
+                              "counts": {}, "totals": {}, "available": {}, "overlap": {}}
+    out = {}
+    for done, split in enumerate(AS_IS_SPLITS, start=1):
+        pool = pools[split]
+        counts = _counts_dict(_cell_counts(pool, languages, len(label_names)), languages, label_names)
+        report["counts"][split] = counts
+        report["available"][split] = counts
+        report["totals"][split] = int(len(pool))
+        out[split] = datasets.Dataset.from_pandas(pool.reset_index(drop=True), features=features,
+                                                  preserve_index=False)
+        if progress:
+            progress(done, len(AS_IS_SPLITS))
+    return datasets.DatasetDict(out), report
+
+
+def build_from_recipe(recipe: Any, progress: Callable[[int, int], None] | None = None):
+    """Recipe -> (DatasetDict, distribution report).
+
+    imbalance.subset "none": the data as it is, keys train/validation/test
+    (`build_as_is`); "balanced"/"imbalanced": the five subsets of
+    `build_subsets` (train_balanced, ..., test). Reads recipe.data.* and
+    recipe.imbalance.*; the report adds the source's dropped-row counts.
     """
     from langtrainer.data.sources import load_source
 
@@ -353,21 +399,26 @@ def build_from_recipe(recipe: Any, progress: Callable[[int, int], None] | None =
         hub_configs=data.hub_configs,
         trust_remote_code=getattr(data, "trust_remote_code", False),
         seed=recipe.seed,
+        validation_fraction=getattr(data, "validation_fraction", 0.1),
+        test_fraction=getattr(data, "test_fraction", 0.1),
     )
     languages = list(data.languages) or sorted(pools["train"]["language"].unique())
-    subsets, report = build_subsets(
-        pools,
-        languages,
-        len(label_names),
-        data.train_per_language,
-        data.validation_per_language,
-        data.test_per_cell,
-        imbalance.distribution,
-        imbalance.groups,
-        recipe.seed,
-        label_names=label_names,
-        progress=progress,
-    )
+    if imbalance.subset == "none":
+        subsets, report = build_as_is(pools, languages, label_names, recipe.seed, progress=progress)
+    else:
+        subsets, report = build_subsets(
+            pools,
+            languages,
+            len(label_names),
+            data.train_per_language,
+            data.validation_per_language,
+            data.test_per_cell,
+            imbalance.distribution,
+            imbalance.groups,
+            recipe.seed,
+            label_names=label_names,
+            progress=progress,
+        )
     report["source"] = pools.report
     report["dropped_rows"] = {
         "empty_text": pools.report["dropped_empty_text"],

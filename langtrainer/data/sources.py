@@ -79,6 +79,281 @@ def read_table(path: str | Path) -> pd.DataFrame:
     raise UserError(f"'{path}': unsupported file type '{suffix}' (use one of {', '.join(TABLE_SUFFIXES)})")
 
 
+# ------------------------------------------------------------------ one table of examples
+
+STANDARD_COLUMNS = ("id", "text", "text_pair", "label", "language", "group")
+SAVED_MARKERS = ("dataset_dict.json", "state.json")
+
+
+def column_flag(key: str) -> str:
+    """The CLI flag that names the source column for a standard column ('text_pair' -> --text-pair-column)."""
+    return f"--{key.replace('_', '-')}-column"
+
+
+def _is_saved_dataset(path: Path) -> bool:
+    return path.is_dir() and any((path / marker).is_file() for marker in SAVED_MARKERS)
+
+
+def _split_files(path: Path) -> dict[str, Path]:
+    """{split name: file} for a folder of split files (train.jsonl, test.csv, ...)."""
+    found: dict[str, Path] = {}
+    for suffix in TABLE_SUFFIXES:
+        for file in sorted(path.glob(f"*{suffix}")):
+            found.setdefault(file.stem, file)
+    return found
+
+
+def _load_saved(path: Path):
+    import datasets
+
+    try:
+        return datasets.load_from_disk(str(path))
+    except Exception as exc:  # a corrupt or foreign folder
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot load the saved dataset '{path}': {first}") from None
+
+
+def _load_hub_shaped(source: str, config: str | None, hub: bool):
+    """datasets.load_dataset for a Hub id or a Hub-shaped local folder (a dataset card with configs)."""
+    import datasets
+
+    try:
+        return datasets.load_dataset(source, config)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        where = f" (config {config!r})" if config else ""
+        if hub:
+            raise UserError(
+                f"needs the Hugging Face Hub: could not load '{source}'{where}: {first}; "
+                "check network access and HF_HUB_OFFLINE, or point data.source at a local copy"
+            ) from None
+        raise UserError(f"cannot load the dataset folder '{source}'{where}: {first}") from None
+
+
+def _pick_split(splits: Mapping[str, Any], split: str | None, source: str) -> Any:
+    """One split of a dataset with named splits; split=None is fine only when there is one."""
+    names = ", ".join(map(str, splits))
+    if split is None:
+        if len(splits) == 1:
+            return next(iter(splits.values()))
+        raise UserError(f"'{source}' has several splits ({names}); choose one with --split")
+    if split not in splits:
+        raise UserError(f"no split '{split}' in '{source}' (splits: {names}); choose one with --split")
+    return splits[split]
+
+
+def _rows_of_split(table: pd.DataFrame, split: str | None, source: str) -> pd.DataFrame:
+    """A single table's rows for `split` (by its `split` column); without that column, all rows."""
+    if split is None or "split" not in table.columns:
+        return table
+    values = table["split"].astype(str)
+    if not (values == split).any():
+        raise UserError(
+            f"no rows with split '{split}' in '{source}' (split values: {', '.join(sorted(values.unique()))}); "
+            "choose one with --split"
+        )
+    return table[values == split].reset_index(drop=True)
+
+
+def split_names(source: str | Path, config: str | None = None) -> list[str] | None:
+    """The split names `load_examples` can pick from `source`; None for one table without a split column."""
+    name = str(source)
+    if name.startswith("builtin:"):
+        from langtrainer.data.builtin import load_builtin
+
+        table = load_builtin(name.split(":", 1)[1])
+        return sorted(table["split"].astype(str).unique()) if "split" in table.columns else None
+    path = Path(name).expanduser()
+    if path.is_file():
+        table = read_table(path)
+        return sorted(table["split"].astype(str).unique()) if "split" in table.columns else None
+    if _is_saved_dataset(path):
+        loaded = _load_saved(path)
+        return list(loaded) if hasattr(loaded, "keys") else None
+    if path.is_dir() and _split_files(path):
+        return list(_split_files(path))
+    if not path.exists() and (_looks_like_path(name) or "/" not in name):
+        raise UserError(f"'{name}' does not exist (not a local path; a Hub id has the form org/name)")
+    return list(_load_hub_shaped(name, config, hub=not path.exists()))
+
+
+def _open_examples(source: str, split: str | None, config: str | None):
+    """`source` as a DataFrame (files, builtin corpora) or a datasets.Dataset (saved or Hub-shaped)."""
+    if source.startswith("builtin:"):
+        from langtrainer.data.builtin import load_builtin
+
+        return _rows_of_split(load_builtin(source.split(":", 1)[1]), split, source)
+    path = Path(source).expanduser()
+    if path.is_file():
+        return _rows_of_split(read_table(path), split, source)
+    if _is_saved_dataset(path):
+        loaded = _load_saved(path)
+        return _pick_split(loaded, split, source) if hasattr(loaded, "keys") else loaded
+    if path.is_dir():
+        files = _split_files(path)
+        if files:
+            return read_table(_pick_split(files, split, source))
+        return _pick_split(_load_hub_shaped(str(path), config, hub=False), split, source)
+    if _looks_like_path(source) or "/" not in source:
+        raise UserError(f"'{source}' does not exist (not a local path; a Hub id has the form org/name)")
+    return _pick_split(_load_hub_shaped(source, config, hub=True), split, source)
+
+
+def _mapping_of(columns: Any) -> dict[str, str | None]:
+    """{standard name: source column or None} from a dict, a ColumnsConfig or None."""
+    if columns is None:
+        return {}
+    get = columns.get if isinstance(columns, Mapping) else (lambda k, d=None: getattr(columns, k, d))
+    return {key: get(key, None) for key in STANDARD_COLUMNS}
+
+
+def _missing_column(key: str, column: str, present: Sequence[str], source: str) -> UserError:
+    return UserError(
+        f"no '{column}' column in {Path(source).name or source} (columns: {', '.join(map(str, present))}); "
+        f"pass {column_flag(key)} or set data.columns.{key}"
+    )
+
+
+def _renames(present: Sequence[str], mapping: Mapping[str, str | None], require: Sequence[str],
+             source: str) -> dict[str, str]:
+    """{source column: standard name}; UserError naming the flag for a mapped or required column that is absent."""
+    renames = {}
+    for key in STANDARD_COLUMNS:
+        column = mapping.get(key) or key
+        if column not in present:
+            if mapping.get(key) or key in require:
+                raise _missing_column(key, column, present, source)
+            continue
+        renames[column] = key
+    return renames
+
+
+def _text_values(values: pd.Series, key: str, source: str) -> pd.Series:
+    """Texts as str (numbers become their text, null stays null); lists and dicts are refused."""
+    bad = values.map(lambda v: isinstance(v, (list, tuple, dict, np.ndarray)))
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        kind = type(values.iloc[row]).__name__
+        raise UserError(
+            f"{source}: the {key} column holds a {kind} in row {row + 1}, not a string; "
+            f"store one text per row (pass {column_flag(key)} to use another column)"
+        )
+    return values.map(lambda v: v if v is None or (isinstance(v, float) and np.isnan(v)) or isinstance(v, str)
+                      else str(v))
+
+
+def normalise_languages(values: pd.Series, source: str) -> pd.Series:
+    """Language codes stripped and lower-cased ('EN', ' en' -> 'en'); a null or blank code is a UserError.
+
+    ISO 639 / BCP 47 codes are case-insensitive, so lower-casing never merges
+    two different languages; refusing 'EN' would only make users edit files.
+    """
+    text = values.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+    blank = text.isna() | (text.fillna("").str.strip() == "")
+    if blank.any():
+        row = int(np.flatnonzero(blank.to_numpy())[0])
+        raise UserError(
+            f"{source}: {int(blank.sum())} row(s) have no language (first: row {row + 1}); "
+            "fill the language column or remove those rows"
+        )
+    return text.str.strip().str.lower()
+
+
+def blank_labels_to_null(values: pd.Series) -> pd.Series:
+    """Blank label cells ('', whitespace: how CSV writes a missing value) become null, never a class ''."""
+    if pd.api.types.is_numeric_dtype(values):
+        return values
+    blank = values.map(lambda v: isinstance(v, str) and v.strip() == "").astype(bool)
+    return values.astype(object).where(~blank, None) if blank.any() else values
+
+
+def _standardise_frame(frame: pd.DataFrame, renames: Mapping[str, str], source: str) -> pd.DataFrame:
+    clashing = [key for key in renames.values() if key in frame.columns and key not in renames]
+    frame = frame.drop(columns=clashing).rename(columns=dict(renames))
+    for key in ("text", "text_pair"):
+        if key in frame.columns:
+            frame[key] = _text_values(frame[key], key, source)
+    if "language" in frame.columns:
+        frame["language"] = normalise_languages(frame["language"], source)
+    if "label" in frame.columns:
+        frame["label"] = blank_labels_to_null(frame["label"])
+    for key in ("id", "group"):
+        if key in frame.columns:
+            frame[key] = frame[key].map(lambda v: None if v is None else str(v))
+    return frame.reset_index(drop=True)
+
+
+def _standardise_dataset(ds: Any, renames: Mapping[str, str], source: str) -> Any:
+    """A datasets.Dataset with standard names; string checks on its features, language normalised."""
+    import datasets
+
+    clashing = [key for key in renames.values() if key in ds.column_names and key not in renames]
+    if clashing:
+        ds = ds.remove_columns(clashing)
+    moves = {src: key for src, key in renames.items() if src != key}
+    if moves:
+        ds = ds.rename_columns(moves)
+    for key in ("text", "text_pair"):
+        if key in ds.column_names:
+            feature = ds.features[key]
+            if not (isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")):
+                if isinstance(feature, datasets.Value):
+                    ds = ds.cast_column(key, datasets.Value("string"))
+                else:
+                    raise UserError(
+                        f"{source}: the {key} column holds {type(feature).__name__} values, not strings; "
+                        f"store one text per row (pass {column_flag(key)} to use another column)"
+                    )
+    if "language" in ds.column_names:
+        raw = pd.Series(ds["language"], dtype=object)
+        clean = normalise_languages(raw, source)
+        if not clean.equals(raw.astype(object)):
+            ds = ds.remove_columns("language").add_column("language", clean.tolist())
+    return ds
+
+
+def load_examples(source: str | Path, split: str | None = None, columns: Any = None, *,
+                  config: str | None = None, require: Sequence[str] = ("text",)):
+    """THE loader for "a table of examples": returns a datasets.Dataset with standard column names.
+
+    `source` is a jsonl/json/csv/parquet file (read strictly: UTF-8 checked,
+    text read as text, never type-guessed), a `builtin:` corpus, a
+    `save_to_disk` Dataset or DatasetDict folder, a folder of split files
+    (train.jsonl, test.csv, ...), a Hub-shaped local folder or a Hub id (both
+    via `datasets.load_dataset(source, config)`).
+
+    `split` picks one split of a source that has several (a DatasetDict, split
+    files, Hub splits, or a single table's `split` column); a single table
+    without a `split` column is its own split whatever `split` says. With
+    several splits and `split=None`: UserError.
+
+    `columns` (dict or ColumnsConfig; None = the standard names) maps
+    id/text/text_pair/label/language/group to source columns, which are
+    renamed; other columns are kept. A mapped or `require`d column that is
+    absent is a one-line UserError naming the CLI flag (--language-column) and
+    the recipe field (data.columns.language).
+
+    Values: texts are strings (numbers become text; lists/dicts are refused),
+    language codes are stripped and lower-cased (null ones refused), blank
+    label cells become null. Rows are never dropped here: callers decide
+    (and count) what to leave out.
+    """
+    name = str(source)
+    opened = _open_examples(name, split, config)
+    mapping = _mapping_of(columns)
+    if isinstance(opened, pd.DataFrame):
+        import datasets
+
+        frame = _standardise_frame(opened, _renames(list(map(str, opened.columns)), mapping, require, name), name)
+        try:
+            return datasets.Dataset.from_pandas(frame, preserve_index=False)
+        except Exception as exc:  # pyarrow: a column mixing types
+            if type(exc).__module__.startswith("pyarrow"):
+                raise UserError(f"cannot read '{name}': {str(exc).splitlines()[0]}") from None
+            raise
+    return _standardise_dataset(opened, _renames(opened.column_names, mapping, require, name), name)
+
+
 def _class_names(features: Any, column: str | None) -> list[str] | None:
     """Label names when the column is a datasets ClassLabel, else None."""
     if features is None or column is None or column not in features:
@@ -111,53 +386,38 @@ def _looks_like_path(source: str) -> bool:
 
 
 def _read_local(path: Path, splits: Mapping[str, str], label_column: str | None):
-    """Local file or folder -> ({source split or None: DataFrame}, class names)."""
+    """Local file or folder of split files / saved dataset -> ({source split or None: DataFrame}, class names)."""
     if not path.exists():
         raise UserError(f"data source '{path}' does not exist (a local path; check the spelling)")
     if path.is_file():
         return {None: read_table(path)}, None
-    if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
-        import datasets
-
-        try:
-            obj = datasets.load_from_disk(str(path))
-        except Exception as exc:  # a corrupt or foreign folder
-            raise UserError(f"cannot load the saved dataset '{path}': {str(exc).splitlines()[0]}") from None
-        return _from_datasets(obj, label_column)
-    tables = {}
-    for source_name in splits.values():
-        for suffix in TABLE_SUFFIXES:
-            candidate = path / f"{source_name}{suffix}"
-            if candidate.is_file():
-                tables[source_name] = read_table(candidate)
-                break
+    if _is_saved_dataset(path):
+        return _from_datasets(_load_saved(path), label_column)
+    files = _split_files(path)
+    tables = {name: read_table(files[name]) for name in splits.values() if name in files}
     if not tables:
         wanted = ", ".join(f"{s}.jsonl/.csv/.parquet" for s in splits.values())
         raise UserError(f"folder '{path}' has no split files (expected {wanted}, or a save_to_disk dataset)")
     return tables, None
 
 
+def _is_hub_shaped_folder(path: Path, splits: Mapping[str, str]) -> bool:
+    """A local folder that only datasets.load_dataset reads (a dataset card with configs, nested files)."""
+    if not path.is_dir() or _is_saved_dataset(path):
+        return False
+    return not any(name in _split_files(path) for name in splits.values())
+
+
 def _read_hub(source: str, hub_configs: Mapping[str, str] | None, languages: Sequence[str],
-              label_column: str | None, trust_remote_code: bool):
-    """A Hub dataset (one config per language when hub_configs is given)."""
+              label_column: str | None, trust_remote_code: bool, hub: bool = True):
+    """A Hub dataset or a Hub-shaped local folder (one config per language when hub_configs is given)."""
     import datasets
 
     if trust_remote_code:
         log.warning("datasets %s no longer runs dataset scripts; trust_remote_code is ignored", datasets.__version__)
 
-    def load(config: str | None):
-        try:
-            return datasets.load_dataset(source, config)
-        except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(
-                f"needs the Hugging Face Hub: could not load '{source}'"
-                f"{f' (config {config!r})' if config else ''}: {first}; "
-                "check network access and HF_HUB_OFFLINE, or point data.source at a local copy"
-            ) from None
-
     if not hub_configs:
-        return _from_datasets(load(None), label_column)
+        return _from_datasets(_load_hub_shaped(source, None, hub), label_column)
     wanted = list(languages) or list(hub_configs)
     missing = [lang for lang in wanted if lang not in hub_configs]
     if missing:
@@ -165,7 +425,7 @@ def _read_hub(source: str, hub_configs: Mapping[str, str] | None, languages: Seq
     per_split: dict[str, list[pd.DataFrame]] = {}
     names = None
     for lang in wanted:
-        tables, lang_names = _from_datasets(load(hub_configs[lang]), label_column)
+        tables, lang_names = _from_datasets(_load_hub_shaped(source, hub_configs[lang], hub), label_column)
         names = names or lang_names
         for split, df in tables.items():
             per_split.setdefault(split, []).append(df.assign(language=lang))
@@ -184,8 +444,21 @@ def _column_map(columns: Any) -> dict[str, str | None]:
 
 
 def _canonical(df: pd.DataFrame, split: str, mapping: Mapping[str, str | None], source: str) -> pd.DataFrame:
-    """Rename source columns to id/text/text_pair/label/language(/group); check they exist."""
+    """Rename source columns to id/text/text_pair/label/language(/group); check they exist and hold sane values.
+
+    Texts must be strings (numbers become text, lists/dicts are refused),
+    language codes are stripped and lower-cased (null refused), blank label
+    cells become null (dropped and counted by the caller, never a class '').
+    """
     present = [str(c) for c in df.columns]
+    where = f"{source} ({split})"
+
+    def absent(key: str, column: str) -> UserError:
+        return UserError(
+            f"{source}: the {key} column '{column}' is not in the '{split}' data "
+            f"(columns present: {', '.join(present)}); pass {column_flag(key)} or set data.columns.{key}"
+        )
+
     out = {}
     for key in ("text", "label", "language", "text_pair"):
         column = mapping[key]
@@ -195,36 +468,45 @@ def _canonical(df: pd.DataFrame, split: str, mapping: Mapping[str, str | None], 
             else:
                 continue
         if column not in df.columns:
-            raise UserError(
-                f"{source}: the {key} column '{column}' is not in the '{split}' data "
-                f"(columns present: {', '.join(present)}); set data.columns.{key}"
-            )
+            raise absent(key, column)
         out[key] = df[column]
     if "language" not in out:
         raise UserError(
             f"{source}: no language column (columns present: {', '.join(present)}); "
-            "set data.columns.language or data.hub_configs"
+            "pass --language-column or set data.columns.language (or data.hub_configs)"
         )
     id_column = mapping["id"] or ("id" if "id" in df.columns else None)
     if id_column is not None:
         if id_column not in df.columns:
-            raise UserError(
-                f"{source}: the id column '{id_column}' is not in the '{split}' data "
-                f"(columns present: {', '.join(present)}); set data.columns.id"
-            )
+            raise absent("id", id_column)
         ids = df[id_column].astype(str)
     else:
         ids = pd.Series([f"{split}-{i}" for i in range(len(df))], index=df.index)
     result = pd.DataFrame({"id": ids})
     for key in ("text", "text_pair"):
         if key in out:
-            result[key] = out[key].where(out[key].notna(), "").astype(str)
-    result["label"] = out["label"]
-    result["language"] = out["language"].astype(str)
+            values = _text_values(out[key], key, where)
+            result[key] = values.where(values.notna(), "").astype(str)
+    result["label"] = blank_labels_to_null(out["label"])
+    result["language"] = normalise_languages(out["language"], where)
+    if mapping["group"] is not None and mapping["group"] not in df.columns:
+        raise absent("group", mapping["group"])
     group_column = mapping["group"] or ("group" if "group" in df.columns else None)
-    if group_column is not None and group_column in df.columns:
+    if group_column is not None:
         result["group"] = df[group_column].astype(str)
     return result.reset_index(drop=True)
+
+
+def _check_unique_ids(pools: Mapping[str, pd.DataFrame], source: str) -> None:
+    """Ids name examples in SHAP shards and predictions: one id, one row, over all splits."""
+    ids = pd.concat([df["id"] for df in pools.values()], ignore_index=True)
+    duplicated = ids[ids.duplicated()]
+    if len(duplicated):
+        raise UserError(
+            f"{source}: {len(duplicated)} duplicate id(s), e.g. {duplicated.iloc[0]!r} "
+            f"({int((ids == duplicated.iloc[0]).sum())} rows); make data.columns.id unique, "
+            "or set data.columns.id to null to number the rows"
+        )
 
 
 def _label_encoding(values: pd.Series, class_names: list[str] | None,
@@ -266,39 +548,55 @@ def _label_encoding(values: pd.Series, class_names: list[str] | None,
     return {raw: new for new, raw in enumerate(chosen)}, chosen, False
 
 
-def _carve(train: pd.DataFrame, missing: Sequence[str], fraction: float, seed: int) -> dict[str, pd.DataFrame]:
-    """Split `missing` splits (each `fraction` of the rows) off the train pool, seeded.
+def carve_sizes(n: np.ndarray, fractions: Sequence[float]) -> np.ndarray:
+    """[cells, splits] rows carved from cells of `n` rows: round(fraction * n), and at least one per split
+    (with a non-zero fraction) where the cell keeps at least one row for train.
+
+    A few-hundred-row dataset has cells of 3-10 rows, where 10 % rounds to 0:
+    without the minimum, validation and test would miss those cells entirely.
+    """
+    n = np.asarray(n, dtype=np.int64)
+    sizes = np.zeros((len(n), len(fractions)), dtype=np.int64)
+    for j, fraction in enumerate(fractions):
+        if fraction <= 0:
+            continue
+        want = np.floor(fraction * n + 0.5).astype(np.int64)
+        room = n - 1 - sizes.sum(axis=1)  # leave train one row
+        sizes[:, j] = np.clip(np.maximum(want, 1), 0, np.maximum(room, 0))
+    return sizes
+
+
+def _carve(train: pd.DataFrame, fractions: Mapping[str, float], seed: int) -> dict[str, pd.DataFrame]:
+    """Carve the splits in `fractions` (name -> share of rows) off the train pool, seeded.
 
     Stratified by (language, label): in each cell the rows are ranked by a
-    seeded permutation and the first fraction goes to the first missing split,
-    the next to the second. With a `group` column the groups are the units
-    (translations stay together), stratified by the group's first label.
+    seeded permutation; the first `carve_sizes` rows go to the first split,
+    the next to the second, the rest stay in train. With a `group` column the
+    groups are the units (translations stay together), stratified by the
+    group's first label.
     """
+    names = list(fractions)
     if len(train) == 0:
-        return {name: train for name in (*missing, "train")}
+        return {name: train for name in (*names, "train")}
     rng = np.random.default_rng([seed % 2**32, zlib.crc32(b"carve")])
     if "group" in train.columns:
-        groups = train.groupby("group", sort=True).agg(label=("label", "first"), size=("label", "size"))
-        groups = groups.iloc[rng.permutation(len(groups))]
-        position = groups.groupby("label").cumcount().to_numpy()
-        stratum_size = groups.groupby("label")["size"].transform("count").to_numpy()
-        share = position / np.maximum(stratum_size, 1)
-        unit_share = pd.Series(share, index=groups.index)
-        row_share = train["group"].map(unit_share).to_numpy()
+        groups = train.groupby("group", sort=True).agg(label=("label", "first"))
+        unit_cell = pd.factorize(groups["label"])[0].astype(np.int64)
+        unit_of_row = groups.index.get_indexer(train["group"])
     else:
         language = pd.factorize(train["language"])[0].astype(np.int64)
-        cell = language * (int(train["label"].max()) + 1) + train["label"].to_numpy()
-        order = rng.permutation(len(train))
-        rank = np.empty(len(train))
-        rank[order] = pd.Series(cell[order]).groupby(cell[order]).cumcount().to_numpy()
-        row_share = rank / np.bincount(cell)[cell]
-    out = {}
-    low = 0.0
-    for name in missing:
-        take = (row_share >= low) & (row_share < low + fraction)
-        out[name] = train[take].reset_index(drop=True)
-        low += fraction
-    out["train"] = train[row_share >= low].reset_index(drop=True)
+        unit_cell = language * (int(train["label"].max()) + 1) + train["label"].to_numpy()
+        unit_of_row = np.arange(len(train))
+    order = rng.permutation(len(unit_cell))
+    rank = np.empty(len(unit_cell), dtype=np.int64)
+    rank[order] = pd.Series(unit_cell[order]).groupby(unit_cell[order]).cumcount().to_numpy()
+    cells, cell_index, cell_size = np.unique(unit_cell, return_inverse=True, return_counts=True)
+    bounds = np.cumsum(carve_sizes(cell_size, [fractions[name] for name in names]), axis=1)[cell_index]
+    # unit -> split position: 0..len(names)-1 carved, len(names) = train
+    position = (rank[:, None] >= bounds).sum(axis=1)
+    row_position = position[unit_of_row]
+    out = {name: train[row_position == j].reset_index(drop=True) for j, name in enumerate(names)}
+    out["train"] = train[row_position == len(names)].reset_index(drop=True)
     return out
 
 
@@ -311,13 +609,15 @@ def load_source(
     hub_configs: Mapping[str, str] | None = None,
     trust_remote_code: bool = False,
     seed: int = 0,
-    holdout_fraction: float = 0.1,
+    validation_fraction: float = 0.1,
+    test_fraction: float = 0.1,
 ) -> tuple[SourcePools, list[str]]:
     """Load `source` into {split: DataFrame(id, text, [text_pair], label, language)} and label names.
 
     `splits` maps train/validation/test to the source's split names; a split
-    the source lacks is carved out of the train pool (`holdout_fraction` of it,
-    seeded, stratified). `columns` maps canonical names to source columns
+    the source lacks is carved out of the train pool (`validation_fraction` /
+    `test_fraction` of each (language, label) cell, at least one row where
+    the cell allows, seeded; groups stay whole, see `_carve`). `columns` maps canonical names to source columns
     (an object with attributes or a dict). Labels are ints in the order of
     `labels` (or sorted); rows with other labels or languages are left out.
     The returned dict has a `.report` attribute (dropped rows per split, which
@@ -333,10 +633,11 @@ def load_source(
 
         table = load_builtin(source.split(":", 1)[1])
         raw, class_names = {None: table}, None
-    elif _looks_like_path(source):
+    elif _looks_like_path(source) and not _is_hub_shaped_folder(Path(source).expanduser(), splits):
         raw, class_names = _read_local(Path(source).expanduser(), splits, label_column)
     else:
-        raw, class_names = _read_hub(source, hub_configs, languages, label_column, trust_remote_code)
+        hub = not Path(source).expanduser().exists()
+        raw, class_names = _read_hub(source, hub_configs, languages, label_column, trust_remote_code, hub)
         if hub_configs:
             mapping["language"] = "language"  # set per config by _read_hub
 
@@ -377,13 +678,20 @@ def load_source(
             log.info("%s: dropped %d rows with empty text from '%s'", source, int(empty.sum()), split)
         report["dropped_empty_text"][split] = int(empty.sum())
         report["dropped_missing_label"][split] = int((no_label & ~empty).sum())
+        if (no_label & ~empty).any():
+            log.warning("%s: left out %d rows without a label from '%s'", source, int((no_label & ~empty).sum()),
+                        split)
         pools[split] = df[~empty & ~no_label].reset_index(drop=True)
 
     # Languages: keep the recipe's (all must be present), else all in the data.
     present = sorted(set().union(*(set(df["language"].unique()) for df in pools.values())))
     for lang in languages:
         if lang not in present:
-            raise UserError(f"{source}: language '{lang}' is not in the data (languages present: {', '.join(present)})")
+            hint = (f"; write '{lang.strip().lower()}' (language codes are read stripped and lower-case)"
+                    if lang.strip().lower() in present else "")
+            raise UserError(
+                f"{source}: language '{lang}' is not in the data (languages present: {', '.join(present)}){hint}"
+            )
     if languages:
         pools = {s: df[df["language"].isin(languages)].reset_index(drop=True) for s, df in pools.items()}
 
@@ -397,13 +705,15 @@ def load_source(
         df = df[keep].reset_index(drop=True)
         df["label"] = new[keep].astype(np.int64).to_numpy()
         pools[split] = df
+    _check_unique_ids(pools, source)
 
-    missing = [s for s in ("validation", "test") if s not in pools]
+    fractions = {"validation": validation_fraction, "test": test_fraction}
+    missing = {s: fractions[s] for s in ("validation", "test") if s not in pools}
     if missing:
-        log.info("%s: no %s split; carving %.0f%% of train for each", source, "/".join(missing),
-                 100 * holdout_fraction)
-        pools.update(_carve(pools["train"], missing, holdout_fraction, seed))
-        report["carved_splits"] = missing
+        log.info("%s: no %s split; carving them from train (%s)", source, "/".join(missing),
+                 ", ".join(f"{s} {100 * f:.0f}%" for s, f in missing.items()))
+        pools.update(_carve(pools["train"], missing, seed))
+        report["carved_splits"] = list(missing)
     report["rows"] = {split: int(len(df)) for split, df in pools.items()}
     return SourcePools(pools, report), label_names
 

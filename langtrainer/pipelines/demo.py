@@ -91,12 +91,13 @@ def _copy_data(data_dir: Path, run_dir: Path) -> None:
 
 def run_demo(plan: DemoPlan, progress: DemoProgress | None = None) -> dict[str, Any]:
     """Run every stage that has not finished yet; return timings and the report path."""
-    from langtrainer.analysis.attribution import run_shap
+    from langtrainer.analysis.shap import ShapOptions, run_shap
     from langtrainer.pipelines.finetune import CHECKPOINT_DIR, METRICS_FILE, finetune
     from langtrainer.models import resolve_model_path
     from langtrainer.analysis.probe import run_probe
     from langtrainer.reporting.report import write_report
-    from langtrainer.analysis.shap_diff import compute_shap_diff, write_shap_diff
+    from langtrainer.analysis.shap_diff import compute_shap_diff
+    from langtrainer.pipelines.shap import write_shap_diff_outputs
 
     def tell(stage: str, done: int, total: int, detail: str = "") -> None:
         if progress is not None:
@@ -163,10 +164,8 @@ def run_demo(plan: DemoPlan, progress: DemoProgress | None = None) -> dict[str, 
             stage = f"seed {seed}: SHAP {variant}"
             timed(f"seed{seed}/shap/{variant}", lambda: run_shap(
                 seed_dir / variant,
-                subsample=shap_settings.subsample,
-                max_evals=shap_settings.max_evals,
-                batch_size=shap_settings.batch_size,
-                seed=seed,
+                ShapOptions(subsample=shap_settings.subsample, max_evals=shap_settings.max_evals,
+                            batch_size=shap_settings.batch_size, seed=seed),
                 progress=lambda done, total: tell(stage, done, total),
             ))
         groups = plan.base.imbalance.groups
@@ -177,7 +176,7 @@ def run_demo(plan: DemoPlan, progress: DemoProgress | None = None) -> dict[str, 
             tell(f"seed {seed}: shap-diff {diff_name}", 0, 1)
             result = compute_shap_diff(seed_dir / bal / "shap", seed_dir / other / "shap",
                                        threshold=shap_settings.threshold, groups=groups)
-            write_shap_diff(result, target)
+            write_shap_diff_outputs(result, target)
     tell("report", 0, 1)
     report = timed("report", lambda: write_report([plan.out], plan.out / "report"))
     return {"report": report, "timings": timings}

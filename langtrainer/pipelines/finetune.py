@@ -320,7 +320,7 @@ def evaluation_callbacks(recipe: Recipe, validation) -> list:
             folds=probe.folds, feature=probe.feature, layer=probe.layer, max_length=recipe.model.max_length,
         ))
     if shap.during_training_per_language > 0:
-        from langtrainer.analysis.attribution import ShapCallback
+        from langtrainer.analysis.shap import ShapCallback
 
         callbacks.append(ShapCallback.from_frame(
             validation, per_language=shap.during_training_per_language, seed=recipe.seed,

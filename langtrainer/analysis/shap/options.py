@@ -1,0 +1,122 @@
+"""The settings of one `langtrainer shap` run, where each came from, and their checks.
+
+A value is taken from, in order: the caller (`"cli"`: a command-line flag or
+a library argument), the run's recipe.yaml (`"recipe"`: `analysis.shap.*`,
+the recipe's `seed`, `model.max_length`), else langtrainer's default
+(`"default"`, from langtrainer.defaults). The manifest records the source of
+every value. Every value is checked before anything is read or written.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from langtrainer import defaults
+from langtrainer.errors import UserError
+from langtrainer.rundir import RunDir
+
+MAX_SEED = 2**32 - 1
+MIN_MAX_EVALS = 4  # f(all kept), f(all masked) and one split of the root
+
+# field -> where the run's recipe.yaml keeps it
+RECIPE_KEYS: dict[str, tuple[str, ...]] = {
+    "subsample": ("analysis", "shap", "subsample"),
+    "max_evals": ("analysis", "shap", "max_evals"),
+    "batch_size": ("analysis", "shap", "batch_size"),
+    "seed": ("seed",),
+    "max_length": ("model", "max_length"),
+}
+
+
+@dataclass(frozen=True)
+class ShapOptions:
+    """What to explain and how; None = not given (filled by `resolve`).
+
+    split: the split of the run's data to explain. subsample: explain N
+    examples, stratified by language and label (None after resolving: every
+    row). max_evals: model evaluations per example (shap's max_evals).
+    batch_size: masked rows per forward pass (speed only). seed: the
+    subsample's seed. shard_size: examples per shard (the unit of
+    resumption). max_length: tokens the model sees (the run's training
+    `model.max_length`; None after resolving: the model's own limit).
+    overwrite: discard results in the output folder made with other
+    arguments.
+    """
+
+    split: str | None = None
+    subsample: int | None = None
+    max_evals: int | None = None
+    batch_size: int | None = None
+    seed: int | None = None
+    shard_size: int | None = None
+    max_length: int | None = None
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        _check_int("subsample", self.subsample, 1)
+        _check_int("max_evals", self.max_evals, MIN_MAX_EVALS)
+        _check_int("batch_size", self.batch_size, 1)
+        _check_int("seed", self.seed, 0, MAX_SEED)
+        _check_int("shard_size", self.shard_size, 1)
+        _check_int("max_length", self.max_length, 8)
+        if self.split is not None and (not isinstance(self.split, str) or not self.split.strip()):
+            raise UserError(f"split must be a split name such as 'test' (got {self.split!r})")
+
+    def given(self) -> dict[str, Any]:
+        """The values the caller set."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "overwrite" and getattr(self, f.name) is not None}
+
+    def resolve(self, run: RunDir) -> tuple["ShapOptions", dict[str, str]]:
+        """Every unset value from the run's recipe, else the default; and each value's source.
+
+        Recipe values are checked like given ones: a recipe with
+        `analysis.shap.max_evals: 0` is refused with the field's name.
+        """
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        for f in fields(self):
+            if f.name == "overwrite":
+                continue
+            value = getattr(self, f.name)
+            source = "cli"
+            if value is None and f.name in RECIPE_KEYS:
+                value, source = run.recipe_value(*RECIPE_KEYS[f.name]), "recipe"
+            if value is None:
+                value, source = DEFAULTS[f.name], "default"
+            values[f.name], sources[f.name] = value, source
+        try:
+            resolved = replace(self, **values)
+        except UserError as exc:
+            recipe_fields = [n for n, s in sources.items() if s == "recipe" and n in str(exc)]
+            if recipe_fields:
+                key = ".".join(RECIPE_KEYS[recipe_fields[0]])
+                raise UserError(f"{run.recipe_path}: {key}: {exc}") from None
+            raise
+        return resolved, sources
+
+
+# The defaults when neither the caller nor the recipe sets a value. subsample
+# and max_length have none: every row, and the model's own input limit.
+DEFAULTS: dict[str, Any] = {
+    "split": "test",
+    "subsample": None,
+    "max_evals": defaults.SHAP_MAX_EVALS,
+    "batch_size": defaults.SHAP_BATCH_SIZE,
+    "seed": 0,
+    "shard_size": defaults.SHAP_SHARD_SIZE,
+    "max_length": None,
+}
+
+
+def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            raise UserError(f"{name} must be a whole number (got {value!r}; write {int(value)})")
+        raise UserError(f"{name} must be a whole number (got {value!r})")
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise UserError(f"{name} must be {bound} (got {value})")

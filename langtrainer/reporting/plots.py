@@ -1,0 +1,106 @@
+"""Every figure langtrainer draws, in one shape: `plot_x(data, ax=None) -> ax`.
+
+A plot takes the numbers it draws and an optional matplotlib `Axes` (a new
+figure when omitted) and returns the axes; it never writes a file. Saving is
+`save_figure(ax, path)`, the one place that turns a figure into a PNG on disk
+(atomically). This is fairlearn's convention: a caller can put several plots
+on one figure, restyle them, or save them where it likes.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+
+def new_axes(figsize: tuple[float, float] = (6.0, 4.0)):
+    """A fresh Agg figure's axes (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def save_figure(ax, path: Path, dpi: int = 120) -> Path:
+    """Write the figure holding `ax` to `path` as PNG (atomically) and close it."""
+    import matplotlib.pyplot as plt
+
+    from langtrainer.atomic import write_bytes
+
+    fig = ax.figure
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    return write_bytes(Path(path), buffer.getvalue())
+
+
+def plot_shap_diff(result, ax=None, label=None):
+    """Figure 1: mean cumulative SHAP difference per token category and language (`ShapDiffResult`).
+
+    label (index or name) draws that label's panel on `ax`. Without a label,
+    every label gets a panel of one new figure (then `ax` must be None) and
+    the first panel's axes are returned: its `.figure` holds them all.
+    Bars: mean ± standard error over the examples in each mean.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(result.label_names)
+    if label is not None:
+        index = names.index(label) if isinstance(label, str) else int(label)
+        ax = ax if ax is not None else new_axes((4.8, 3.8))
+        _shap_diff_panel(result, index, ax)
+        ax.set_ylabel(f"cumulative SHAP difference\n({result.comparison})")
+        ax.legend(fontsize="small")
+        return ax
+    if ax is not None and len(names) > 1:
+        raise ValueError("give label= to draw one label's panel on an existing ax")
+    columns = min(len(names), 3)
+    rows = (len(names) + columns - 1) // columns
+    fig, axes = plt.subplots(rows, columns, figsize=(4.8 * columns, 3.8 * rows), squeeze=False, sharey=True)
+    for c in range(len(names)):
+        _shap_diff_panel(result, c, axes[c // columns][c % columns])
+        if c % columns == 0:
+            axes[c // columns][0].set_ylabel(f"cumulative SHAP difference\n({result.comparison})")
+    for k in range(len(names), rows * columns):
+        axes[k // columns][k % columns].axis("off")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(max(len(labels), 1), 6), fontsize="small")
+    fig.suptitle(f"Average cumulative difference in SHAP value by token category "
+                 f"(threshold {result.threshold:g}; bars: mean ± s.e. over examples)")
+    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+    return axes[0][0]
+
+
+def _shap_diff_panel(result, c: int, ax) -> None:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    categories = ["negative", "neutral", "positive", "base"]
+    table = result.by_language
+    group_of = {lang: name for name, langs in (result.groups or {}).items() for lang in langs}
+    languages = sorted(table["language"].unique(), key=lambda lang: (group_of.get(lang, "~"), lang))
+    colors = plt.get_cmap("tab10")
+    hatches = {name: h for name, h in zip(sorted(set(group_of.values())), ["", "//", "..", "xx", "\\\\"])}
+    width = 0.8 / max(len(languages), 1)
+    panel = table[table["class"] == c]
+    for j, language in enumerate(languages):
+        rows = panel[panel["language"] == language].set_index("category")
+        heights = [float(rows["mean"].get(cat, np.nan)) for cat in categories]
+        errors = [float(rows["std"].get(cat, 0.0)) / max(np.sqrt(float(rows["n"].get(cat, 1))), 1.0)
+                  for cat in categories]
+        xs = np.arange(len(categories)) + (j - (len(languages) - 1) / 2) * width
+        group = group_of.get(language)
+        ax.bar(xs, heights, width, yerr=errors, capsize=2, color=colors(j % 10), hatch=hatches.get(group, ""),
+               edgecolor="black", linewidth=0.4, label=f"{language} ({group})" if group else language)
+    ax.axhline(0, color="black", linewidth=0.6)
+    ax.axvline(len(categories) - 1.5, color="grey", linestyle=":", linewidth=0.8)
+    ax.set_xticks(np.arange(len(categories)))
+    ax.set_xticklabels(["neg. tokens", "neutral tokens", "pos. tokens", "base value"])
+    ax.set_title(f"label: {result.label_names[c]}")
