@@ -62,3 +62,33 @@ def write_tidy_run(path, name: str, subset: str, class_weights: str, seed: int, 
     }
     (path / "metrics.json").write_text(json.dumps(metrics))
     return path
+
+
+def write_shap_folder(folder, examples: list[dict], label_names: list[str]):
+    """A finished `langtrainer shap` output (manifest + one shard) from hand-made values.
+
+    examples: dicts with id, language, label, text, tokens (list of str), values (tokens x classes),
+    base_values (classes); special marks the first and last token; probabilities = values.sum(0) + base.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from langtrainer.analysis.shap.engine import TokenAttribution
+    from langtrainer.analysis.shap.store import FORMAT, MANIFEST, shard_path, shard_table, write_shard
+
+    folder.mkdir(parents=True, exist_ok=True)
+    attributions = []
+    for example in examples:
+        values = np.asarray(example["values"], dtype=np.float32)
+        base = np.asarray(example["base_values"], dtype=np.float32)
+        special = np.zeros(len(example["tokens"]), dtype=bool)
+        special[[0, -1]] = True
+        attributions.append(TokenAttribution(
+            token_ids=np.arange(len(example["tokens"]), dtype=np.int64) + 5, tokens=list(example["tokens"]),
+            values=values, base_values=base, probabilities=values.sum(0) + base, special=special))
+    rows = pd.DataFrame([{k: e[k] for k in ("id", "language", "label", "text")} for e in examples])
+    write_shard(shard_path(folder, 0), shard_table(rows, attributions, "0" * 16))
+    manifest = {"format": FORMAT, "complete": True, "n_shards": 1, "ids": [str(e["id"]) for e in examples],
+                "label_names": list(label_names)}
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    return folder

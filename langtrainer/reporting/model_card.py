@@ -242,9 +242,9 @@ def render_model_card(run: RunDir | str | os.PathLike, probes: Mapping[str, Mapp
         md += ["Share of predictions per label: "
                + ", ".join(f"{k} {100 * float(v):.1f} %" for k, v in shares.items()) + ".", ""]
     if by_language is not None:
-        md += ["Per language (the last row: max − min over languages; prediction shares that differ a lot "
-               "between languages on a test set with the same label mix in every language mean the model "
-               "uses the language as a cue):", "", to_markdown(by_language), ""]
+        md += ["Per language (the last row: max − min over languages). Where the test set has the same label "
+               "mix in every language, prediction shares that differ between languages mean the model uses "
+               "the language as a cue.", "", to_markdown(by_language), ""]
     if by_group is not None:
         md += ["Per language group (bold: labels the group's imbalanced training data over-represents):", "",
                to_markdown(by_group, favoured=metrics.get("favoured_labels"), members=groups), ""]
