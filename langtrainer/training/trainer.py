@@ -117,6 +117,7 @@ class LangTrainer(Trainer):
         self.class_weights = self._make_class_weights()
         self._side_metrics: dict[str, list[float]] = defaultdict(list)
         self._mask_step, self._mask_call = -1, 0
+        self._step_learning_rates: dict[str, float] = {}
 
     # ------------------------------------------------------------ weights
 
@@ -225,7 +226,27 @@ class LangTrainer(Trainer):
             for key, values in self._side_metrics.items():
                 logs[key] = float(np.mean(values))
             self._side_metrics.clear()
+        if "learning_rate" in logs:
+            logs.update(self.group_learning_rates())
         super().log(logs, start_time)
+
+    def group_learning_rates(self) -> dict[str, float]:
+        """learning_rate_<group> (body, head) of the last optimizer step.
+
+        The Trainer's own `learning_rate` is the first group's only, taken
+        before the scheduler steps; these are taken at the same point (a
+        post-step hook of the optimizer), so body's equals it.
+        """
+        return dict(self._step_learning_rates)
+
+    def _record_learning_rates(self, optimizer, *args, **kwargs) -> None:
+        rates: dict[str, float] = {}
+        for group in optimizer.param_groups:
+            name = group.get("group")
+            if name and f"learning_rate_{name}" not in rates:
+                lr = group["lr"]
+                rates[f"learning_rate_{name}"] = float(lr.item() if torch.is_tensor(lr) else lr)
+        self._step_learning_rates = rates
 
     # ------------------------------------------------------------ optimiser
 
@@ -257,6 +278,8 @@ class LangTrainer(Trainer):
         optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
         optimizer_kwargs = {k: v for k, v in optimizer_kwargs.items() if k not in ("lr",)}
         self.optimizer = optimizer_cls(groups, lr=self.args.learning_rate, **optimizer_kwargs)
+        if hasattr(self.optimizer, "register_step_post_hook"):
+            self.optimizer.register_step_post_hook(self._record_learning_rates)
         return self.optimizer
 
     # ------------------------------------------------------------ evaluation

@@ -1,0 +1,45 @@
+"""Training logs: per-group learning rates, flat test metrics, and logs kept in RUN/logs/."""
+
+import json
+
+import pytest
+
+from langtrainer.training.logs import LOG_HISTORY, flat_metrics, keep_logs_in
+from test_trainer import make_trainer
+
+
+def test_logs_carry_head_and_body_learning_rates(tiny_model_dir, tmp_path):
+    trainer = make_trainer(tiny_model_dir, tmp_path, per_device_train_batch_size=4, max_steps=4, logging_steps=2)
+    keep_logs_in(trainer, tmp_path / "logs")
+    trainer.train()
+    logged = [h for h in trainer.state.log_history if "loss" in h]
+    assert [h["step"] for h in logged] == [2, 4]
+    for entry in logged:
+        # linear decay from 5e-5 / 5e-4: step s of 4 runs at (4 - (s - 1)) / 4 of the start (the
+        # rate the step used, as the Trainer's own learning_rate reports it)
+        fraction = (4 - (entry["step"] - 1)) / 4
+        assert entry["learning_rate_body"] == pytest.approx(5e-5 * fraction)
+        assert entry["learning_rate_head"] == pytest.approx(5e-4 * fraction)
+        assert entry["learning_rate"] == pytest.approx(entry["learning_rate_body"])
+    # the JSON-lines copy of the log history is there without any report_to
+    lines = [json.loads(line) for line in (tmp_path / "logs" / LOG_HISTORY).read_text().splitlines()]
+    assert lines == json.loads(json.dumps(trainer.state.log_history))
+
+
+def test_flat_metrics_of_a_tidy_block():
+    tidy = {
+        "n": 40, "accuracy": 0.5, "macro_f1": 0.4, "loss": 1.2, "ce": 1.1,
+        "prediction_shares": {"a": 0.75, "b": 0.25},
+        "by_language": {"de": {"n": 20, "accuracy": 0.6, "macro_f1": 0.55, "prediction_shares": {"a": 1.0, "b": 0.0}}},
+        "by_group": {"G": {"n": 20, "accuracy": 0.6, "macro_f1": 0.55, "prediction_shares": {"a": 1.0, "b": 0.0}}},
+        "difference": {"accuracy": 0.2, "macro_f1": 0.3},
+        "skew_index": float("nan"),
+    }
+    flat = flat_metrics(tidy, "test_")
+    assert flat["test_accuracy"] == 0.5 and flat["test_ce"] == 1.1 and flat["test_n"] == 40
+    assert flat["test_accuracy_de"] == 0.6 and flat["test_macro_f1_G"] == 0.55 and flat["test_n_de"] == 20
+    assert flat["test_pred_de_a"] == 1.0 and flat["test_pred_b"] == 0.25
+    assert flat["test_difference_macro_f1"] == 0.3
+    assert "test_skew_index" not in flat  # NaN is not logged
+    # a flat block passes through
+    assert flat_metrics({"accuracy_de": 0.25, "pred_de_a": 0.5}) == {"accuracy_de": 0.25, "pred_de_a": 0.5}
