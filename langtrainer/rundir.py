@@ -212,6 +212,10 @@ class RunDir:
         with atomic.atomic_dir(self.data_path) as tmp:
             shutil.copytree(data_dir, tmp, dirs_exist_ok=True)
 
+    def read_distribution(self) -> dict[str, Any]:
+        """data/distribution.json (counts per split, language and label); {} when absent."""
+        return read_json(self.data_path / self.DISTRIBUTION)
+
     # -- probes ----------------------------------------------------------------
     def read_probes(self) -> dict[str, dict[str, Any]]:
         return {label: read_json(path) for label, path in self.probe_paths().items()}

@@ -36,7 +36,8 @@ class MetricTable:
 
 
 def _flat_units(test: Mapping[str, Any], candidates: Sequence[str]) -> list[str]:
-    return [unit for unit in candidates if f"accuracy_{unit}" in test]
+    return [unit for unit in candidates
+            if f"accuracy_{unit}" in test or any(key.startswith(f"pred_{unit}_") for key in test)]
 
 
 def metric_table(test: Mapping[str, Any], label_names: Sequence[str], kind: str = "language",
