@@ -153,11 +153,20 @@ def plot_accuracy(values, ax=None, reference=None, reference_label: str = "paper
                        label=reference_label)
     ax.set_xticks(xs)
     ax.set_xticklabels([name.replace(" + ", "\n+ ") for name in names], fontsize=8)
-    ax.set_ylim(0.0, 1.0)
+    _unit_axis(ax)
     ax.set_ylabel(ylabel)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="upper center", ncol=2, frameon=False)
     return ax
+
+
+def _unit_axis(ax) -> None:
+    """0 to 1 with headroom above 1 for the legend, which then covers no bar."""
+    import numpy as np
+
+    ax.set_ylim(0.0, 1.2)
+    ax.set_yticks(np.linspace(0.0, 1.0, 6))
+    ax.axhline(1.0, color="grey", linewidth=0.5, linestyle=":")
 
 
 def plot_probe(values, ax=None, ylabel: str = "language-ID accuracy"):
@@ -187,8 +196,8 @@ def plot_probe(values, ax=None, ylabel: str = "language-ID accuracy"):
                         fmt="none", ecolor="black", capsize=3)
     ax.set_xticks(xs)
     ax.set_xticklabels([name.replace(" + ", "\n+ ").replace(" (", "\n(") for name in names], fontsize=7)
-    ax.set_ylim(0.0, 1.05)
+    _unit_axis(ax)
     ax.set_ylabel(ylabel)
     if series:
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="upper center", ncol=2, frameon=False)
     return ax

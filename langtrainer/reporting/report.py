@@ -499,7 +499,8 @@ def _mitigation_phrases(role: str) -> tuple[str, str]:
     """(question subject with its verb, short name) for a mitigated role, e.g. ('Do per-language weights', 'weights')."""
     if role == "imbalanced+cw":
         return "Do per-language weights", "Weights"
-    return f"Does training with {role_title(role).removeprefix('imbalanced + ')}", role_title(role)
+    phrase = role_title(role).removeprefix("imbalanced + ")
+    return f"Does training with {phrase}", f"Training with {phrase}"
 
 
 def _verdicts(summary: dict[str, Any]) -> list[str]:
@@ -757,7 +758,7 @@ def render_markdown(collected: Collected, summary: dict[str, Any], figures: dict
         md += [f"## Cumulative SHAP difference{table_ref('Figure 1')}", ""]
         shift = summary.get("shap_neutral_shift", {})
         if shift:
-            rows = [[f"{titles.get(name, name)} ({name})"] + [fmt(*v[g][:2], digits=4) for g in collected.groups]
+            rows = [[name if titles.get(name, name) == name else f"{titles[name]} ({name})"] + [fmt(*v[g][:2], digits=4) for g in collected.groups]
                     for name, v in sorted(shift.items())]
             md.append(_table(["comparison"] + [f"group {g}: neutral tokens, favoured labels" for g in collected.groups], rows))
             md += ["", "Mean cumulative SHAP difference of neutral tokens (|S_bal| ≤ threshold) on the labels each "
