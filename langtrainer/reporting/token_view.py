@@ -4,7 +4,7 @@
 explained example with nothing but inline CSS (they open offline, from a
 file, in any browser, and carry no scripts). Per example and model, two rows:
 the tokens coloured by their SHAP value for the predicted label and for the
-true label (red pushes towards the label, blue away, the deeper the larger
+true label (one row when they are the same; red pushes towards the label, blue away, the deeper the larger
 |value|; one colour scale per page, so the two models compare). A comparison
 page puts the balanced model beside the compared one and orders the examples
 by their neutral-token shift: the summed difference (compared − balanced)
@@ -63,8 +63,10 @@ def token_spans(tokens: Sequence[str], values: np.ndarray, special: np.ndarray, 
     parts = []
     for token, value, is_special in zip(tokens, np.asarray(values, dtype=float), special):
         classes = "tok special" if is_special else "tok"
+        # dark text stays readable on light colours, white on deep ones
+        ink = "; color: #fff" if scale > 0 and abs(value) / scale > 0.6 else ""
         parts.append(
-            f'<span class="{classes}" data-value="{value:.6g}" style="background-color: {_colour(value, scale)}" '
+            f'<span class="{classes}" data-value="{value:.6g}" style="background-color: {_colour(value, scale)}{ink}" '
             f'title="{value:+.4f}">{html.escape(_token_text(str(token)))}</span>'
         )
     return "".join(parts)
@@ -95,10 +97,14 @@ def _model_column(name: str, row: Any, label_names: Sequence[str], scale: float)
     probabilities = np.asarray(row["probabilities"], dtype=float)
     values = np.asarray(row["values"], dtype=float)
     rows = []
-    for what, label in (("predicted", predicted), ("true", true)):
+    # A correct prediction has one row: its predicted label is the true one.
+    shown = [("predicted", predicted)] + ([("true", true)] if true != predicted else [])
+    for what, label in shown:
         caption = f"{what}: {label_names[label]} (p = {probabilities[label]:.3f})"
-        if what == "true" and label == predicted:
-            caption += " — correct"
+        if true == predicted:
+            caption = f"predicted = true label: {label_names[label]} (p = {probabilities[label]:.3f})"
+        elif what == "predicted":
+            caption += " — wrong"
         rows.append(f'<div class="row" data-kind="{what}" data-label="{html.escape(label_names[label])}">'
                     f'<span class="what">{html.escape(caption)}</span>'
                     f'{token_spans(row["tokens"], values[:, label], row["special"], scale)}</div>')
