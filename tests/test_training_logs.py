@@ -43,3 +43,17 @@ def test_flat_metrics_of_a_tidy_block():
     assert "test_skew_index" not in flat  # NaN is not logged
     # a flat block passes through
     assert flat_metrics({"accuracy_de": 0.25, "pred_de_a": 0.5}) == {"accuracy_de": 0.25, "pred_de_a": 0.5}
+
+
+def test_predict_reports_plain_cross_entropy_beside_the_weighted_loss(tiny_model_dir, tmp_path):
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    trainer = make_trainer(tiny_model_dir, tmp_path, class_weights="per_language")
+    output = trainer.predict(trainer.eval_dataset, metric_key_prefix="test")
+    logits = torch.as_tensor(np.asarray(output.predictions), dtype=torch.float32)
+    labels = torch.as_tensor(np.asarray(output.label_ids), dtype=torch.long)
+    assert output.metrics["test_ce"] == pytest.approx(float(F.cross_entropy(logits, labels)), rel=1e-5)
+    # the weighted loss is another number (make_dataset's labels are skewed per language)
+    assert abs(output.metrics["test_loss"] - output.metrics["test_ce"]) > 1e-4

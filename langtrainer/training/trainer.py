@@ -294,6 +294,7 @@ class LangTrainer(Trainer):
         )
         if self.args.world_size > 1:
             self._exact_loss_from_gathered(output, dataloader, metric_key_prefix)
+        self._add_plain_cross_entropy(output, metric_key_prefix)
         # Evaluators run here, before evaluate() logs, so their numbers reach
         # every logger and can select the best checkpoint.
         if metric_key_prefix == "eval":
@@ -310,6 +311,19 @@ class LangTrainer(Trainer):
                 for key, value in extra.items():
                     output.metrics[f"{metric_key_prefix}_{key}"] = value
         return output
+
+    def _add_plain_cross_entropy(self, output, prefix: str) -> None:
+        """<prefix>_ce: the unweighted cross-entropy, beside the (class-weighted) <prefix>_loss.
+
+        Only where the loop gathered logits and labels (with compute_metrics, or in predict).
+        """
+        logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+        if logits is None or output.label_ids is None or f"{prefix}_ce" in output.metrics:
+            return
+        output.metrics[f"{prefix}_ce"] = float(F.cross_entropy(
+            torch.as_tensor(np.asarray(logits), dtype=torch.float32),
+            torch.as_tensor(np.asarray(output.label_ids), dtype=torch.long),
+        ))
 
     def _exact_loss_from_gathered(self, output, dataloader, prefix: str) -> None:
         """Under DDP, recompute the loss from the gathered, de-padded logits.
