@@ -22,6 +22,7 @@ from langtrainer import atomic
 from langtrainer.errors import UserError
 from langtrainer.training.distributed import main_process_first, wait_for_everyone
 from langtrainer.recipe import Recipe, dump_recipe, save_recipe
+from langtrainer.rundir import RunDir
 
 logger = logging.getLogger(__name__)
 
@@ -217,6 +218,7 @@ def check_same_recipe(recipe: Recipe, run_dir: Path) -> None:
 def build_training_args(recipe: Recipe, output_dir: Path, has_eval: bool):
     import torch
 
+    from langtrainer.defaults import HEAD_LEARNING_RATE, LEARNING_RATE
     from langtrainer.training.args import LangTrainingArguments
 
     defaults: dict[str, Any] = dict(
@@ -231,8 +233,8 @@ def build_training_args(recipe: Recipe, output_dir: Path, has_eval: bool):
         logging_steps=10,
         report_to="none",
         disable_tqdm=True,
-        learning_rate=5e-5,
-        head_learning_rate=5e-4,
+        learning_rate=LEARNING_RATE,
+        head_learning_rate=HEAD_LEARNING_RATE,
         lr_scheduler_type="linear",
         warmup_steps=0,
         use_cpu=not torch.cuda.is_available(),
@@ -415,7 +417,10 @@ def finetune(
     # The library never prints: drop the Trainer's stdout logger (disable_tqdm installs it).
     from transformers.trainer_callback import PrinterCallback
 
+    from langtrainer.training.logs import keep_logs_in, log_test_metrics
+
     trainer.remove_callback(PrinterCallback)
+    keep_logs_in(trainer, RunDir(run_dir).logs_dir)  # checkpoints/ is deleted at the end; logs/ stays
     resume_from = None
     if resume and checkpoints.is_dir():
         resume_from = last_complete_checkpoint(checkpoints, remove_incomplete=trainer.is_world_process_zero())
@@ -429,6 +434,7 @@ def finetune(
     prediction = trainer.predict(test, metric_key_prefix="test")
     test_metrics = evaluate_predictions(prediction.predictions, test_rows, label_names, recipe)
     test_metrics["loss"] = float(prediction.metrics.get("test_loss", float("nan")))
+    log_test_metrics(trainer, {**test_metrics, "ce": prediction.metrics.get("test_ce")})
 
     metrics: dict[str, Any] = {
         "recipe": recipe.name,
@@ -467,6 +473,9 @@ def finetune(
         _move_model_files(staging, run_dir)
         staging.rmdir()
         atomic.write_json(run_dir / METRICS_FILE, metrics)
+        from langtrainer.reporting.model_card import write_model_card
+
+        write_model_card(run_dir)
         # After metrics.json: a kill in between leaves spare checkpoints, never a run without them or metrics.
         if not keep_checkpoints:
             shutil.rmtree(checkpoints, ignore_errors=True)
