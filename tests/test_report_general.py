@@ -106,8 +106,11 @@ def test_report_refreshes_model_cards_and_links_token_views(user_tree, tmp_path)
             "by_language": {"negative": {"de": {"neutral": {"mean": 0.0123, "std": 0, "n": 1}}}}, "by_group": {}}
     (user_tree / "imbal" / "shap_diff.json").write_text(json.dumps(diff))
     text = write_report([user_tree], tmp_path / "report").read_text()
-    link = re.search(r"\[mine_imbal − mine_bal, seed 0\]\((token_view_imbal_seed0\.html)\)", text)
+    link = re.search(r"\[mine_imbal − mine_bal, seed 0\]\((token_view_diff_imbal_seed0\.html)\)", text)
     assert link and (tmp_path / "report" / link.group(1)).is_file()
+    # and one view per run with SHAP results
+    assert "[mine_bal (balanced), seed 0](token_view_run_bal_seed0.html)" in text
+    assert "[mine_imbal (imbalanced), seed 0](token_view_run_imbal_seed0.html)" in text
     card = user_tree / "imbal" / "README.md"
     assert read_card_metadata(card)["language"] == ["de", "pt", "sw"]
     assert "| negative | 0.0123 |" in card.read_text()

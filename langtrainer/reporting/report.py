@@ -803,11 +803,19 @@ def _refresh_model_cards(collected: Collected) -> list[Path]:
 
 
 def _write_token_views(collected: Collected, out: Path) -> dict[str, Path]:
-    """One token view per SHAP comparison whose two SHAP folders are still there."""
+    """A token view per run with SHAP results, and one per SHAP comparison whose two SHAP folders are there."""
     from langtrainer.analysis.shap import load_shap_result
-    from langtrainer.reporting.token_view import write_comparison_view
+    from langtrainer.reporting.token_view import write_comparison_view, write_run_view
 
     links = {}
+    for run in sorted(collected.runs, key=lambda r: (r.seed, role_sort_key(r.role))):
+        try:
+            result = load_shap_result(run.path)
+        except UserError:
+            continue
+        title = f"{run.name} ({role_title(run.role)}), seed {run.seed}"
+        links[title] = write_run_view(result, out / f"token_view_run_{run.path.name}_seed{run.seed}.html",
+                                      title=f"Token view: {title}")
     for (seed, name), diff in sorted(collected.shap_diffs.items()):
         bal, other = diff.get("balanced"), diff.get("imbalanced")
         if not bal or not other:
@@ -817,7 +825,7 @@ def _write_token_views(collected: Collected, out: Path) -> dict[str, Path]:
         except UserError:
             continue
         title = f"{diff.get('comparison') or name}, seed {seed}"
-        links[title] = write_comparison_view(a, b, out / f"token_view_{name}_seed{seed}.html", title=title,
+        links[title] = write_comparison_view(a, b, out / f"token_view_diff_{name}_seed{seed}.html", title=title,
                                              threshold=float(diff.get("threshold", 0.01)))
     return links
 
