@@ -534,6 +534,19 @@ def _verdicts(summary: dict[str, Any]) -> list[str]:
     ]
     roles = summary["roles"]
     n_labels = max(len(summary.get("label_names") or []), 1)
+
+    def shared_bias_note(role: str) -> str:
+        """The skew index cannot see one label taking much of every group: say so beside it."""
+        dominant = (roles.get(role) or {}).get("dominant_prediction")
+        if not dominant or dominant[2] < 1.5 / n_labels:
+            return ""
+        group, label, share = dominant
+        return (f" The skew index does not see a bias that every group shares: '{label}' takes "
+                f"{100 * share:.0f} % of group {group}'s predictions in the {role_title(role)} model "
+                "(see the prediction table).")
+
+    if lines[1]:
+        lines[1] += shared_bias_note("imbalanced")
     gap = comp.get("accuracy:balanced-imbalanced")
     for role in sorted(roles, key=role_sort_key):
         if not role.startswith("imbalanced+"):
@@ -546,11 +559,8 @@ def _verdicts(summary: dict[str, Any]) -> list[str]:
             judge(f"{subject} remove the prediction skew?", f"skew_index:{role}-imbalanced", -1,
                   f"{name} − imbalanced skew index", "it increases the skew"),
         ]
-        dominant = roles[role].get("dominant_prediction")
-        if lines[-1] and dominant and dominant[2] >= 1.5 / n_labels:
-            group, label, share = dominant
-            lines[-1] += (f" The skew index does not see a bias that every group shares: '{label}' takes "
-                          f"{100 * share:.0f} % of group {group}'s predictions (see the prediction table).")
+        if lines[-1]:
+            lines[-1] += shared_bias_note(role)
         lines += [
             judge(f"{subject} make languages less identifiable (test set)?", f"probe_test:{role}-imbalanced", -1,
                   f"{name} − imbalanced probe accuracy", "languages become more separable"),
@@ -677,7 +687,10 @@ def render_markdown(collected: Collected, summary: dict[str, Any], figures: dict
     if collected.groups:
         facts.append("language groups " + "; ".join(f"{g}: {','.join(l)}" for g, l in collected.groups.items()))
     md += ["Data: " + ", ".join(facts) + ".", "", "## Verdicts", ""]
-    md += [f"- {line}" for line in _verdicts(summary)]
+    verdicts = _verdicts(summary)
+    md += [f"- {line}" for line in verdicts] or [
+        "- No verdicts: they compare a balanced run with an imbalanced one (and mitigations with the imbalanced "
+        "one) of the same data, and these runs hold no such pair."]
     md += ["", f"## Task accuracy{table_ref('Table 3')}", ""]
     rows = []
     for role in order:

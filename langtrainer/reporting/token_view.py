@@ -38,7 +38,7 @@ section.example h2 { font-size: 0.95em; margin: 0 0 0.4em; font-weight: 600; }
 section.example h2 .meta { font-weight: normal; color: #666; }
 .columns { display: grid; grid-template-columns: repeat(var(--cols), minmax(0, 1fr)); gap: 1.4em; }
 .model h3 { font-size: 0.85em; margin: 0 0 0.3em; color: #444; }
-.row { margin: 0.15em 0 0.45em; line-height: 1.9; }
+.row { margin: 0.15em 0 0.45em; line-height: 1.9; overflow-wrap: anywhere; }
 .row .what { display: block; font-size: 0.75em; color: #666; }
 .tok { padding: 0.12em 0.08em; margin: 0 0.04em; border-radius: 3px; white-space: pre-wrap; }
 .tok.special { color: #999; font-size: 0.8em; }
@@ -67,9 +67,10 @@ def token_spans(tokens: Sequence[str], values: np.ndarray, special: np.ndarray, 
         ink = "; color: #fff" if scale > 0 and abs(value) / scale > 0.6 else ""
         parts.append(
             f'<span class="{classes}" data-value="{value:.6g}" style="background-color: {_colour(value, scale)}{ink}" '
-            f'title="{value:+.4f}">{html.escape(_token_text(str(token)))}</span>'
+            f'title="{value:+.4g}">{html.escape(_token_text(str(token)))}</span>'
         )
-    return "".join(parts)
+    # <wbr>: a line may break between any two tokens (WordPiece rows have no spaces to break at)
+    return "<wbr>".join(parts)
 
 
 def _predicted(row: Any) -> int:
@@ -113,8 +114,8 @@ def _model_column(name: str, row: Any, label_names: Sequence[str], scale: float)
 
 def _page(title: str, note: str, scale: float, sections: list[str]) -> str:
     legend = (f'<p class="legend note">SHAP value: <span class="swatch" style="background-color: '
-              f'{_colour(-scale, scale)}"></span>−{scale:.3f} (pushes away from the label) '
-              f'<span class="swatch" style="background-color: {_colour(scale, scale)}"></span>+{scale:.3f} '
+              f'{_colour(-scale, scale)}"></span>−{scale:.3g} (pushes away from the label) '
+              f'<span class="swatch" style="background-color: {_colour(scale, scale)}"></span>+{scale:.3g} '
               "(pushes towards it); deeper colour, larger |value| (the scale is the page's 99th percentile). "
               "Hover a token for its value; grey tokens are the special tokens the masker always keeps.</p>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -150,7 +151,7 @@ def render_comparison_view(bal, other, title: str | None = None, threshold: floa
         kind = "shift-pos" if shift > 0 else "shift-neg"
         header = (f'<h2>{html.escape(str(example_id))} <span class="meta">· {html.escape(str(bal_row["language"]))}'
                   f' · true label {html.escape(label_names[int(bal_row["label"])])} · neutral-token shift for '
-                  f'{html.escape(label_names[label])}: </span><span class="{kind}">{shift:+.4f}</span></h2>')
+                  f'{html.escape(label_names[label])}: </span><span class="{kind}">{shift:+.4g}</span></h2>')
         columns = (_model_column(names[0], bal_row, label_names, scale)
                    + _model_column(names[1], other_row, label_names, scale))
         sections.append(f'<section class="example" data-id="{html.escape(str(example_id))}" '
