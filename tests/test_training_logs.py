@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from langtrainer.training.logs import LOG_HISTORY, flat_metrics, keep_logs_in
+from langtrainer.training.logs import LOG_HISTORY, keep_logs_in, log_test_metrics
 from test_trainer import make_trainer
 
 
@@ -26,8 +26,9 @@ def test_logs_carry_head_and_body_learning_rates(tiny_model_dir, tmp_path):
     assert lines == json.loads(json.dumps(trainer.state.log_history))
 
 
-def test_flat_metrics_of_a_tidy_block():
-    tidy = {
+def test_test_metrics_reach_the_loggers_under_test_keys(tiny_model_dir, tmp_path):
+    trainer = make_trainer(tiny_model_dir, tmp_path)
+    frame = {
         "n": 40, "accuracy": 0.5, "macro_f1": 0.4, "loss": 1.2, "ce": 1.1,
         "prediction_shares": {"a": 0.75, "b": 0.25},
         "by_language": {"de": {"n": 20, "accuracy": 0.6, "macro_f1": 0.55, "prediction_shares": {"a": 1.0, "b": 0.0}}},
@@ -35,14 +36,12 @@ def test_flat_metrics_of_a_tidy_block():
         "difference": {"accuracy": 0.2, "macro_f1": 0.3},
         "skew_index": float("nan"),
     }
-    flat = flat_metrics(tidy, "test_")
-    assert flat["test_accuracy"] == 0.5 and flat["test_ce"] == 1.1 and flat["test_n"] == 40
-    assert flat["test_accuracy_de"] == 0.6 and flat["test_macro_f1_G"] == 0.55 and flat["test_n_de"] == 20
-    assert flat["test_pred_de_a"] == 1.0 and flat["test_pred_b"] == 0.25
-    assert flat["test_difference_macro_f1"] == 0.3
-    assert "test_skew_index" not in flat  # NaN is not logged
-    # a flat block passes through
-    assert flat_metrics({"accuracy_de": 0.25, "pred_de_a": 0.5}) == {"accuracy_de": 0.25, "pred_de_a": 0.5}
+    logs = log_test_metrics(trainer, frame)
+    assert logs["test_accuracy"] == 0.5 and logs["test_ce"] == 1.1 and logs["test_n"] == 40
+    assert logs["test_accuracy_de"] == 0.6 and logs["test_macro_f1_G"] == 0.55
+    assert logs["test_pred_de_a"] == 1.0 and logs["test_difference_macro_f1"] == 0.3
+    assert "test_skew_index" not in logs  # NaN is not logged
+    assert trainer.state.log_history[-1]["test_accuracy_de"] == 0.6
 
 
 def test_predict_reports_plain_cross_entropy_beside_the_weighted_loss(tiny_model_dir, tmp_path):

@@ -19,45 +19,21 @@ from langtrainer import atomic
 LOG_HISTORY = "log_history.jsonl"
 
 
-def flat_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    """Numbers of a (tidy or flat) metrics block as flat logger keys.
+def log_test_metrics(trainer, frame: Mapping[str, Any], prefix: str = "test_") -> dict[str, float]:
+    """Log a split's tidy metric frame through the Trainer's loggers (TensorBoard shows test/<name>).
 
-    Tidy blocks become the names the evaluation logs use: accuracy,
-    accuracy_<lang>, macro_f1_<lang>, n_<lang>, pred_<lang>_<label>,
-    pred_<label> (overall shares), difference_accuracy; flat keys pass through.
+    The keys are the evaluation logs' (training.metrics.flat_metrics: accuracy_<lang>,
+    pred_<lang>_<label>, ...) plus n, loss, ce, skew_index and difference_<metric> where present.
     """
-    out: dict[str, float] = {}
+    from langtrainer.training.metrics import flat_metrics
 
-    def put(key: str, value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return
-        if isinstance(value, float) and math.isnan(value):
-            return
-        out[prefix + key] = float(value)
-
-    for key, value in metrics.items():
-        if key in ("by_language", "by_group") and isinstance(value, Mapping):
-            for unit, block in value.items():
-                for metric, number in (block or {}).items():
-                    if metric == "prediction_shares" and isinstance(number, Mapping):
-                        for label, share in number.items():
-                            put(f"pred_{unit}_{label}", share)
-                    else:
-                        put(f"{metric}_{unit}", number)
-        elif key == "prediction_shares" and isinstance(value, Mapping):
-            for label, share in value.items():
-                put(f"pred_{label}", share)
-        elif key == "difference" and isinstance(value, Mapping):
-            for metric, number in value.items():
-                put(f"difference_{metric}", number)
-        else:
-            put(key, value)
-    return out
-
-
-def log_test_metrics(trainer, metrics: Mapping[str, Any], prefix: str = "test_") -> dict[str, float]:
-    """Log the test metrics through the Trainer's loggers (TensorBoard shows them as test/<name>)."""
-    logs = flat_metrics(metrics, prefix)
+    logs = dict(flat_metrics(frame))
+    for key in ("n", "loss", "ce", "skew_index"):
+        logs[key] = frame.get(key)
+    for metric, value in (frame.get("difference") or {}).items():
+        logs[f"difference_{metric}"] = value
+    logs = {prefix + key: float(value) for key, value in logs.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(float(value))}
     trainer.log(logs)
     return logs
 
