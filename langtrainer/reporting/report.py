@@ -429,16 +429,21 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _dominant_share(tables: list[MetricTable | None]) -> tuple[str, str, float] | None:
-    """(group, label, share) of the largest mean prediction share in any group."""
+def _shared_bias(tables: list[MetricTable | None]) -> tuple[str, float] | None:
+    """(label, share): the label with the largest share that every group gives it (the minimum over groups).
+
+    The skew index cancels such a bias; the report names it beside the index.
+    """
     table = mean_table([t for t in tables if t is not None])
-    if table is None:
+    if table is None or len(table.frame.index) < 2:
         return None
     best = None
-    for unit in table.frame.index:
-        for label, share in zip(table.label_names, table.shares(unit)):
-            if not math.isnan(share) and (best is None or share > best[2]):
-                best = (str(unit), label, float(share))
+    for c, label in enumerate(table.label_names):
+        shares = [table.shares(unit)[c] for unit in table.frame.index]
+        if any(math.isnan(v) for v in shares):
+            continue
+        if best is None or min(shares) > best[1]:
+            best = (label, float(min(shares)))
     return best
 
 
@@ -458,7 +463,7 @@ def summarise(collected: Collected) -> dict[str, Any]:
             "probe_test": mean_std([probe_accuracy(r, "test") for r in role_runs]),
             "probe_external": mean_std([probe_accuracy(r, "external") for r in role_runs]),
             "per_seed_accuracy": {r.seed: r.metrics["test"]["accuracy"] for r in role_runs},
-            "dominant_prediction": _dominant_share([group_table(r, collected) for r in role_runs]),
+            "shared_bias": _shared_bias([group_table(r, collected) for r in role_runs]),
         }
     if collected.pretrained_probes:
         summary["roles"]["pretrained"] = {
@@ -537,12 +542,12 @@ def _verdicts(summary: dict[str, Any]) -> list[str]:
 
     def shared_bias_note(role: str) -> str:
         """The skew index cannot see one label taking much of every group: say so beside it."""
-        dominant = (roles.get(role) or {}).get("dominant_prediction")
-        if not dominant or dominant[2] < 1.5 / n_labels:
+        shared = (roles.get(role) or {}).get("shared_bias")
+        if not shared or shared[1] < 1.5 / n_labels:
             return ""
-        group, label, share = dominant
-        return (f" The skew index does not see a bias that every group shares: '{label}' takes "
-                f"{100 * share:.0f} % of group {group}'s predictions in the {role_title(role)} model "
+        label, share = shared
+        return (f" The skew index does not see a bias that every group shares: '{label}' takes at least "
+                f"{100 * share:.0f} % of every group's predictions in the {role_title(role)} model "
                 "(see the prediction table).")
 
     if lines[1]:
