@@ -546,9 +546,9 @@ def _verdicts(summary: dict[str, Any]) -> list[str]:
         if not shared or shared[1] < 1.5 / n_labels:
             return ""
         label, share = shared
-        return (f" The skew index does not see a bias that every group shares: '{label}' takes at least "
-                f"{100 * share:.0f} % of every group's predictions in the {role_title(role)} model "
-                "(see the prediction table).")
+        amount = "all" if share >= 0.995 else f"at least {100 * share:.0f} %"
+        return (f" The skew index does not see a bias that every group shares: '{label}' takes {amount} "
+                f"of every group's predictions in the {role_title(role)} model (see the prediction table).")
 
     if lines[1]:
         lines[1] += shared_bias_note("imbalanced")
