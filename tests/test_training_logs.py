@@ -56,3 +56,19 @@ def test_predict_reports_plain_cross_entropy_beside_the_weighted_loss(tiny_model
     assert output.metrics["test_ce"] == pytest.approx(float(F.cross_entropy(logits, labels)), rel=1e-5)
     # the weighted loss is another number (make_dataset's labels are skewed per language)
     assert abs(output.metrics["test_loss"] - output.metrics["test_ce"]) > 1e-4
+
+
+def test_tensorboard_folder_is_the_logs_dir_unless_the_user_chose_one(tiny_model_dir, tmp_path, monkeypatch):
+    pytest.importorskip("tensorboard")
+    from transformers.integrations import TensorBoardCallback
+
+    def tensorboard_dir(trainer):
+        return next(c for c in trainer.callback_handler.callbacks if isinstance(c, TensorBoardCallback)).logging_dir
+
+    trainer = make_trainer(tiny_model_dir, tmp_path, report_to="tensorboard")
+    keep_logs_in(trainer, tmp_path / "logs")
+    assert tensorboard_dir(trainer) == str(tmp_path / "logs")
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "mine"))
+    trainer = make_trainer(tiny_model_dir, tmp_path, report_to="tensorboard")
+    keep_logs_in(trainer, tmp_path / "logs")
+    assert tensorboard_dir(trainer) == str(tmp_path / "mine")

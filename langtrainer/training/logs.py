@@ -55,12 +55,13 @@ def _history_callback(logs_dir: Path):
 
 
 def keep_logs_in(trainer, logs_dir: str | Path) -> Path:
-    """Point the Trainer's loggers at `logs_dir` (TensorBoard's event files; any logger with a
-    `logging_dir`) and add the JSON-lines log history there."""
+    """Point the Trainer's loggers that have no folder yet at `logs_dir` (TensorBoard's event files;
+    any logger with a `logging_dir`) and add the JSON-lines log history there."""
     logs_dir = Path(logs_dir)
     for callback in trainer.callback_handler.callbacks:
-        # TensorBoardCallback reads its folder from TENSORBOARD_LOGGING_DIR, else output_dir/runs/...
-        if hasattr(callback, "logging_dir") and getattr(callback, "tb_writer", None) is None:
+        # TensorBoardCallback takes TENSORBOARD_LOGGING_DIR when set (kept: the user chose it),
+        # else None, which it would turn into output_dir/runs/... (inside checkpoints/)
+        if hasattr(callback, "logging_dir") and callback.logging_dir is None:
             callback.logging_dir = str(logs_dir)
     trainer.add_callback(_history_callback(logs_dir))
     return logs_dir
