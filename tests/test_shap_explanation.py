@@ -64,7 +64,7 @@ def test_shap_bar_plot_draws_the_stored_values(result):
     import shap
 
     explanation = result.to_explanation(label="pos")[0]
-    ax = shap.plots.bar(explanation, show=False)
+    shap.plots.bar(explanation, show=False)
     widths = sorted(round(abs(p.get_width()), 4) for p in plt.gcf().axes[0].patches if abs(p.get_width()) > 0)
     # the non-zero token values of example a for "pos": |+0.30| and |-0.05|
     assert widths == [0.05, 0.3]

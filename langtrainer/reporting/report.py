@@ -65,10 +65,6 @@ PAPER = {
 }
 # Runs written before recipes had `paper_analogue`: the shipped recipes' names.
 ANALOGUE_BY_NAME = (("demo", "amazon"), ("amazon", "amazon"), ("xnli", "xnli"))
-# Kept for callers of the earlier module: the Amazon numbers.
-PAPER_ACCURACY = PAPER["amazon"].accuracy
-PAPER_PROBE = PAPER["amazon"].probe
-PAPER_TABLE2 = PAPER["amazon"].table2
 
 
 def role_title(role: str) -> str:
