@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import os
 import re
 import types
 import typing
@@ -340,14 +341,61 @@ def builtin_recipe_path(name: str) -> Path:
     return path
 
 
+# Recipe fields that may name a local file or folder.
+PATH_FIELDS = (("data", "source"), ("model", "name_or_path"), ("analysis", "probe", "external"))
+_LOCAL_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".arrow")
+
+
+def resolve_recipe_path(value: Any, folder: Path) -> Any:
+    """A path field's value made absolute against `folder`; `builtin:...` and Hub ids unchanged.
+
+    A relative value is local when it exists under `folder`, or looks like a
+    path no Hub id can be (starts with '.', '~', a data-file suffix, more than
+    one '/', a trailing '/', or a first component that exists under
+    `folder`); then it becomes folder/value, so a missing file is reported
+    with the place it was looked for. Anything else ('imdb', 'org/name') is a
+    Hub id.
+    """
+    if not isinstance(value, str) or not value.strip() or value.startswith("builtin:"):
+        return value
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return os.path.normpath(path)
+    candidate = Path(os.path.normpath(Path(folder).absolute() / path))
+    first = value.replace("\\", "/").split("/", 1)[0]
+    local = (
+        candidate.exists()
+        or value.startswith((".", "~"))
+        or value.endswith(("/", "\\"))
+        or value.count("/") > 1
+        or path.suffix.lower() in _LOCAL_SUFFIXES
+        or ("/" in value.replace("\\", "/") and (Path(folder) / first).exists())
+    )
+    return str(candidate) if local else value
+
+
+def _resolve_path_fields(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
+    for keys in PATH_FIELDS:
+        node: Any = raw
+        for key in keys[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and keys[-1] in node:
+            node[keys[-1]] = resolve_recipe_path(node[keys[-1]], folder)
+    return raw
+
+
 def load_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The recipe as a dict, with `extends:` bases merged in (child wins)."""
+    """The recipe as a dict, with `extends:` bases merged in (child wins).
+
+    Relative paths in each file resolve against that file's folder, so a
+    recipe means the same from any working directory.
+    """
     if str(path).startswith("builtin:"):
         path = builtin_recipe_path(str(path))
     path = Path(path).resolve()
     if path in _seen:
         raise UserError(f"recipe '{path}' extends itself (cycle through {', '.join(p.name for p in _seen)})")
-    raw = _read_yaml(path)
+    raw = _resolve_path_fields(_read_yaml(path), path.parent)
     parent = raw.pop("extends", None)
     if parent is None:
         return raw
@@ -383,6 +431,8 @@ def apply_overrides(raw: dict[str, Any], overrides: typing.Sequence[str]) -> dic
             if not isinstance(child, dict):
                 raise UserError(f"--set {item!r}: '{key}' is not a mapping")
             node = child
+        if tuple(keys) in PATH_FIELDS:
+            value = resolve_recipe_path(value, Path.cwd())  # typed on the command line: relative to here
         node[keys[-1]] = value
     return raw
 
