@@ -33,7 +33,7 @@ def render_test_metrics(metrics: dict) -> Table:
 def finetune_command(
     recipe: Path = typer.Argument(..., help="Recipe YAML file, e.g. recipes/demo_imbal.yaml."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
-    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Run directory (default runs/<name>-seed<seed>)."),
+    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Run directory (default runs/<name>-<subset>-seed<seed>)."),
     subset: Optional[str] = typer.Option(None, "--subset", help="balanced | imbalanced: overrides imbalance.subset."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
     num_processes: Optional[int] = typer.Option(
@@ -47,6 +47,11 @@ def finetune_command(
     """Fine-tune a classifier on the recipe's balanced or imbalanced subset."""
     _finetune(recipe, set_ or [], output_dir, subset, resume, options.quiet, options.verbose, num_processes,
               accelerate_config)
+
+
+def default_run_dir(recipe) -> Path:
+    """runs/<name>-<subset>-seed<seed>: the balanced and imbalanced runs of one recipe do not collide."""
+    return Path("runs") / f"{recipe.name}-{recipe.imbalance.subset}-seed{recipe.seed}"
 
 
 def launch_arguments(recipe_path, overrides, run_dir, subset, resume, quiet, verbose) -> list[str]:
@@ -82,7 +87,7 @@ def _finetune(recipe_path, overrides, output_dir, subset, resume, quiet, verbose
         overrides = [*overrides, f"imbalance.subset={subset}"]
     recipe = load_recipe(recipe_path, overrides)
     check_local_model(recipe)  # before the slow imports: a typo in the model path fails in a second
-    run_dir = output_dir or Path("runs") / f"{recipe.name}-seed{recipe.seed}"
+    run_dir = output_dir or default_run_dir(recipe)
     if launch.needs_launch(num_processes, accelerate_config):
         # Fail fast here, with exit 2, on what would fail in every process.
         check_run_dir(run_dir, resume)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import functools
 import os
 import re
 import types
@@ -282,8 +283,58 @@ def validate_training(raw: Any) -> dict[str, Any]:
         scalar = _scalar_type(tp)
         if scalar is not None:
             value = _coerce(value, scalar, f"training.{key}")
+        _check_choice(key, value)
         out[key] = value
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def training_argument_choices() -> dict[str, tuple[str, ...]]:
+    """Field -> the values TrainingArguments accepts, for fields with a fixed set.
+
+    From the field's own definition: an Enum in its annotation
+    (lr_scheduler_type, eval_strategy, optim, ...), a Literal, or
+    `metadata["choices"]` (log_level, train_sampling_strategy, ...);
+    report_to takes the integrations transformers knows plus all/none.
+    """
+    import enum
+
+    from langtrainer.training.args import LangTrainingArguments
+
+    hints = typing.get_type_hints(LangTrainingArguments)
+    out: dict[str, tuple[str, ...]] = {}
+    for f in dataclasses.fields(LangTrainingArguments):
+        tp = hints.get(f.name, Any)
+        members = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+        choices: list[str] = []
+        for member in members:
+            if isinstance(member, type) and issubclass(member, enum.Enum):
+                choices += [str(m.value) for m in member]
+            elif typing.get_origin(member) is Literal and str not in members:  # `str | Literal[False]` is free text
+                choices += [str(a) for a in typing.get_args(member)]
+        if not choices and f.metadata.get("choices"):
+            choices = [str(c) for c in f.metadata["choices"]]
+        if choices:
+            out[f.name] = tuple(dict.fromkeys(choices))
+    try:
+        from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+        out["report_to"] = ("all", "none", *INTEGRATION_TO_CALLBACK)
+    except ImportError:  # another transformers layout: leave report_to to TrainingArguments
+        pass
+    return out
+
+
+def _check_choice(key: str, value: Any) -> None:
+    choices = training_argument_choices().get(key)
+    if choices is None or value is None:
+        return
+    values = value if key == "report_to" and isinstance(value, list) else [value]
+    for item in values:
+        if not isinstance(item, str) or item not in choices:
+            match = difflib.get_close_matches(str(item), choices, n=1, cutoff=0.5)
+            hint = f"did you mean '{match[0]}'? " if match else ""
+            raise UserError(f"training.{key}: {item!r} is not a valid choice ({hint}valid: {', '.join(choices)})")
 
 
 def _scalar_type(tp: Any) -> Any:
@@ -452,7 +503,7 @@ def load_recipe(path: str | Path, overrides: typing.Sequence[str] = ()) -> Recip
         raise UserError(f"{Path(path).name}: {exc}") from None
 
 
-# A recipe name becomes a folder name (runs/<name>-seed<seed>): no separators, no '..', no hidden files.
+# A recipe name becomes a folder name (runs/<name>-<subset>-seed<seed>): no separators, no '..', no hidden files.
 _NAME = re.compile(r"\w[\w.+-]{0,127}")
 
 
