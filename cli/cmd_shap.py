@@ -15,7 +15,9 @@ from langtrainer.cli.common import console, make_progress, options, user_errors
 @user_errors
 def shap_command(
     ckpt: Path = typer.Option(..., "--ckpt", help="Run directory (an HF checkpoint with data/ and recipe.yaml)."),
-    data: Optional[Path] = typer.Option(None, "--data", help="A save_to_disk dataset or a table (default CKPT/data)."),
+    data: Optional[Path] = typer.Option(
+        None, "--data", help="A jsonl/json/csv/parquet file, a folder of split files or a save_to_disk dataset "
+        "(default CKPT/data); without an id column the row number is the id."),
     split: Optional[str] = typer.Option(None, "--split", help="Split to explain (default: test)."),
     subsample: Optional[int] = typer.Option(
         None, "--subsample", help="Explain N examples, stratified by language and label (default: the recipe's "

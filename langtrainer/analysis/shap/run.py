@@ -22,7 +22,8 @@ from langtrainer.data.stratified import stratified_subsample
 from langtrainer.errors import UserError
 from langtrainer.rundir import RunDir
 
-REQUIRED_COLUMNS = ("id", "text", "label", "language")
+# `id` is optional: without one, an example's id is its row number in the split ("0", "1", ...).
+REQUIRED_COLUMNS = ("text", "label", "language")
 
 
 @dataclass
@@ -90,7 +91,11 @@ def plan_shap(run: RunDir, options: ShapOptions, data=None, out=None) -> ShapPla
     resolved, sources = options.resolve(run)
     out_dir = check_output_dir(Path(out).expanduser() if out is not None else run.shap_dir)
     data_path = Path(data).expanduser() if data is not None else run.data_path
-    sample = stratified_subsample(load_split(data_path, resolved.split), resolved.subsample, resolved.seed)
+    id2label = json.loads(run.model_config_path.read_text(encoding="utf-8")).get("id2label") or {}
+    label_names = [str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}"))) for i in range(len(id2label))]
+    frame = load_split(data_path, resolved.split)
+    frame["label"] = label_indices(frame["label"], label_names, f"{data_path} ({resolved.split})")
+    sample = stratified_subsample(frame, resolved.subsample, resolved.seed)
     tokenizer = load_tokenizer(ckpt)
     config = AutoConfig.from_pretrained(ckpt)
     limit = model_max_length(config, tokenizer)
@@ -113,8 +118,6 @@ def plan_shap(run: RunDir, options: ShapOptions, data=None, out=None) -> ShapPla
         "shard_size": resolved.shard_size,
         "ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16],
     }
-    id2label = json.loads(run.model_config_path.read_text(encoding="utf-8")).get("id2label") or {}
-    label_names = [str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}"))) for i in range(len(id2label))]
     return ShapPlan(ckpt=ckpt, out=out_dir, sample=sample, token_counts=token_counts, options=resolved,
                     sources=sources, arguments=arguments, label_names=label_names, tokenizer=tokenizer)
 
@@ -151,6 +154,8 @@ def load_split(data: Path, split: str):
     if not data.exists():
         raise UserError(f"data path {data} does not exist (give --data PATH to a save_to_disk dataset or a table)")
     frame = load_examples(data, split=split, require=REQUIRED_COLUMNS).to_pandas()
+    if "id" not in frame.columns:
+        frame["id"] = [str(i) for i in range(len(frame))]
     frame["id"] = frame["id"].astype(str)
     duplicated = frame["id"].duplicated()
     if duplicated.any():
@@ -159,3 +164,26 @@ def load_split(data: Path, split: str):
     if frame["label"].isna().any():
         raise UserError(f"{data} ({split}) has rows without a label; drop them or fill them in")
     return frame
+
+
+def label_indices(labels, label_names: list[str], where: str):
+    """Labels as the model's class indices: ints stay, names ('pos') map through the model's id2label."""
+    import pandas as pd
+
+    if pd.api.types.is_integer_dtype(labels):
+        values = labels.astype(int)
+    else:
+        index = {name: i for i, name in enumerate(label_names)}
+        text = labels.astype(str)
+        unknown = sorted(set(text) - set(index))
+        if unknown and all(v.lstrip("-").isdigit() for v in text):
+            values = text.astype(int)
+        elif unknown:
+            raise UserError(f"{where}: label {unknown[0]!r} is not one of the model's labels "
+                            f"({', '.join(label_names)})")
+        else:
+            values = text.map(index).astype(int)
+    bad = values[(values < 0) | (values >= len(label_names))]
+    if len(bad):
+        raise UserError(f"{where}: label {int(bad.iloc[0])} is outside the model's {len(label_names)} classes")
+    return values
