@@ -294,6 +294,11 @@ class LangTrainer(Trainer):
             ce_sum, ce_n = self._ce_sum
         finally:
             self._ce_sum = None
+        if self.args.world_size > 1:  # every rank saw its shard; the gathered logits below make it exact
+            totals = self.accelerator.reduce(
+                torch.tensor([ce_sum, ce_n], dtype=torch.float64, device=self.args.device), reduction="sum"
+            )
+            ce_sum, ce_n = float(totals[0]), int(totals[1])
         if ce_n:
             output.metrics[f"{metric_key_prefix}_ce"] = ce_sum / ce_n
         if self.args.world_size > 1:
