@@ -283,8 +283,7 @@ def validate_training(raw: Any) -> dict[str, Any]:
         scalar = _scalar_type(tp)
         if scalar is not None:
             value = _coerce(value, scalar, f"training.{key}")
-        _check_choice(key, value)
-        out[key] = value
+        out[key] = _check_choice(key, value)
     return out
 
 
@@ -325,16 +324,20 @@ def training_argument_choices() -> dict[str, tuple[str, ...]]:
     return out
 
 
-def _check_choice(key: str, value: Any) -> None:
+def _check_choice(key: str, value: Any) -> Any:
+    """`value` if it is one of the field's choices (YAML's unquoted `no`, read as false, is 'no')."""
     choices = training_argument_choices().get(key)
     if choices is None or value is None:
-        return
+        return value
+    if value is False and "no" in choices:
+        return "no"
     values = value if key == "report_to" and isinstance(value, list) else [value]
     for item in values:
         if not isinstance(item, str) or item not in choices:
             match = difflib.get_close_matches(str(item), choices, n=1, cutoff=0.5)
             hint = f"did you mean '{match[0]}'? " if match else ""
             raise UserError(f"training.{key}: {item!r} is not a valid choice ({hint}valid: {', '.join(choices)})")
+    return value
 
 
 def _scalar_type(tp: Any) -> Any:

@@ -54,6 +54,10 @@ def test_valid_training_choices_pass(tmp_path):
                                          "  save_strategy: best\n  optim: adamw_torch\n  report_to: none\n"
                                          "  log_level: info\n"))
     assert recipe.training["lr_scheduler_type"] == "cosine" and recipe.training["save_strategy"] == "best"
+    # YAML reads an unquoted `no` as false: for a field whose choices include 'no' that is what was meant
+    assert load_recipe(write(tmp_path, "training:\n  save_strategy: no\n")).training["save_strategy"] == "no"
+    with pytest.raises(UserError, match=r"training.save_strategy: True is not a valid choice"):
+        load_recipe(write(tmp_path, "training:\n  save_strategy: yes\n"))
 
 
 def test_default_run_folder_names_subset_and_seed(tiny_model_dir, tmp_path, monkeypatch):
