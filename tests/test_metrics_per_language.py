@@ -7,7 +7,7 @@ from transformers import EvalPrediction, Trainer, TrainingArguments
 
 from langtrainer import per_language_compute_metrics
 from langtrainer.errors import UserError
-from langtrainer.pipelines.finetune import tokenize
+from langtrainer.training.encoding import tokenize
 from test_trainer import load, make_dataset
 
 # en: labels a a b, predicted a b b; de: labels b b a, predicted b b b.

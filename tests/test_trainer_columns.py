@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from langtrainer import LangTrainer, LangTrainingArguments
 from langtrainer.errors import UserError
-from langtrainer.pipelines.finetune import tokenize
+from langtrainer.training.encoding import tokenize
 from test_trainer import LANGS, hand_weights, load, make_dataset
 
 
