@@ -341,10 +341,12 @@ def design_plan(
     sizes: Mapping[str, int] | None,
     distribution: Mapping[str, Sequence[float]] | None = None,
     groups: Mapping[str, Sequence[str]] | None = None,
+    with_largest: bool = True,
 ) -> DesignPlan:
     """Counts per cell of each pool against the subset design for `sizes`
     ({train_per_language, validation_per_language, test_per_cell}); `sizes`
-    None: as-is, nothing is needed beyond what is there."""
+    None: as-is, nothing is needed beyond what is there. `with_largest`
+    also searches the largest sizes that fit (a few roundings per pool)."""
     languages, label_names = list(languages), list(label_names)
     n_labels = len(label_names)
     available = {split: available_counts(pools[split], languages, n_labels) for split in SIZE_FIELDS if split in pools}
@@ -357,7 +359,8 @@ def design_plan(
             raise UserError(f"no '{split}' pool to sample from")
         plan.sizes[name] = int(sizes[name])
         plan.needed[split] = design.needed(split, int(sizes[name]))
-        plan.largest[name] = design.largest(split, available[split])
+        if with_largest:
+            plan.largest[name] = design.largest(split, available[split])
     return plan
 
 
@@ -489,9 +492,9 @@ def build_subsets(
     if not distribution:
         log.warning("no imbalance.distribution: the imbalanced subsets equal the balanced ones")
     # Every short cell of every split in one message, before any sampling.
-    plan = design_plan(pools, languages, label_names, sizes, distribution, groups)
-    if plan.error() is not None:
-        raise plan.error()
+    plan = design_plan(pools, languages, label_names, sizes, distribution, groups, with_largest=False)
+    if plan.shortages():
+        raise design_plan(pools, languages, label_names, sizes, distribution, groups).error()
     design = _Design(languages, n_labels, distribution, groups, label_names)
     design = {pool: design.subsets(pool, sizes[name]) for pool, name in SIZE_FIELDS.items()}
 
