@@ -62,3 +62,20 @@ def test_duplicate_ids_and_unknown_labels_are_refused(bare_run, tmp_path):
     result = shap("--ckpt", bare_run, "--data", write_rows(tmp_path / "bad.jsonl", rows), "--out", tmp_path / "o2")
     assert result.exit_code == 2
     assert "label 'positive' is not one of the model's labels (label0, label1, label2, label3)" in error_line(result.stderr)
+
+
+def test_column_flags(bare_run, tmp_path):
+    frame = pd.DataFrame({"review": TEXTS[:8], "stars": [f"label{i % 4}" for i in range(8)], "lang": LANGS[:8]})
+    data = tmp_path / "reviews.csv"
+    frame.to_csv(data, index=False)
+    result = shap("--ckpt", bare_run, "--data", data, "--out", tmp_path / "o1")
+    assert result.exit_code == 2
+    assert "no 'text' column in reviews.csv (columns: review, stars, lang); pass --text-column" in error_line(result.stderr)
+    out = tmp_path / "o2"
+    result = shap("--ckpt", bare_run, "--data", data, "--out", out, "--text-column", "review",
+                  "--label-column", "stars", "--language-column", "lang")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["arguments"]["columns"] == {"label": "stars", "language": "lang", "text": "review"}
+    examples = pd.concat(pd.read_parquet(p) for p in sorted((out / "shards").glob("*.parquet"))).set_index("id")
+    assert examples.loc["3", "label"] == 3 and examples.loc["3", "language"] == LANGS[3]

@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from langtrainer.analysis.shap.engine import Progress
 from langtrainer.analysis.shap.masker import model_max_length
@@ -62,23 +62,26 @@ def run_shap(
     progress: Progress | None = None,
     rank: int | None = None,
     world_size: int | None = None,
+    columns: Mapping[str, str] | None = None,
 ) -> Path:
     """Explain a run's split and write OUT/manifest.json + OUT/shards/*.parquet; return OUT.
 
     `options` unset values come from the run's recipe, else the defaults
     (see `ShapOptions`). `data` defaults to the run's data/, `out` to its
-    shap/. Rerun with the same arguments and valid shards are kept: an
+    shap/; `columns` maps text/label/language/id/text_pair to other column
+    names of `data`. Rerun with the same arguments and valid shards are kept: an
     interrupted or damaged run is completed. Under a multi-process launch
     (rank/world_size, default from the launcher's environment) each process
     computes its share of the shards; the result is the same as in one.
     """
     from langtrainer.analysis.shap.sharded import compute_shards
 
-    plan = plan_shap(RunDir(ckpt), options or ShapOptions(), data=data, out=out)
+    plan = plan_shap(RunDir(ckpt), options or ShapOptions(), data=data, out=out, columns=columns)
     return compute_shards(plan, progress=progress, rank=rank, world_size=world_size)
 
 
-def plan_shap(run: RunDir, options: ShapOptions, data=None, out=None) -> ShapPlan:
+def plan_shap(run: RunDir, options: ShapOptions, data=None, out=None,
+              columns: Mapping[str, str] | None = None) -> ShapPlan:
     """Check and load everything `run_shap` needs, writing nothing."""
     from transformers import AutoConfig
 
@@ -93,7 +96,7 @@ def plan_shap(run: RunDir, options: ShapOptions, data=None, out=None) -> ShapPla
     data_path = Path(data).expanduser() if data is not None else run.data_path
     id2label = json.loads(run.model_config_path.read_text(encoding="utf-8")).get("id2label") or {}
     label_names = [str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}"))) for i in range(len(id2label))]
-    frame = load_split(data_path, resolved.split)
+    frame = load_split(data_path, resolved.split, columns)
     frame["label"] = label_indices(frame["label"], label_names, f"{data_path} ({resolved.split})")
     sample = stratified_subsample(frame, resolved.subsample, resolved.seed)
     tokenizer = load_tokenizer(ckpt)
@@ -118,6 +121,8 @@ def plan_shap(run: RunDir, options: ShapOptions, data=None, out=None) -> ShapPla
         "shard_size": resolved.shard_size,
         "ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16],
     }
+    if columns:
+        arguments["columns"] = dict(sorted(columns.items()))
     return ShapPlan(ckpt=ckpt, out=out_dir, sample=sample, token_counts=token_counts, options=resolved,
                     sources=sources, arguments=arguments, label_names=label_names, tokenizer=tokenizer)
 
@@ -147,13 +152,15 @@ def check_output_dir(path: Path) -> Path:
     return path
 
 
-def load_split(data: Path, split: str):
-    """The split's rows as a DataFrame with str ids, checked for the columns SHAP needs and unique ids."""
+def load_split(data: Path, split: str, columns: Mapping[str, str] | None = None):
+    """The split's rows as a DataFrame with str ids, checked for the columns SHAP needs and unique ids.
+
+    `columns` maps the standard names to the table's (e.g. {"text": "review"})."""
     from langtrainer.data.sources import load_examples
 
     if not data.exists():
         raise UserError(f"data path {data} does not exist (give --data PATH to a save_to_disk dataset or a table)")
-    frame = load_examples(data, split=split, require=REQUIRED_COLUMNS).to_pandas()
+    frame = load_examples(data, split=split, columns=columns, require=REQUIRED_COLUMNS).to_pandas()
     if "id" not in frame.columns:
         frame["id"] = [str(i) for i in range(len(frame))]
     frame["id"] = frame["id"].astype(str)
