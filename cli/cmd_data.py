@@ -1,4 +1,4 @@
-"""CLI: `langtrainer data build` (balanced/imbalanced subsets) and `langtrainer data audit` (skew)."""
+"""CLI: `langtrainer data build` (the recipe's splits), `data plan` (what fits) and `data audit` (skew)."""
 
 from __future__ import annotations
 
@@ -143,6 +143,73 @@ def build_command(
         + f"; dropped {dropped} rows with empty text"
         + (f" and {unlabeled} without a label" if unlabeled else "")
     )
+
+
+# ------------------------------------------------------------------ plan
+
+def render_plan(plan) -> list:
+    """Per split: available (and needed) per language x label, short cells in red; then the largest sizes."""
+    out = []
+    for split, available in plan.available.items():
+        needed = plan.needed.get(split)
+        title = f"{split}: available" + (" / needed" if needed is not None else "")
+        table = Table(title=title)
+        table.add_column("language")
+        for name in plan.label_names:
+            table.add_column(name, justify="right")
+        for i, lang in enumerate(plan.languages):
+            cells = []
+            for j in range(len(plan.label_names)):
+                have = int(available[i, j])
+                if needed is None:
+                    cells.append(str(have))
+                else:
+                    need = int(needed[i, j])
+                    cells.append(f"[red]{have} / {need}[/]" if need > have else f"{have} / {need}")
+            table.add_row(lang, *cells)
+        out.append(table)
+    if plan.as_is:
+        out.append("as-is (imbalance.subset none): every row of every split is used")
+        return out
+    fields = [f"data.{name}={plan.largest[name]} (recipe {plan.sizes[name]})" for name in plan.largest]
+    short = plan.shortages()
+    colour = "red" if short else "green"
+    verdict = f"{len(short)} short cell(s)" if short else "every cell can be filled"
+    out.append(f"[bold {colour}]{verdict}[/]; largest feasible: " + ", ".join(fields))
+    return out
+
+
+@data_app.command("plan")
+@user_errors
+def plan_command(
+    recipe: Path = typer.Argument(..., help="Recipe YAML file (its data: and imbalance: blocks)."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP_TEXT),
+    subset: Optional[str] = typer.Option(
+        None, "--subset", help="balanced | imbalanced | none: plan for this imbalance.subset instead of the recipe's."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the plan to this JSON file."),
+    text_column: Optional[str] = TEXT_COLUMN,
+    label_column: Optional[str] = LABEL_COLUMN,
+    language_column: Optional[str] = LANGUAGE_COLUMN,
+    group_column: Optional[str] = GROUP_COLUMN,
+    id_column: Optional[str] = ID_COLUMN,
+) -> None:
+    """Counts per (split, language, label) against what the recipe's subsets need, and the largest sizes that fit."""
+    from langtrainer import atomic
+    from langtrainer.data.sampling import plan_from_recipe
+    from langtrainer.errors import UserError
+    from langtrainer.recipe import load_recipe
+
+    if subset is not None and subset not in ("balanced", "imbalanced", "none"):
+        raise UserError(f"--subset must be balanced, imbalanced or none, got {subset!r}")
+    columns = column_mapping(text=text_column, label=label_column, language=language_column, group=group_column,
+                             id=id_column)
+    extra = [f"imbalance.subset={subset}"] if subset else []
+    plan = plan_from_recipe(load_recipe(recipe, [*(set_ or []), *column_overrides(columns), *extra]))
+    for item in render_plan(plan):
+        console.print(item)
+    if json_out is not None:
+        atomic.write_json(json_out.expanduser(), plan.to_dict())
+        console.print(f"wrote [bold]{json_out}[/]")
 
 
 # ------------------------------------------------------------------ audit

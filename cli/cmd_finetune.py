@@ -38,7 +38,7 @@ def render_test_metrics(metrics: dict) -> Table:
 def finetune_command(
     recipe: Path = typer.Argument(..., help="Recipe YAML file, e.g. recipes/demo_imbal.yaml."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
-    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Run directory (default runs/<name>-seed<seed>)."),
+    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Run directory (default runs/<name>-<subset>-seed<seed>)."),
     subset: Optional[str] = typer.Option(None, "--subset", help="none (the data as it is) | balanced | imbalanced: "
                                          "overrides imbalance.subset."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
@@ -65,7 +65,7 @@ def finetune_command(
         overrides.append(f"imbalance.subset={subset}")
     loaded = load_recipe(recipe, overrides)
     check_local_model(loaded)  # before the slow imports: a typo in the model path fails in a second
-    run_dir = output_dir or Path("runs") / f"{loaded.name}-seed{loaded.seed}"
+    run_dir = output_dir or default_run_dir(loaded)
     quiet = options.quiet
     if launch.needs_launch(num_processes, accelerate_config):
         # Fail fast here, with exit 2, on what would fail in every process.
@@ -97,6 +97,11 @@ def finetune_command(
     console.print(render_test_metrics(metrics))
     console.print(f"run directory: [bold]{run_dir}[/] (test accuracy {metrics['test']['accuracy']:.3f}, "
                   f"{metrics['train']['steps_per_second']:.2f} steps/s)")
+
+
+def default_run_dir(recipe) -> Path:
+    """runs/<name>-<subset>-seed<seed>: the as-is, balanced and imbalanced runs of one recipe do not collide."""
+    return Path("runs") / f"{recipe.name}-{recipe.imbalance.subset}-seed{recipe.seed}"
 
 
 def launch_arguments(recipe_path, overrides, run_dir, subset, resume, quiet, verbose) -> list[str]:

@@ -29,10 +29,13 @@ def show(
 
 @recipe_app.command("check")
 @user_errors
-def check(recipes: List[Path] = typer.Argument(..., help="Recipe YAML files.")) -> None:
-    """Validate recipes: exit 2 with one line on the first problem."""
+def check(
+    recipes: List[Path] = typer.Argument(..., help="Recipe YAML files."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP + " Applied to every recipe."),
+) -> None:
+    """Validate recipes (with the overrides): exit 2 with one line on the first problem."""
     for path in recipes:
-        load_recipe(path)
+        load_recipe(path, set_ or [])
         console.print(f"[green]ok[/] {path}")
 
 

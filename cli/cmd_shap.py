@@ -9,6 +9,9 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
+from langtrainer.cli.cmd_data import (
+    ID_COLUMN, LABEL_COLUMN, LANGUAGE_COLUMN, TEXT_COLUMN, column_mapping,
+)
 from langtrainer.cli.common import console, make_progress, options, user_errors
 from langtrainer.defaults import SHAP_THRESHOLD
 
@@ -16,7 +19,9 @@ from langtrainer.defaults import SHAP_THRESHOLD
 @user_errors
 def shap_command(
     ckpt: Path = typer.Option(..., "--ckpt", help="Run directory (an HF checkpoint with data/ and recipe.yaml)."),
-    data: Optional[Path] = typer.Option(None, "--data", help="A save_to_disk dataset or a table (default CKPT/data)."),
+    data: Optional[Path] = typer.Option(
+        None, "--data", help="A jsonl/json/csv/parquet file, a folder of split files or a save_to_disk dataset "
+        "(default CKPT/data); without an id column the row number is the id."),
     split: Optional[str] = typer.Option(None, "--split", help="Split to explain (default: test)."),
     subsample: Optional[int] = typer.Option(
         None, "--subsample", help="Explain N examples, stratified by language and label (default: the recipe's "
@@ -33,11 +38,16 @@ def shap_command(
     num_processes: Optional[int] = typer.Option(
         None, "--num-processes", help="Split the examples over N processes (one per GPU) via accelerate launch."
     ),
+    text_column: Optional[str] = TEXT_COLUMN,
+    label_column: Optional[str] = LABEL_COLUMN,
+    language_column: Optional[str] = LANGUAGE_COLUMN,
+    id_column: Optional[str] = ID_COLUMN,
 ) -> None:
     """Token SHAP values (mask-token baseline, partition explainer) of a run's test set; resumable."""
     from langtrainer.analysis.shap import ShapOptions, language_summary, load_shap_result, run_shap
     from langtrainer.training import distributed as launch
 
+    columns = column_mapping(text=text_column, label=label_column, language=language_column, id=id_column)
     settings = ShapOptions(split=split, subsample=subsample, max_evals=max_evals, batch_size=batch_size, seed=seed,
                            shard_size=shard_size, max_length=max_length, overwrite=overwrite)
     if launch.needs_launch(num_processes, None):
@@ -47,6 +57,8 @@ def shap_command(
                 args += [flag, str(value)]
         for name, value in settings.given().items():
             args += ["--" + name.replace("_", "-"), str(value)]
+        for key, value in columns.items():
+            args += [f"--{key}-column", value]
         args += (["--overwrite"] if overwrite else []) + options.flags()
         raise typer.Exit(code=launch.relaunch(args, num_processes, None))
     quiet = options.quiet or not launch.is_main_process()
@@ -63,7 +75,7 @@ def shap_command(
             rate = f"{(done - first['done']) / elapsed:.2f} ex/s" if elapsed > 0 and done > first["done"] else ""
             progress.update(task, completed=done, total=total, rate=rate)
 
-        folder = run_shap(ckpt, settings, data=data, out=out, progress=report)
+        folder = run_shap(ckpt, settings, data=data, out=out, progress=report, columns=columns)
     if not launch.is_main_process():
         return
     result = load_shap_result(folder)

@@ -17,6 +17,7 @@ _EXPORTS = {
     "load_recipe": "langtrainer.recipe",
     "finetune": "langtrainer.pipelines.finetune",
     "UserError": "langtrainer.errors",
+    "per_language_compute_metrics": "langtrainer.training.metrics",
 }
 
 __all__ = sorted(_EXPORTS)

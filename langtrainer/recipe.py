@@ -13,6 +13,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import functools
+import os
 import re
 import types
 import typing
@@ -284,8 +286,61 @@ def validate_training(raw: Any) -> dict[str, Any]:
         scalar = _scalar_type(tp)
         if scalar is not None:
             value = _coerce(value, scalar, f"training.{key}")
-        out[key] = value
+        out[key] = _check_choice(key, value)
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def training_argument_choices() -> dict[str, tuple[str, ...]]:
+    """Field -> the values TrainingArguments accepts, for fields with a fixed set.
+
+    From the field's own definition: an Enum in its annotation
+    (lr_scheduler_type, eval_strategy, optim, ...), a Literal, or
+    `metadata["choices"]` (log_level, train_sampling_strategy, ...);
+    report_to takes the integrations transformers knows plus all/none.
+    """
+    import enum
+
+    from langtrainer.training.args import LangTrainingArguments
+
+    hints = typing.get_type_hints(LangTrainingArguments)
+    out: dict[str, tuple[str, ...]] = {}
+    for f in dataclasses.fields(LangTrainingArguments):
+        tp = hints.get(f.name, Any)
+        members = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+        choices: list[str] = []
+        for member in members:
+            if isinstance(member, type) and issubclass(member, enum.Enum):
+                choices += [str(m.value) for m in member]
+            elif typing.get_origin(member) is Literal and str not in members:  # `str | Literal[False]` is free text
+                choices += [str(a) for a in typing.get_args(member)]
+        if not choices and f.metadata.get("choices"):
+            choices = [str(c) for c in f.metadata["choices"]]
+        if choices:
+            out[f.name] = tuple(dict.fromkeys(choices))
+    try:
+        from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+        out["report_to"] = ("all", "none", *INTEGRATION_TO_CALLBACK)
+    except ImportError:  # another transformers layout: leave report_to to TrainingArguments
+        pass
+    return out
+
+
+def _check_choice(key: str, value: Any) -> Any:
+    """`value` if it is one of the field's choices (YAML's unquoted `no`, read as false, is 'no')."""
+    choices = training_argument_choices().get(key)
+    if choices is None or value is None:
+        return value
+    if value is False and "no" in choices:
+        return "no"
+    values = value if key == "report_to" and isinstance(value, list) else [value]
+    for item in values:
+        if not isinstance(item, str) or item not in choices:
+            match = difflib.get_close_matches(str(item), choices, n=1, cutoff=0.5)
+            hint = f"did you mean '{match[0]}'? " if match else ""
+            raise UserError(f"training.{key}: {item!r} is not a valid choice ({hint}valid: {', '.join(choices)})")
+    return value
 
 
 def _scalar_type(tp: Any) -> Any:
@@ -343,14 +398,61 @@ def builtin_recipe_path(name: str) -> Path:
     return path
 
 
+# Recipe fields that may name a local file or folder.
+PATH_FIELDS = (("data", "source"), ("model", "name_or_path"), ("analysis", "probe", "external"))
+_LOCAL_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".arrow")
+
+
+def resolve_recipe_path(value: Any, folder: Path) -> Any:
+    """A path field's value made absolute against `folder`; `builtin:...` and Hub ids unchanged.
+
+    A relative value is local when it exists under `folder`, or looks like a
+    path no Hub id can be (starts with '.', '~', a data-file suffix, more than
+    one '/', a trailing '/', or a first component that exists under
+    `folder`); then it becomes folder/value, so a missing file is reported
+    with the place it was looked for. Anything else ('imdb', 'org/name') is a
+    Hub id.
+    """
+    if not isinstance(value, str) or not value.strip() or value.startswith("builtin:"):
+        return value
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return os.path.normpath(path)
+    candidate = Path(os.path.normpath(Path(folder).absolute() / path))
+    first = value.replace("\\", "/").split("/", 1)[0]
+    local = (
+        candidate.exists()
+        or value.startswith((".", "~"))
+        or value.endswith(("/", "\\"))
+        or value.count("/") > 1
+        or path.suffix.lower() in _LOCAL_SUFFIXES
+        or ("/" in value.replace("\\", "/") and (Path(folder) / first).exists())
+    )
+    return str(candidate) if local else value
+
+
+def _resolve_path_fields(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
+    for keys in PATH_FIELDS:
+        node: Any = raw
+        for key in keys[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and keys[-1] in node:
+            node[keys[-1]] = resolve_recipe_path(node[keys[-1]], folder)
+    return raw
+
+
 def load_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The recipe as a dict, with `extends:` bases merged in (child wins)."""
+    """The recipe as a dict, with `extends:` bases merged in (child wins).
+
+    Relative paths in each file resolve against that file's folder, so a
+    recipe means the same from any working directory.
+    """
     if str(path).startswith("builtin:"):
         path = builtin_recipe_path(str(path))
     path = Path(path).resolve()
     if path in _seen:
         raise UserError(f"recipe '{path}' extends itself (cycle through {', '.join(p.name for p in _seen)})")
-    raw = _read_yaml(path)
+    raw = _resolve_path_fields(_read_yaml(path), path.parent)
     parent = raw.pop("extends", None)
     if parent is None:
         return raw
@@ -386,6 +488,8 @@ def apply_overrides(raw: dict[str, Any], overrides: typing.Sequence[str]) -> dic
             if not isinstance(child, dict):
                 raise UserError(f"--set {item!r}: '{key}' is not a mapping")
             node = child
+        if tuple(keys) in PATH_FIELDS:
+            value = resolve_recipe_path(value, Path.cwd())  # typed on the command line: relative to here
         node[keys[-1]] = value
     return raw
 
@@ -405,7 +509,7 @@ def load_recipe(path: str | Path, overrides: typing.Sequence[str] = ()) -> Recip
         raise UserError(f"{Path(path).name}: {exc}") from None
 
 
-# A recipe name becomes a folder name (runs/<name>-seed<seed>): no separators, no '..', no hidden files.
+# A recipe name becomes a folder name (runs/<name>-<subset>-seed<seed>): no separators, no '..', no hidden files.
 _NAME = re.compile(r"\w[\w.+-]{0,127}")
 
 

@@ -111,8 +111,8 @@ def test_cell_with_too_few_examples(tiny_model_dir, tmp_path, ds):
     recipe = write_recipe(tmp_path / "r.yaml", tiny_model_dir, ds)
     line = fails(tmp_path, "data", "build", recipe, "--out", tmp_path / "out", "--quiet",
                  "--set", "data.test_per_cell=5")
-    assert line == ("error: not enough examples in the test split for language 'de', label 'a': needed 5, "
-                    "available 3 (and 8 more cells); lower the per-language counts or add data")
+    assert line == ("error: not enough examples for the subset design in 9 cell(s): test every cell needs 5 has 3; "
+                    "largest feasible: data.test_per_cell=3; lower these sizes or add data")
 
 
 def test_empty_and_whitespace_texts_are_dropped_and_counted(tiny_model_dir, tmp_path):

@@ -103,7 +103,7 @@ def test_cli_relaunches_with_the_same_arguments(tmp_path, monkeypatch):
     args, n, config = calls[0]
     assert n == 2 and config is None
     assert args == ["finetune", str(recipe), "--set", "loss.class_weights=per_language",
-                    "--output-dir", str(Path("runs") / "r-seed3"), "--subset", "balanced", "--quiet"]
+                    "--output-dir", str(Path("runs") / "r-balanced-seed3"), "--subset", "balanced", "--quiet"]
     assert cmd_finetune.launch_arguments(recipe, [], tmp_path, None, True, False, True)[-2:] == ["--resume", "--verbose"]
     # A finished run dir is refused before anything is launched (exit 2, no launch).
     (tmp_path / "done").mkdir()
@@ -222,6 +222,11 @@ def test_eval_metrics_use_gathered_predictions_in_dataset_order(one_and_two):
     assert abs(padded - weighted.mean()) > 1e-3  # the Trainer's own number would differ
     for res in (rank0, rank1):
         assert res["eval_metrics"]["eval_loss"] == pytest.approx(weighted.mean(), abs=1e-5)
+    # eval_ce: the plain cross-entropy of the same gathered, de-padded predictions, on every rank
+    plain = -log_p[np.arange(N_EVAL), labels]
+    assert abs(plain.mean() - weighted.mean()) > 1e-3
+    for res in (single, rank0, rank1):
+        assert res["eval_metrics"]["eval_ce"] == pytest.approx(plain.mean(), abs=1e-5)
     # The per-language numbers are those of the gathered predictions, row for row.
     labels, languages = single["eval_labels"], single["eval_languages"]
     predicted = np.asarray(rank1["predictions"]).argmax(-1)

@@ -221,9 +221,10 @@ def test_too_few_examples_names_split_language_label_counts():
                                       & (pools["train"].index % 4 != 0))]  # fr/0 keeps 10 rows
     with pytest.raises(UserError) as err:
         build_subsets(pools, languages, 3, 30, 9, 4, TABLE_1B, None, seed=0, label_names=["ent", "neu", "con"])
-    message = str(err.value)
-    for words in ("train", "'fr'", "'ent'", "needed 15", "available 10"):
-        assert words in message
+    # 30 per language at fr's 50% needs 15 fr/ent rows; 21 is the largest size whose fr/ent cell is 10
+    # (imbalanced_counts(21) gives fr [10, 7, 4], imbalanced_counts(22) fr [11, 7, 4])
+    assert str(err.value) == ("not enough examples for the subset design in 1 cell(s): train fr/ent needs 15 has 10; "
+                              "largest feasible: data.train_per_language=21; lower these sizes or add data")
 
 
 # ------------------------------------------------------------------ recipe adapter and CLI
@@ -298,4 +299,8 @@ def test_cli_data_build_writes_dataset_and_distribution(tmp_path):
     bad = CliRunner().invoke(app, ["data", "build", str(recipe), "--out", str(out), "--quiet",
                                    "--set", "data.train_per_language=300"])
     assert bad.exit_code == 2
-    assert "needed 150" in bad.output and "available 40" in bad.output
+    # 300 per language: balanced cells need 100, the 50% cells of the imbalanced subset 150; 40 rows each
+    assert bad.output.strip() == (
+        "error: not enough examples for the subset design in 6 cell(s): train en/neg en/neu fr/neu fr/pos need 100 "
+        "have 40; train en/pos fr/neg need 150 have 40; largest feasible: data.train_per_language=81; "
+        "lower these sizes or add data")

@@ -144,7 +144,7 @@ def test_trust_remote_code_is_off_unless_the_recipe_says_so(tiny_model_dir, monk
 
 @pytest.mark.parametrize("name", ["../../evil", "/tmp/evil", "runs/../../evil", "..", ".hidden", "a\\b"])
 def test_recipe_name_cannot_leave_the_output_folder(tiny_model_dir, tmp_path, monkeypatch, name):
-    """finetune's default run dir is runs/<name>-seed<seed>: a name with a path in it is refused."""
+    """finetune's default run dir is runs/<name>-<subset>-seed<seed>: a name with a path in it is refused."""
     work = tmp_path / "work" / "deep"
     work.mkdir(parents=True)
     source = write_dataset(tmp_path / "ds")

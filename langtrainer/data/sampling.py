@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import zlib
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -147,6 +148,22 @@ def imbalanced_counts(
     columns are not uniform cannot give uniform label marginals: UserError
     (naming the label from `label_names` when given).
     """
+    shares = imbalanced_shares(languages, n_labels, distribution, groups, label_names)
+    return _round_matrix(_targets(shares, n_per_language), int(n_per_language))
+
+
+def _targets(shares: np.ndarray, n_per_language: int) -> np.ndarray:
+    return np.round(shares * n_per_language, 9)
+
+
+def imbalanced_shares(
+    languages: Sequence[str],
+    n_labels: int,
+    distribution: Mapping[str, Sequence[float]],
+    groups: Mapping[str, Sequence[str]] | None = None,
+    label_names: Sequence[str] | None = None,
+) -> np.ndarray:
+    """[L, C] shares of each language's examples per label, label marginals fitted to uniform."""
     percent = distribution_table(languages, n_labels, distribution, groups)
     shares = percent / percent.sum(axis=1, keepdims=True)
     mean_share = 100.0 * shares.mean(axis=0)
@@ -159,9 +176,192 @@ def imbalanced_counts(
             f"over the languages, not {uniform:.2f}%: the label marginal would not be uniform; make every label's column "
             "average to 100/C"
         )
-    fitted = _fit_margins(shares, np.full(n_labels, len(languages) / n_labels))
-    targets = np.round(fitted * n_per_language, 9)
-    return _round_matrix(targets, int(n_per_language))
+    return _fit_margins(shares, np.full(n_labels, len(languages) / n_labels))
+
+
+# ------------------------------------------------------------------ design plan
+
+# Which recipe size fills which pool.
+SIZE_FIELDS = {"train": "train_per_language", "validation": "validation_per_language", "test": "test_per_cell"}
+MAX_LISTED_SHORTAGES = 12
+
+
+class _Design:
+    """The subsets each pool gives, as [L, C] counts, for any size: the one place the design is spelled."""
+
+    def __init__(self, languages: Sequence[str], n_labels: int, distribution, groups, label_names):
+        self.n_languages, self.n_labels = len(languages), n_labels
+        self.shares = (imbalanced_shares(languages, n_labels, distribution, groups, label_names)
+                       if distribution else None)
+
+    def balanced(self, n: int) -> np.ndarray:
+        return balanced_counts(n, self.n_languages, self.n_labels)
+
+    def imbalanced(self, n: int) -> np.ndarray:
+        if self.shares is None:
+            return self.balanced(n)
+        return _round_matrix(_targets(self.shares, n), int(n))
+
+    def subsets(self, pool: str, n: int) -> dict[str, np.ndarray]:
+        if pool == "test":
+            return {"test": np.full((self.n_languages, self.n_labels), int(n), dtype=np.int64)}
+        return {f"{pool}_balanced": self.balanced(n), f"{pool}_imbalanced": self.imbalanced(n)}
+
+    def needed(self, pool: str, n: int) -> np.ndarray:
+        return np.maximum.reduce(list(self.subsets(pool, n).values()))
+
+    def fits(self, pool: str, n: int, available: np.ndarray) -> bool:
+        if pool == "test":
+            return bool((available >= n).all())
+        if not (self.balanced(n) <= available).all():
+            return False
+        if self.shares is None:
+            return True
+        targets = _targets(self.shares, n)
+        if (np.floor(targets) > available).any():  # every cell is the floor or the ceiling of its target
+            return False
+        if (np.ceil(targets) <= available).all():
+            return True
+        return bool((self.imbalanced(n) <= available).all())
+
+    def largest(self, pool: str, available: np.ndarray) -> int:
+        """The largest size whose subsets this pool can fill (0 when none)."""
+        if pool == "test":
+            return int(available.min()) if available.size else 0
+        # Necessary and monotone in n: no cell's floor(target) above what is there.
+        shares = self.shares if self.shares is not None else np.full(available.shape, 1.0 / self.n_labels)
+        lo, hi = 0, int(available.sum(axis=1).min()) if available.size else 0
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            floor_ok = (np.floor(_targets(shares, mid)) <= available).all()
+            balanced_ok = mid // self.n_labels <= available.min()
+            lo, hi = (mid, hi) if floor_ok and balanced_ok else (lo, mid - 1)
+        for n in range(lo, 0, -1):
+            if self.fits(pool, n, available):
+                return n
+        return 0
+
+
+def available_counts(pool: pd.DataFrame, languages: Sequence[str], n_labels: int) -> np.ndarray:
+    """[L, C] rows per (language, label) cell; rows of other languages or labels are not counted."""
+    position = {lang: i for i, lang in enumerate(languages)}
+    lang_idx = pool["language"].map(position).fillna(-1).to_numpy(dtype=np.int64)
+    label = pool["label"].to_numpy(dtype=np.int64)
+    valid = (lang_idx >= 0) & (label >= 0) & (label < n_labels)
+    cells = (lang_idx * n_labels + label)[valid]
+    return np.bincount(cells, minlength=len(languages) * n_labels).reshape(len(languages), n_labels)
+
+
+@dataclass
+class DesignPlan:
+    """What the data has per (split, language, label) cell, what the recipe's design needs, and what would fit.
+
+    `needed` is empty for as-is training (imbalance.subset none): every row is used.
+    """
+
+    languages: list[str]
+    label_names: list[str]
+    available: dict[str, np.ndarray]  # split -> [L, C]
+    needed: dict[str, np.ndarray] = field(default_factory=dict)  # pool -> [L, C], the most any subset takes
+    sizes: dict[str, int] = field(default_factory=dict)  # data.<field> -> the recipe's value
+    largest: dict[str, int] = field(default_factory=dict)  # data.<field> -> the largest value that fits
+
+    @property
+    def as_is(self) -> bool:
+        return not self.needed
+
+    def shortages(self) -> list[tuple[str, str, str, int, int]]:
+        """(split, language, label, needed, available) for every cell the data cannot fill."""
+        out = []
+        for split, needed in self.needed.items():
+            available = self.available[split]
+            for i, j in np.argwhere(needed > available):
+                out.append((split, self.languages[i], self.label_names[j], int(needed[i, j]), int(available[i, j])))
+        return out
+
+    def short_fields(self) -> list[str]:
+        return [SIZE_FIELDS[split] for split in self.needed if (self.needed[split] > self.available[split]).any()]
+
+    def error(self) -> UserError | None:
+        """One UserError listing every short cell of every split and the largest sizes that fit; None if none.
+
+        Cells of a split short by the same counts share one entry ("test de/a en/a needs 5 has 3", or
+        "test every cell ..."); at most MAX_LISTED_SHORTAGES cells are named, the rest counted.
+        """
+        short = self.shortages()
+        if not short:
+            return None
+        entries: list[str] = []
+        named = covered = 0  # cells named one by one (capped); cells named or covered by "every cell"
+        n_cells = len(self.languages) * len(self.label_names)
+        for split in self.needed:
+            by_counts: dict[tuple[int, int], list[str]] = {}
+            for s_split, lang, label, need, have in short:
+                if s_split == split:
+                    by_counts.setdefault((need, have), []).append(f"{lang}/{label}")
+            for (need, have), cells in by_counts.items():
+                if len(cells) == n_cells:
+                    entries.append(f"{split} every cell needs {need} has {have}")
+                    covered += n_cells
+                    continue
+                room = MAX_LISTED_SHORTAGES - named
+                if room <= 0:
+                    continue
+                shown = cells[:room]
+                named += len(shown)
+                covered += len(shown)
+                verbs = ("needs", "has") if len(shown) == 1 else ("need", "have")
+                entries.append(f"{split} {' '.join(shown)} {verbs[0]} {need} {verbs[1]} {have}")
+        more = f"; and {len(short) - covered} more cell(s)" if len(short) > covered else ""
+        largest = " ".join(f"data.{name}={self.largest[name]}" for name in self.short_fields())
+        return UserError(
+            f"not enough examples for the subset design in {len(short)} cell(s): {'; '.join(entries)}{more}; "
+            f"largest feasible: {largest}; lower these sizes or add data"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        cells = lambda a: _counts_dict(a, self.languages, self.label_names)  # noqa: E731
+        return {
+            "languages": self.languages,
+            "labels": self.label_names,
+            "as_is": self.as_is,
+            "available": {split: cells(a) for split, a in self.available.items()},
+            "needed": {split: cells(a) for split, a in self.needed.items()},
+            "sizes": dict(self.sizes),
+            "largest": dict(self.largest),
+            "shortages": [dict(zip(("split", "language", "label", "needed", "available"), s))
+                          for s in self.shortages()],
+        }
+
+
+def design_plan(
+    pools: Mapping[str, pd.DataFrame],
+    languages: Sequence[str],
+    label_names: Sequence[str],
+    sizes: Mapping[str, int] | None,
+    distribution: Mapping[str, Sequence[float]] | None = None,
+    groups: Mapping[str, Sequence[str]] | None = None,
+    with_largest: bool = True,
+) -> DesignPlan:
+    """Counts per cell of each pool against the subset design for `sizes`
+    ({train_per_language, validation_per_language, test_per_cell}); `sizes`
+    None: as-is, nothing is needed beyond what is there. `with_largest`
+    also searches the largest sizes that fit (a few roundings per pool)."""
+    languages, label_names = list(languages), list(label_names)
+    n_labels = len(label_names)
+    available = {split: available_counts(pools[split], languages, n_labels) for split in SIZE_FIELDS if split in pools}
+    plan = DesignPlan(languages, label_names, available)
+    if sizes is None:
+        return plan
+    design = _Design(languages, n_labels, distribution, groups, label_names)
+    for split, name in SIZE_FIELDS.items():
+        if split not in pools:
+            raise UserError(f"no '{split}' pool to sample from")
+        plan.sizes[name] = int(sizes[name])
+        plan.needed[split] = design.needed(split, int(sizes[name]))
+        if with_largest:
+            plan.largest[name] = design.largest(split, available[split])
+    return plan
 
 
 # ------------------------------------------------------------------ sampling
@@ -287,22 +487,16 @@ def build_subsets(
     label_names = list(label_names) if label_names is not None else [str(i) for i in range(n_labels)]
     if len(label_names) != n_labels:
         raise ValueError(f"{len(label_names)} label names for {n_labels} labels")
-    for name in ("train", "validation", "test"):
-        if name not in pools:
-            raise UserError(f"no '{name}' pool to sample from")
-    n_languages = len(languages)
-    if distribution:
-        imbalanced = lambda n: imbalanced_counts(n, languages, n_labels, distribution, groups, label_names)  # noqa: E731
-    else:
+    sizes = {"train_per_language": train_per_language, "validation_per_language": validation_per_language,
+             "test_per_cell": test_per_cell}
+    if not distribution:
         log.warning("no imbalance.distribution: the imbalanced subsets equal the balanced ones")
-        imbalanced = lambda n: balanced_counts(n, n_languages, n_labels)  # noqa: E731
-    design = {
-        "train": {"train_balanced": balanced_counts(train_per_language, n_languages, n_labels),
-                  "train_imbalanced": imbalanced(train_per_language)},
-        "validation": {"validation_balanced": balanced_counts(validation_per_language, n_languages, n_labels),
-                       "validation_imbalanced": imbalanced(validation_per_language)},
-        "test": {"test": np.full((n_languages, n_labels), int(test_per_cell), dtype=np.int64)},
-    }
+    # Every short cell of every split in one message, before any sampling.
+    plan = design_plan(pools, languages, label_names, sizes, distribution, groups, with_largest=False)
+    if plan.shortages():
+        raise design_plan(pools, languages, label_names, sizes, distribution, groups).error()
+    design = _Design(languages, n_labels, distribution, groups, label_names)
+    design = {pool: design.subsets(pool, sizes[name]) for pool, name in SIZE_FIELDS.items()}
 
     selected: dict[str, pd.DataFrame] = {}
     report: dict[str, Any] = {"seed": seed, "languages": languages, "labels": label_names,
@@ -387,22 +581,8 @@ def build_from_recipe(recipe: Any, progress: Callable[[int, int], None] | None =
     `build_subsets` (train_balanced, ..., test). Reads recipe.data.* and
     recipe.imbalance.*; the report adds the source's dropped-row counts.
     """
-    from langtrainer.data.sources import load_source
-
     data, imbalance = recipe.data, recipe.imbalance
-    pools, label_names = load_source(
-        data.source,
-        data.splits,
-        data.columns,
-        data.languages,
-        data.labels,
-        hub_configs=data.hub_configs,
-        trust_remote_code=getattr(data, "trust_remote_code", False),
-        seed=recipe.seed,
-        validation_fraction=getattr(data, "validation_fraction", 0.1),
-        test_fraction=getattr(data, "test_fraction", 0.1),
-    )
-    languages = list(data.languages) or sorted(pools["train"]["language"].unique())
+    pools, label_names, languages = _recipe_pools(recipe)
     if imbalance.subset == "none":
         subsets, report = build_as_is(pools, languages, label_names, recipe.seed, progress=progress)
     else:
@@ -427,3 +607,37 @@ def build_from_recipe(recipe: Any, progress: Callable[[int, int], None] | None =
     report["distribution"] = {k: list(v) for k, v in (imbalance.distribution or {}).items()}
     report["groups"] = {k: list(v) for k, v in (imbalance.groups or {}).items()}
     return subsets, report
+
+
+def _recipe_pools(recipe: Any):
+    """(pools, label names, languages) of the recipe's data block."""
+    from langtrainer.data.sources import load_source
+
+    data = recipe.data
+    pools, label_names = load_source(
+        data.source,
+        data.splits,
+        data.columns,
+        data.languages,
+        data.labels,
+        hub_configs=data.hub_configs,
+        trust_remote_code=getattr(data, "trust_remote_code", False),
+        seed=recipe.seed,
+        validation_fraction=getattr(data, "validation_fraction", 0.1),
+        test_fraction=getattr(data, "test_fraction", 0.1),
+    )
+    languages = list(data.languages) or sorted(pools["train"]["language"].unique())
+    return pools, label_names, languages
+
+
+def plan_from_recipe(recipe: Any) -> DesignPlan:
+    """The recipe's data per (split, language, label) against its subset design, without sampling.
+
+    For imbalance.subset none the plan only counts (every row is used); for
+    balanced/imbalanced it also gives what each cell needs, the short cells
+    and the largest data.* sizes that fit.
+    """
+    data, imbalance = recipe.data, recipe.imbalance
+    pools, label_names, languages = _recipe_pools(recipe)
+    sizes = None if imbalance.subset == "none" else {name: getattr(data, name) for name in SIZE_FIELDS.values()}
+    return design_plan(pools, languages, label_names, sizes, imbalance.distribution, imbalance.groups)

@@ -26,6 +26,7 @@ RECIPE_MANAGED_FIELDS = (
     "loss_reduction",
     "mask_entropy",
     "language_sampler",
+    "language_column",  # recipes rename the source's column to `language` (data.columns.language)
 )
 
 
@@ -50,6 +51,10 @@ class LangTrainingArguments(TrainingArguments):
     )
     mask_entropy: float = field(
         default=0.0, metadata={"help": "Coefficient of the masked-input entropy term (Annex A.3, eq. 3)."}
+    )
+    language_column: str = field(
+        default="language",
+        metadata={"help": "Dataset column with each example's language code (e.g. 'lang')."},
     )
     language_sampler: Literal["none", "per_language_balanced"] = field(
         default="none",

@@ -9,10 +9,12 @@ Computed with numpy/sklearn so nothing is fetched from the Hub.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
+
+from langtrainer.errors import UserError
 
 
 def prediction_distribution(predictions: np.ndarray, n_labels: int) -> list[float]:
@@ -123,3 +125,40 @@ def skew_index(
         others = [float(np.isin(predictions[m], labels).mean()) for g, m in masks.items() if g != group]
         terms.append(own - float(np.mean(others)))
     return float(np.mean(terms))
+
+
+def per_language_compute_metrics(
+    eval_dataset: Any,
+    label_names: Sequence[str],
+    language_column: str = "language",
+    groups: Mapping[str, Sequence[str]] | None = None,
+) -> Callable[[Any], dict[str, float]]:
+    """A `compute_metrics` for any `Trainer`: overall and per-language numbers.
+
+    Returns flat keys (the Trainer logs flat dicts, prefixed `eval_`):
+    accuracy, macro_f1, and per language (and per group of `groups`)
+    accuracy_<lang>, macro_f1_<lang>, pred_<lang>_<label> (share of that
+    language's predictions in each label). Languages are read from
+    `eval_dataset[language_column]` in dataset order, which is the order the
+    Trainer's evaluation returns predictions in (sequential sampling, no
+    length grouping of evaluation).
+    """
+    if language_column not in getattr(eval_dataset, "column_names", []):
+        present = ", ".join(getattr(eval_dataset, "column_names", None) or [])
+        raise UserError(f"the evaluation dataset has no '{language_column}' column (columns: {present})")
+    languages = np.asarray([str(lang) for lang in eval_dataset[language_column]])
+
+    def compute_metrics(eval_pred: Any) -> dict[str, float]:
+        logits = eval_pred.predictions
+        if isinstance(logits, (tuple, list)):
+            logits = logits[0]
+        predictions = np.asarray(logits).argmax(axis=-1)
+        labels = np.asarray(eval_pred.label_ids)
+        if len(predictions) != len(languages):
+            raise UserError(
+                f"compute_metrics got {len(predictions)} predictions for an evaluation dataset of "
+                f"{len(languages)} rows: pass the dataset the Trainer evaluates"
+            )
+        return classification_metrics(predictions, labels, languages, label_names, groups)
+
+    return compute_metrics

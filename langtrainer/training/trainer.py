@@ -9,7 +9,10 @@
 - evaluators (`evaluators=[...]`, objects with `compute_eval_metrics(model,
   tokenizer)`, as sentence-transformers' `evaluator=`; callbacks with that
   method are accepted too) run inside the evaluation loop, so their numbers
-  are logged with the other metrics and can select the best checkpoint.
+  are logged with the other metrics and can select the best checkpoint;
+- `eval_loss` is the loss training minimises without the entropy term (class
+  weighted when weights are on); `eval_ce` beside it is the plain, unweighted
+  cross-entropy, so runs with and without weights compare on one scale.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from langtrainer.training.weighting import class_weight_table
 
 logger = logging.getLogger(__name__)
 
-LANGUAGE_COLUMN = "language"
+LANGUAGE_COLUMN = "language"  # the default of LangTrainingArguments.language_column
 
 
 class EpochWeightedSampler(WeightedRandomSampler):
@@ -53,16 +56,18 @@ class EpochWeightedSampler(WeightedRandomSampler):
 class LanguageCollator:
     """Pads like `DataCollatorWithPadding` and turns language codes into ids."""
 
-    def __init__(self, tokenizer, languages: Sequence[str]):
+    def __init__(self, tokenizer, languages: Sequence[str], column: str = LANGUAGE_COLUMN):
         self.pad = DataCollatorWithPadding(tokenizer)
         self.language_ids = {lang: i for i, lang in enumerate(languages)}
+        self.column = column
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        languages = [f.pop(LANGUAGE_COLUMN) for f in features] if LANGUAGE_COLUMN in features[0] else None
+        column = self.column
+        languages = [f.pop(column) for f in features] if column in features[0] else None
         batch = self.pad(features)
         if languages is not None:
             try:
-                batch[LANGUAGE_COLUMN] = torch.tensor([self.language_ids[lang] for lang in languages])
+                batch[column] = torch.tensor([self.language_ids[lang] for lang in languages])
             except KeyError as exc:
                 raise UserError(f"language {exc.args[0]!r} is not one of the trainer's languages") from None
         return batch
@@ -90,9 +95,11 @@ class LangTrainer(Trainer):
     """A `Trainer` for multilingual classification with language-aware losses.
 
     Use it like a `Trainer` with `LangTrainingArguments`. Datasets carry a
-    `language` column (ISO code strings); it reaches `compute_loss` as ids and
-    is removed before `model(**inputs)`. `languages` fixes the id order
-    (default: sorted languages of the training set).
+    language column (ISO code strings; `args.language_column`, default
+    `language`); it reaches `compute_loss` as ids and is removed before
+    `model(**inputs)`. `languages` fixes the id order (default: sorted
+    languages of the training set). Without class weights or the
+    per-language sampler the column is optional.
     """
 
     # compute_loss returns a per-batch mean; training_step divides by the
@@ -109,29 +116,38 @@ class LangTrainer(Trainer):
         if not isinstance(self.args, LangTrainingArguments):
             raise TypeError("LangTrainer needs LangTrainingArguments")
         train = self.train_dataset
+        column = self.language_column = self.args.language_column
         if languages is None:
-            if train is None or LANGUAGE_COLUMN not in train.column_names:
-                raise UserError("the training dataset has no 'language' column")
-            languages = sorted(set(train[LANGUAGE_COLUMN]))
+            if train is not None and column in train.column_names:
+                languages = sorted(set(train[column]))
+            elif self.args.class_weights == "none" and self.args.language_sampler == "none":
+                languages = []
+            else:
+                present = ", ".join(getattr(train, "column_names", None) or [])
+                raise UserError(
+                    f"the training dataset has no '{column}' column (columns: {present}); "
+                    "set LangTrainingArguments(language_column=...)"
+                )
         self.languages = list(languages)
         # Replace the Trainer's default collator; a user's own collator is kept
         # (it must then turn the language column into ids itself).
         if self.data_collator is None or self.data_collator is default_data_collator or isinstance(
             self.data_collator, DataCollatorWithPadding
         ):
-            self.data_collator = LanguageCollator(self.processing_class, self.languages)
+            self.data_collator = LanguageCollator(self.processing_class, self.languages, column)
         self.num_labels = int(self.model.config.num_labels)
         self.class_weights = self._make_class_weights()
         self._side_metrics: dict[str, list[float]] = defaultdict(list)
         self._mask_step, self._mask_call = -1, 0
         self._step_learning_rates: dict[str, float] = {}
+        self._ce_sum: list[float] | None = None  # [sum of per-example CE, examples] during evaluation
 
     # ------------------------------------------------------------ weights
 
     def _training_keys(self) -> tuple[np.ndarray, np.ndarray]:
         train = self.train_dataset
         index = {lang: i for i, lang in enumerate(self.languages)}
-        lang_ids = np.array([index[lang] for lang in train[LANGUAGE_COLUMN]], dtype=np.int64)
+        lang_ids = np.array([index[lang] for lang in train[self.language_column]], dtype=np.int64)
         labels = np.asarray(train["labels" if "labels" in train.column_names else "label"], dtype=np.int64)
         return lang_ids, labels
 
@@ -155,8 +171,8 @@ class LangTrainer(Trainer):
 
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()
-        if LANGUAGE_COLUMN not in self._signature_columns:
-            self._signature_columns.append(LANGUAGE_COLUMN)
+        if self.language_column not in self._signature_columns:
+            self._signature_columns.append(self.language_column)
 
     def _get_train_sampler(self, train_dataset=None):
         if self.args.language_sampler != "per_language_balanced":
@@ -184,10 +200,14 @@ class LangTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs = dict(inputs)
         labels = inputs.pop("labels")
-        language = inputs.pop(LANGUAGE_COLUMN, None)
+        language = inputs.pop(self.language_column, None)
         outputs = model(**inputs)
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
         loss = self.weighted_loss(logits, labels, language)
+        if self._ce_sum is not None and not model.training:
+            ce = F.cross_entropy(logits.detach().float(), labels, reduction="sum")
+            self._ce_sum[0] += float(ce)
+            self._ce_sum[1] += int(labels.numel())
         if model.training and self.args.mask_entropy > 0:
             neg_entropy = self.masked_input_neg_entropy(model, max_length=inputs["input_ids"].shape[1])
             loss = loss + self.args.mask_entropy * neg_entropy
@@ -200,7 +220,7 @@ class LangTrainer(Trainer):
         if self.class_weights is None:
             return per_example.mean()
         if language is None:
-            raise UserError("class weights need the 'language' column in every batch")
+            raise UserError(f"class weights need the '{self.language_column}' column in every batch")
         weights = self.class_weights.to(per_example.device)[language.to(per_example.device), labels]
         if self.args.loss_reduction == "weighted_mean":
             return (weights * per_example).sum() / weights.sum().clamp_min(1e-12)
@@ -292,16 +312,27 @@ class LangTrainer(Trainer):
     # ------------------------------------------------------------ evaluation
 
     def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"):
-        output = super().evaluation_loop(
-            dataloader,
-            description,
-            prediction_loss_only=prediction_loss_only,
-            ignore_keys=ignore_keys,
-            metric_key_prefix=metric_key_prefix,
-        )
+        self._ce_sum = [0.0, 0]
+        try:
+            output = super().evaluation_loop(
+                dataloader,
+                description,
+                prediction_loss_only=prediction_loss_only,
+                ignore_keys=ignore_keys,
+                metric_key_prefix=metric_key_prefix,
+            )
+            ce_sum, ce_n = self._ce_sum
+        finally:
+            self._ce_sum = None
+        if self.args.world_size > 1:  # every rank saw its shard; the gathered logits below make it exact
+            totals = self.accelerator.reduce(
+                torch.tensor([ce_sum, ce_n], dtype=torch.float64, device=self.args.device), reduction="sum"
+            )
+            ce_sum, ce_n = float(totals[0]), int(totals[1])
+        if ce_n:
+            output.metrics[f"{metric_key_prefix}_ce"] = ce_sum / ce_n
         if self.args.world_size > 1:
             self._exact_loss_from_gathered(output, dataloader, metric_key_prefix)
-        self._add_plain_cross_entropy(output, metric_key_prefix)
         # Evaluators run here, before evaluate() logs, so their numbers reach
         # every logger and can select the best checkpoint.
         if metric_key_prefix == "eval":
@@ -316,19 +347,6 @@ class LangTrainer(Trainer):
                 for key, value in extra.items():
                     output.metrics[f"{metric_key_prefix}_{key}"] = value
         return output
-
-    def _add_plain_cross_entropy(self, output, prefix: str) -> None:
-        """<prefix>_ce: the unweighted cross-entropy, beside the (class-weighted) <prefix>_loss.
-
-        Only where the loop gathered logits and labels (with compute_metrics, or in predict).
-        """
-        logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-        if logits is None or output.label_ids is None or f"{prefix}_ce" in output.metrics:
-            return
-        output.metrics[f"{prefix}_ce"] = float(F.cross_entropy(
-            torch.as_tensor(np.asarray(logits), dtype=torch.float32),
-            torch.as_tensor(np.asarray(output.label_ids), dtype=torch.long),
-        ))
 
     def _evaluators(self) -> list[Any]:
         """The declared evaluators, then callbacks that compute eval metrics (each once)."""
@@ -350,14 +368,15 @@ class LangTrainer(Trainer):
         dataset = getattr(dataloader, "dataset", None)
         if logits is None or output.label_ids is None or dataset is None:
             return
-        if LANGUAGE_COLUMN not in getattr(dataset, "column_names", []) or len(dataset) != len(logits):
+        if len(dataset) != len(logits):
+            return
+        logits = torch.as_tensor(np.asarray(logits), dtype=torch.float32)
+        labels = torch.as_tensor(np.asarray(output.label_ids), dtype=torch.long)
+        output.metrics[f"{prefix}_ce"] = float(F.cross_entropy(logits, labels))
+        if self.language_column not in getattr(dataset, "column_names", []):
             return
         index = {lang: i for i, lang in enumerate(self.languages)}
-        loss = self.weighted_loss(
-            torch.as_tensor(np.asarray(logits), dtype=torch.float32),
-            torch.as_tensor(np.asarray(output.label_ids), dtype=torch.long),
-            torch.tensor([index[lang] for lang in dataset[LANGUAGE_COLUMN]]),
-        )
+        loss = self.weighted_loss(logits, labels, torch.tensor([index[lang] for lang in dataset[self.language_column]]))
         output.metrics[f"{prefix}_loss"] = float(loss)
 
     def _broadcast_metrics(self, metrics: dict[str, float]) -> dict[str, float]:

@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from langtrainer.analysis.shap.engine import Progress
 from langtrainer.analysis.shap.masker import model_max_length
@@ -22,7 +22,8 @@ from langtrainer.data.stratified import stratified_subsample
 from langtrainer.errors import UserError
 from langtrainer.rundir import RunDir
 
-REQUIRED_COLUMNS = ("id", "text", "label", "language")
+# `id` is optional: without one, an example's id is its row number in the split ("0", "1", ...).
+REQUIRED_COLUMNS = ("text", "label", "language")
 
 
 @dataclass
@@ -61,23 +62,26 @@ def run_shap(
     progress: Progress | None = None,
     rank: int | None = None,
     world_size: int | None = None,
+    columns: Mapping[str, str] | None = None,
 ) -> Path:
     """Explain a run's split and write OUT/manifest.json + OUT/shards/*.parquet; return OUT.
 
     `options` unset values come from the run's recipe, else the defaults
     (see `ShapOptions`). `data` defaults to the run's data/, `out` to its
-    shap/. Rerun with the same arguments and valid shards are kept: an
+    shap/; `columns` maps text/label/language/id/text_pair to other column
+    names of `data`. Rerun with the same arguments and valid shards are kept: an
     interrupted or damaged run is completed. Under a multi-process launch
     (rank/world_size, default from the launcher's environment) each process
     computes its share of the shards; the result is the same as in one.
     """
     from langtrainer.analysis.shap.sharded import compute_shards
 
-    plan = plan_shap(RunDir(ckpt), options or ShapOptions(), data=data, out=out)
+    plan = plan_shap(RunDir(ckpt), options or ShapOptions(), data=data, out=out, columns=columns)
     return compute_shards(plan, progress=progress, rank=rank, world_size=world_size)
 
 
-def plan_shap(run: RunDir, options: ShapOptions, data=None, out=None) -> ShapPlan:
+def plan_shap(run: RunDir, options: ShapOptions, data=None, out=None,
+              columns: Mapping[str, str] | None = None) -> ShapPlan:
     """Check and load everything `run_shap` needs, writing nothing."""
     from transformers import AutoConfig
 
@@ -90,7 +94,11 @@ def plan_shap(run: RunDir, options: ShapOptions, data=None, out=None) -> ShapPla
     resolved, sources = options.resolve(run)
     out_dir = check_output_dir(Path(out).expanduser() if out is not None else run.shap_dir)
     data_path = Path(data).expanduser() if data is not None else run.data_path
-    sample = stratified_subsample(load_split(data_path, resolved.split), resolved.subsample, resolved.seed)
+    id2label = json.loads(run.model_config_path.read_text(encoding="utf-8")).get("id2label") or {}
+    label_names = [str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}"))) for i in range(len(id2label))]
+    frame = load_split(data_path, resolved.split, columns)
+    frame["label"] = label_indices(frame["label"], label_names, f"{data_path} ({resolved.split})")
+    sample = stratified_subsample(frame, resolved.subsample, resolved.seed)
     tokenizer = load_tokenizer(ckpt)
     config = AutoConfig.from_pretrained(ckpt)
     limit = model_max_length(config, tokenizer)
@@ -113,8 +121,8 @@ def plan_shap(run: RunDir, options: ShapOptions, data=None, out=None) -> ShapPla
         "shard_size": resolved.shard_size,
         "ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16],
     }
-    id2label = json.loads(run.model_config_path.read_text(encoding="utf-8")).get("id2label") or {}
-    label_names = [str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}"))) for i in range(len(id2label))]
+    if columns:
+        arguments["columns"] = dict(sorted(columns.items()))
     return ShapPlan(ckpt=ckpt, out=out_dir, sample=sample, token_counts=token_counts, options=resolved,
                     sources=sources, arguments=arguments, label_names=label_names, tokenizer=tokenizer)
 
@@ -144,13 +152,17 @@ def check_output_dir(path: Path) -> Path:
     return path
 
 
-def load_split(data: Path, split: str):
-    """The split's rows as a DataFrame with str ids, checked for the columns SHAP needs and unique ids."""
+def load_split(data: Path, split: str, columns: Mapping[str, str] | None = None):
+    """The split's rows as a DataFrame with str ids, checked for the columns SHAP needs and unique ids.
+
+    `columns` maps the standard names to the table's (e.g. {"text": "review"})."""
     from langtrainer.data.sources import load_examples
 
     if not data.exists():
         raise UserError(f"data path {data} does not exist (give --data PATH to a save_to_disk dataset or a table)")
-    frame = load_examples(data, split=split, require=REQUIRED_COLUMNS).to_pandas()
+    frame = load_examples(data, split=split, columns=columns, require=REQUIRED_COLUMNS).to_pandas()
+    if "id" not in frame.columns:
+        frame["id"] = [str(i) for i in range(len(frame))]
     frame["id"] = frame["id"].astype(str)
     duplicated = frame["id"].duplicated()
     if duplicated.any():
@@ -159,3 +171,26 @@ def load_split(data: Path, split: str):
     if frame["label"].isna().any():
         raise UserError(f"{data} ({split}) has rows without a label; drop them or fill them in")
     return frame
+
+
+def label_indices(labels, label_names: list[str], where: str):
+    """Labels as the model's class indices: ints stay, names ('pos') map through the model's id2label."""
+    import pandas as pd
+
+    if pd.api.types.is_integer_dtype(labels):
+        values = labels.astype(int)
+    else:
+        index = {name: i for i, name in enumerate(label_names)}
+        text = labels.astype(str)
+        unknown = sorted(set(text) - set(index))
+        if unknown and all(v.lstrip("-").isdigit() for v in text):
+            values = text.astype(int)
+        elif unknown:
+            raise UserError(f"{where}: label {unknown[0]!r} is not one of the model's labels "
+                            f"({', '.join(label_names)})")
+        else:
+            values = text.map(index).astype(int)
+    bad = values[(values < 0) | (values >= len(label_names))]
+    if len(bad):
+        raise UserError(f"{where}: label {int(bad.iloc[0])} is outside the model's {len(label_names)} classes")
+    return values
