@@ -104,3 +104,33 @@ def _shap_diff_panel(result, c: int, ax) -> None:
     ax.set_xticks(np.arange(len(categories)))
     ax.set_xticklabels(["neg. tokens", "neutral tokens", "pos. tokens", "base value"])
     ax.set_title(f"label: {result.label_names[c]}")
+
+
+def plot_probe_layers(report: dict, ax=None):
+    """Language-identification accuracy by layer (mean ± std over folds) from one probe JSON (`layer: all`).
+
+    One curve for the model and, when the probe compared a base model, one for
+    the base; the dotted line is chance (the share of the largest language).
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    if not report.get("layers"):
+        raise ValueError("the probe has no layer curve: run it with layer 'all'")
+    ax = ax if ax is not None else new_axes((6.0, 4.0))
+    curves = [("fine-tuned" if report.get("base") else report["model"], report)]
+    if report.get("base"):
+        curves.append((f"base ({report['base']['model']})", report["base"]))
+    for label, block in curves:
+        xs = [e["layer"] for e in block["layers"]]
+        ys = [e["accuracy_mean"] for e in block["layers"]]
+        errs = [e["accuracy_std"] for e in block["layers"]]
+        ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=label)
+    chance = report["result"]["chance_accuracy"]
+    ax.axhline(chance, color="grey", linestyle=":", label=f"chance ({chance:.2f})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("layer (0 = embeddings)")
+    ax.set_ylabel(f"LID accuracy ({report['settings']['folds']}-fold)")
+    ax.set_title(f"language identification by layer: {report['data']}, C={report['settings']['C']:g}")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize="small")
+    return ax
