@@ -110,7 +110,9 @@ class ProbeConfig:
     folds: int = 5
     per_language: int = 1000
     external: str = "builtin:debian-reference"
-    external_configs: dict[str, str] | None = None  # Hub corpora: language -> config name
+    # A corpus with one config per language (wikimedia/wikipedia): language -> config, or a
+    # template such as "20231101.{lang}"; null for a table with a language column.
+    external_configs: dict[str, str] | str | None = None
     feature: Literal["first-token", "pooler", "mean"] = "first-token"
     layer: int = -1
     # Probe at every evaluation during training (logged as eval_lid_accuracy) on
