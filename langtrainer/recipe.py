@@ -100,6 +100,12 @@ class LossConfig:
     # "mean": sum_i w_i l_i / N, the paper's reduction; "weighted_mean": sum_i w_i l_i / sum_i w_i.
     reduction: Literal["mean", "weighted_mean"] = "mean"
     mask_entropy: float = 0.0
+    # Eq. 3's term: "sum" over classes as printed, or "mean" over classes as the released
+    # code computes it (1/C of the sum).
+    mask_entropy_normalisation: Literal["sum", "mean"] = "sum"
+    # The all-[MASK] input: "drawn" = [CLS] + m [MASK] + [SEP] with m ~ U{1..L-2}; "last_row" =
+    # the released code's: the batch's last row with every non-pad token ([CLS], [SEP] too) masked.
+    mask_entropy_input: Literal["drawn", "last_row"] = "drawn"
 
 
 @dataclass

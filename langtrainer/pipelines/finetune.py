@@ -245,6 +245,8 @@ def build_training_args(recipe: Recipe, output_dir: Path, has_eval: bool):
         effective_number_beta=loss.effective_number_beta,
         loss_reduction=loss.reduction,
         mask_entropy=loss.mask_entropy,
+        mask_entropy_normalisation=loss.mask_entropy_normalisation,
+        mask_entropy_input=loss.mask_entropy_input,
         language_sampler=recipe.data.sampler or "none",
     )
     kwargs = {**defaults, **recipe.training, **managed}

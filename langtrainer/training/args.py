@@ -18,6 +18,8 @@ RECIPE_MANAGED_FIELDS = (
     "effective_number_beta",
     "loss_reduction",
     "mask_entropy",
+    "mask_entropy_normalisation",
+    "mask_entropy_input",
     "language_sampler",
 )
 
@@ -43,6 +45,15 @@ class LangTrainingArguments(TrainingArguments):
     )
     mask_entropy: float = field(
         default=0.0, metadata={"help": "Coefficient of the masked-input entropy term (Annex A.3, eq. 3)."}
+    )
+    mask_entropy_normalisation: Literal["sum", "mean"] = field(
+        default="sum",
+        metadata={"help": "sum: sum_c p_c log p_c (eq. 3 as printed); mean: its mean over classes (the released code)."},
+    )
+    mask_entropy_input: Literal["drawn", "last_row"] = field(
+        default="drawn",
+        metadata={"help": "drawn: [CLS] + m [MASK] + [SEP], m drawn up to the batch length; "
+                          "last_row: the batch's last row, every non-pad token masked (the released code)."},
     )
     language_sampler: Literal["none", "per_language_balanced"] = field(
         default="none",
