@@ -32,6 +32,16 @@ class LangTrainingArguments(TrainingArguments):
         default=None,
         metadata={"help": "Learning rate of the classifier head (paper: 5e-4); None = learning_rate."},
     )
+    radam: bool = field(
+        default=False,
+        metadata={"help": "torch.optim.RAdam (betas adam_beta1/2, eps adam_epsilon) instead of `optim`: the "
+                          "released code's optimizer, which transformers has no name for."},
+    )
+    fp16_on_gpu: bool = field(
+        default=False,
+        metadata={"help": "fp16 mixed precision when training runs on a CUDA device, full precision otherwise "
+                          "(the paper recipes: the released code trained in fp16 on GPUs)."},
+    )
     class_weights: Literal["none", "per_language", "global"] = field(
         default="none", metadata={"help": "none | per_language (eq. 2) | global class weights."}
     )
@@ -59,3 +69,16 @@ class LangTrainingArguments(TrainingArguments):
         default="none",
         metadata={"help": "per_language_balanced: resample on the (language, label) key instead of weighting."},
     )
+
+    def __post_init__(self):
+        # Decided before TrainingArguments checks its precision flags: a recipe that
+        # asks for fp16 on GPU still runs, in full precision, on a CPU-only machine.
+        import torch
+
+        self.fp16 = wants_fp16(self.fp16, self.fp16_on_gpu, self.use_cpu, self.bf16, torch.cuda.is_available())
+        super().__post_init__()
+
+
+def wants_fp16(fp16: bool, fp16_on_gpu: bool, use_cpu: bool, bf16: bool, cuda: bool) -> bool:
+    """fp16 as asked, or (fp16_on_gpu) when training will run on a CUDA device without bf16."""
+    return bool(fp16 or (fp16_on_gpu and cuda and not use_cpu and not bf16))

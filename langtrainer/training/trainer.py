@@ -262,7 +262,7 @@ class LangTrainer(Trainer):
     # ------------------------------------------------------------ optimiser
 
     def create_optimizer(self, model=None):
-        """Four groups: (body, head) x (decay, no decay); head at head_learning_rate."""
+        """Four groups: (body, head) x (decay, no decay); head at head_learning_rate; RAdam if `radam`."""
         if self.optimizer is not None:
             return self.optimizer
         opt_model = self.model if model is None else model
@@ -286,8 +286,12 @@ class LangTrainer(Trainer):
                             "group": "head" if is_head else "body",
                         }
                     )
-        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
-        optimizer_kwargs = {k: v for k, v in optimizer_kwargs.items() if k not in ("lr",)}
+        if self.args.radam:
+            optimizer_cls = torch.optim.RAdam
+            optimizer_kwargs = {"betas": (self.args.adam_beta1, self.args.adam_beta2), "eps": self.args.adam_epsilon}
+        else:
+            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+            optimizer_kwargs = {k: v for k, v in optimizer_kwargs.items() if k not in ("lr",)}
         self.optimizer = optimizer_cls(groups, lr=self.args.learning_rate, **optimizer_kwargs)
         return self.optimizer
 
