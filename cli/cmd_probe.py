@@ -81,7 +81,7 @@ def probe_command(
     layer: Optional[str] = typer.Option(None, "--layer", help="Hidden-state index (-1 = last, 0 = embeddings) or 'all' for the layer curve (default: the recipe's analysis.probe.layer, else -1)."),
     feature: Optional[str] = typer.Option(None, "--feature", help="first-token | mean | pooler (default: the recipe's, else first-token)."),
     folds: Optional[int] = typer.Option(None, "--folds", help="Cross-validation folds (default: the recipe's, else 5)."),
-    per_language: Optional[int] = typer.Option(None, "--per-language", help="At most this many texts per language, sampled with --seed (default: the recipe's, else 1000)."),
+    per_language: Optional[int] = typer.Option(None, "--per-language", help="At most this many texts per language, sampled with --seed (default: the whole test split, as in the paper; for an external corpus or a file the recipe's analysis.probe.per_language, else 1000)."),
     C: Optional[float] = typer.Option(None, "--C", help="Inverse regularisation strength (default: the recipe's, else 1e-4, what the paper's code used)."),
     c_sweep: bool = typer.Option(False, "--c-sweep", help="Also report accuracy for C in 1e-4 .. 10."),
     standardize: bool = typer.Option(False, "--standardize", help="Standardise features before the regression (not in the paper)."),

@@ -114,7 +114,11 @@ class ProbeConfig:
 
     C: float = 1e-4  # the paper's released code: LogisticRegressionCV(Cs=1) => C = 1e-4
     folds: int = 5
+    # Texts per language of the external corpus and of a file ("1000 articles per
+    # language"); the test split is probed whole, as the paper's code did.
     per_language: int = 1000
+    # The corpus of `probe --data external`: a Hub id or Hub-shaped folder (with
+    # external_configs), a local table or folder, or builtin:debian-reference.
     external: str = "builtin:debian-reference"
     # A corpus with one config per language (wikimedia/wikipedia): language -> config, or a
     # template such as "20231101.{lang}"; null for a table with a language column.

@@ -143,8 +143,13 @@ def test_cli_flag_overrides_recipe_and_bad_recipe_value_names_the_key(tmp_path, 
     report = json.loads((run / "probe_test.json").read_text(encoding="utf-8"))
     assert report["settings"]["C"] == 2.0 and report["sources"]["C"] == "cli"
     assert report["settings"]["folds"] == 3 and report["sources"]["folds"] == "recipe"
-    assert report["n_per_language"] == {"de": 6, "en": 6, "fr": 6}
+    # the test split is probed whole (the paper's code): the recipe's per_language caps other corpora
+    assert report["n_per_language"] == {"de": 10, "en": 10, "fr": 10}
     assert report["sources"]["feature"] == "default" and report["feature"] == "first-token"
+    result = CliRunner().invoke(app, ["probe", "--ckpt", str(run), "--per-language", "4", "--quiet"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((run / "probe_test.json").read_text(encoding="utf-8"))
+    assert report["n_per_language"] == {"de": 4, "en": 4, "fr": 4} and report["sources"]["per_language"] == "cli"
 
     bad = _make_run(tmp_path / "bad", tiny_model_dir, {"folds": 1})
     result = CliRunner().invoke(app, ["probe", "--ckpt", str(bad), "--quiet"])

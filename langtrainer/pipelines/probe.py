@@ -44,13 +44,18 @@ def probe_and_write(
         if run is None:
             raise UserError(f"--ckpt {ckpt} is not a local folder: give --out FILE")
         out = run.probe_path(data_label(resolved.data))
+    # The paper's code probes the whole test split; the recipe's per_language (its
+    # "1000 articles per language") caps the external corpus and files unless given.
+    per_language = resolved.per_language
+    if resolved.data == "test" and sources["per_language"] != "cli":
+        per_language = None
     report = run_probe(
         ckpt,
         data=resolved.data,
         layer=resolved.layer,
         feature=resolved.feature,
         folds=resolved.folds,
-        per_language=resolved.per_language,
+        per_language=per_language,
         C=float(resolved.C),
         languages=resolved.languages,
         compare_base=compare_base,
