@@ -20,12 +20,16 @@ import numpy as np
 from langtrainer import atomic
 from langtrainer.errors import UserError
 
-ROLE_ORDER = ["pretrained", "balanced", "imbalanced", "imbalanced+cw"]
+ROLE_ORDER = ["pretrained", "balanced", "imbalanced", "imbalanced+cw", "balanced+mie", "imbalanced+mie",
+              "imbalanced+cw+mie"]
 ROLE_TITLES = {
     "pretrained": "pretrained (no fine-tuning)",
     "balanced": "balanced",
     "imbalanced": "imbalanced",
     "imbalanced+cw": "imbalanced + per-language weights",
+    "balanced+mie": "balanced + mask entropy",
+    "imbalanced+mie": "imbalanced + mask entropy",
+    "imbalanced+cw+mie": "imbalanced + weights + mask entropy",
 }
 # The paper's mBERT numbers on Amazon reviews (6 languages, Table 1a skew):
 # the closest analogue of the demo. For orientation only.
@@ -64,10 +68,20 @@ class Collected:
     label_names: list[str]
 
 
-def role_of(metrics: dict[str, Any]) -> str:
+def role_of(metrics: dict[str, Any], mask_entropy: float = 0.0) -> str:
+    """The run's training setup; "+mie" when it trained with the masked-input entropy term (Annex A.3)."""
     if metrics.get("subset") == "balanced":
-        return "balanced"
-    return "imbalanced+cw" if metrics.get("class_weights_mode", "none") != "none" else "imbalanced"
+        role = "balanced"
+    else:
+        role = "imbalanced+cw" if metrics.get("class_weights_mode", "none") != "none" else "imbalanced"
+    return role + "+mie" if mask_entropy > 0 else role
+
+
+def _mask_entropy(run_dir: Path) -> float:
+    from langtrainer.rundir import RunDir
+
+    value = RunDir(run_dir).recipe_value("loss", "mask_entropy")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -104,7 +118,7 @@ def collect(dirs: Iterable[str | Path]) -> Collected:
                 continue
             run = Run(
                 path=metrics_path.parent,
-                role=role_of(metrics),
+                role=role_of(metrics, _mask_entropy(metrics_path.parent)),
                 name=str(metrics.get("recipe", metrics_path.parent.name)),
                 seed=int(metrics.get("seed", 0)),
                 metrics=metrics,
@@ -231,6 +245,13 @@ def neutral_shift(diff: dict[str, Any], groups: dict[str, list[str]], favoured: 
     return out
 
 
+def mean_abs_base_difference(diff: dict[str, Any]) -> float:
+    """Mean over labels and languages of |base-value difference| (shap_diff.json's "base" category)."""
+    values = [abs(cells["base"]["mean"]) for per_language in diff.get("by_language", {}).values()
+              for cells in per_language.values() if "base" in cells and cells["base"].get("mean") is not None]
+    return float(np.mean(values)) if values else float("nan")
+
+
 # ---------------------------------------------------------------- figures
 
 
@@ -244,7 +265,7 @@ def plot_accuracy_and_probe(runs: dict[str, list[Run]], pretrained: dict[int, di
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     acc = [mean_std([r.metrics["test"]["accuracy"] for r in runs[role]]) for role in roles]
     axes[0].bar(range(len(roles)), [m for m, _, _ in acc], yerr=[0 if math.isnan(s) else s for _, s, _ in acc],
-                color=["#4c72b0", "#dd8452", "#55a868"][: len(roles)], capsize=4)
+                color=["#4c72b0", "#dd8452", "#55a868", "#8172b3", "#c44e52", "#937860"][: len(roles)], capsize=4)
     axes[0].set_xticks(range(len(roles)), [ROLE_TITLES[r].replace(" + ", "\n+ ") for r in roles], fontsize=8)
     axes[0].set_ylabel("test accuracy")
     lo = min(m for m, _, _ in acc if not math.isnan(m))
@@ -329,6 +350,12 @@ def summarise(collected: Collected) -> dict[str, Any]:
         summary["shap_neutral_shift"] = {
             name: {g: mean_std([v[g] for v in values]) for g in collected.groups} for name, values in shifts.items()
         }
+    if any(name.endswith("_mie") for _, name in collected.shap_diffs):
+        # The base-value bias the entropy term removes (Annex A.3): its size with and without the term.
+        bases: dict[str, list[float]] = {}
+        for (seed, name), diff in collected.shap_diffs.items():
+            bases.setdefault(name, []).append(mean_abs_base_difference(diff))
+        summary["shap_base_difference"] = {name: mean_std(values) for name, values in bases.items()}
     return summary
 
 
@@ -510,6 +537,13 @@ def render_markdown(collected: Collected, summary: dict[str, Any], figures: dict
             md += ["", "Mean cumulative SHAP difference of neutral tokens (|S_bal| ≤ threshold) on the labels each "
                    "group's imbalanced data over-represents. The paper finds this positive: uninformative tokens of "
                    "an over-represented language come to push towards that label.", ""]
+        base = summary.get("shap_base_difference")
+        if base:
+            md.append(_table(["comparison", "mean |base-value difference|"],
+                             [[name, fmt(*v[:2], digits=4)] for name, v in sorted(base.items())]))
+            md += ["", "`_mie` comparisons: both models trained with the masked-input entropy term (Annex A.3, the "
+                   "paper's Figure 3), which pulls their all-[MASK] outputs, the SHAP base values, together. A "
+                   "token-level shift hidden by base-value differences shows there.", ""]
         for key, path in sorted(figures.items()):
             if key.startswith("shap_diff"):
                 md += [f"![{key}]({path.relative_to(out)})", ""]
