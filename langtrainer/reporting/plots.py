@@ -44,7 +44,8 @@ def plot_shap_diff(result, ax=None, label=None):
     label (index or name) draws that label's panel on `ax`. Without a label,
     every label gets a panel of one new figure (then `ax` must be None) and
     the first panel's axes are returned: its `.figure` holds them all.
-    Bars: mean ± standard error over the examples in each mean.
+    Bars: mean ± standard error over the examples in each mean; the small
+    number on each bar is that n.
     """
     import matplotlib
 
@@ -97,8 +98,12 @@ def _shap_diff_panel(result, c: int, ax) -> None:
                   for cat in categories]
         xs = np.arange(len(categories)) + (j - (len(languages) - 1) / 2) * width
         group = group_of.get(language)
-        ax.bar(xs, heights, width, yerr=errors, capsize=2, color=colors(j % 10), hatch=hatches.get(group, ""),
-               edgecolor="black", linewidth=0.4, label=f"{language} ({group})" if group else language)
+        bars = ax.bar(xs, heights, width, yerr=errors, capsize=2, color=colors(j % 10), hatch=hatches.get(group, ""),
+                      edgecolor="black", linewidth=0.4, label=f"{language} ({group})" if group else language)
+        # n per bar: with masked averaging a category's mean counts only the examples that have a token there.
+        counts = [rows["n"].get(cat) for cat in categories]
+        ax.bar_label(bars, labels=["" if n is None or np.isnan(n) else str(int(n)) for n in counts],
+                     fontsize=5, padding=1, rotation=90)
     ax.axhline(0, color="black", linewidth=0.6)
     ax.axvline(len(categories) - 1.5, color="grey", linestyle=":", linewidth=0.8)
     ax.set_xticks(np.arange(len(categories)))
