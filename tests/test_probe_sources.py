@@ -180,3 +180,9 @@ def _write(tmp_path):
     path = tmp_path / "t.jsonl"
     _test_frame(4)[["text", "language"]].to_json(path, orient="records", lines=True)
     return path
+
+
+def test_configs_with_a_single_table_corpus_are_refused():
+    with pytest.raises(UserError, match="external_configs"):
+        probe_texts("nowhere", "external", 5, ["en"], 0, external="builtin:debian-reference",
+                    external_configs="20231101.{lang}")

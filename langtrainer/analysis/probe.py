@@ -275,6 +275,11 @@ def probe_texts(
                 "use --data external or a file"
             )
         source = f"{Path(model_dir) / 'data'} [test]"
+    elif data == "external" and external_configs and (external.startswith("builtin:") or Path(external).is_file()):
+        raise UserError(
+            f"external_configs names per-language configs of a Hub id or Hub-shaped folder, but {external} is "
+            "one table: set analysis.probe.external_configs to null"
+        )
     elif data == "external" and external_configs:
         if wanted is None:
             wanted = sorted(external_configs) if isinstance(external_configs, Mapping) else None

@@ -172,6 +172,8 @@ def run_demo(plan: DemoPlan, progress: DemoProgress | None = None) -> dict[str, 
                     seed=seed,
                     max_length=plan.base.model.max_length,
                     c_sweep=(1e-4, 1e-2, 1.0),
+                    external=probe_settings.external,
+                    external_configs=probe_settings.external_configs,
                     progress=lambda done, total: tell(stage, done, total),
                 ))
                 atomic.write_json(target, result)
