@@ -86,7 +86,7 @@ def test_last_row_mean_trains_on_the_real_model(tiny_model_dir, tmp_path):
 @pytest.mark.parametrize("dataset", ["amazon", "xnli"])
 @pytest.mark.parametrize("variant", ["bal_mie", "imbal_mie", "imbal_cw_mie"])
 def test_mie_recipes_use_the_released_codes_term_and_reach_the_trainer(dataset, variant, tmp_path):
-    from langtrainer.pipelines.finetune import build_training_args
+    from langtrainer.training.args import build_training_args
 
     recipe = load_recipe(RECIPES / f"{dataset}_{variant}.yaml")
     assert recipe.loss.mask_entropy == 1.0

@@ -71,7 +71,7 @@ STEPS_PER_EPOCH = {"amazon": 719_000 // 128, "xnli": 523_600 // 128}
 def test_released_code_settings_where_the_paper_is_silent(dataset, variant, tmp_path):
     from transformers import TrainerState
 
-    from langtrainer.pipelines.finetune import build_training_args
+    from langtrainer.training.args import build_training_args
 
     recipe = load_recipe(RECIPES / f"{dataset}_{variant}.yaml")
     t = recipe.training

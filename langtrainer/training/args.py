@@ -7,9 +7,15 @@ fields without importing the training machinery.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from transformers import TrainingArguments
+
+from langtrainer.errors import UserError
+
+if TYPE_CHECKING:
+    from langtrainer.recipe import Recipe
 
 # Fields filled from the recipe's `loss:` / `data:` blocks, not from `training:`.
 RECIPE_MANAGED_FIELDS = (
@@ -82,3 +88,46 @@ class LangTrainingArguments(TrainingArguments):
 def wants_fp16(fp16: bool, fp16_on_gpu: bool, use_cpu: bool, bf16: bool, cuda: bool) -> bool:
     """fp16 as asked, or (fp16_on_gpu) when training will run on a CUDA device without bf16."""
     return bool(fp16 or (fp16_on_gpu and cuda and not use_cpu and not bf16))
+
+
+def build_training_args(recipe: "Recipe", output_dir: Path, has_eval: bool) -> LangTrainingArguments:
+    """The run's TrainingArguments: langtrainer's defaults, then `training:`, then the loss/sampler fields."""
+    import torch
+
+    defaults: dict[str, Any] = dict(
+        output_dir=str(output_dir),
+        eval_strategy="epoch" if has_eval else "no",
+        save_strategy="epoch",
+        load_best_model_at_end=has_eval,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        save_total_limit=2,
+        logging_strategy="steps",
+        logging_steps=10,
+        report_to="none",
+        disable_tqdm=True,
+        learning_rate=5e-5,
+        head_learning_rate=5e-4,
+        lr_scheduler_type="linear",
+        warmup_steps=0,
+        use_cpu=not torch.cuda.is_available(),
+    )
+    loss = recipe.loss
+    managed = dict(
+        seed=recipe.seed,
+        class_weights=loss.class_weights,
+        weight_scheme=loss.weight_scheme,
+        effective_number_beta=loss.effective_number_beta,
+        loss_reduction=loss.reduction,
+        mask_entropy=loss.mask_entropy,
+        mask_entropy_normalisation=loss.mask_entropy_normalisation,
+        mask_entropy_input=loss.mask_entropy_input,
+        language_sampler=recipe.data.sampler or "none",
+    )
+    kwargs = {**defaults, **recipe.training, **managed}
+    if "seed" in recipe.training and recipe.training["seed"] != recipe.seed:
+        raise UserError("set the seed with the recipe's top-level 'seed', not training.seed")
+    try:
+        return LangTrainingArguments(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"training: {str(exc).splitlines()[0]}") from None
