@@ -483,7 +483,7 @@ def render_markdown(collected: Collected, summary: dict[str, Any], figures: dict
             continue
         r = summary["roles"][role]
         rows.append([ROLE_TITLES[role], fmt(*r["accuracy"][:2]), fmt(*r["macro_f1"][:2]), fmt(*r["skew_index"][:2]),
-                     f"{PAPER_ACCURACY.get(role, float('nan')):.3f}"])
+                     fmt(PAPER_ACCURACY.get(role, float("nan")))])
     md.append(_table(["training setup", "accuracy", "macro-F1", "skew index", "paper (mBERT, Amazon)"], rows))
     md += ["", "Skew index: favoured-label share of group A + that of group B − 1 (0: predictions do not depend on "
            "the language group; > 0: they follow the training skew).", ""]
