@@ -18,8 +18,6 @@ from langtrainer.analysis.settings import recipe_key_of, resolve_settings
 from langtrainer.errors import UserError
 from langtrainer.rundir import RunDir
 
-DATA_CHOICES = ("test", "external")
-
 # field -> where the run's recipe.yaml keeps it
 RECIPE_KEYS: dict[str, tuple[str, ...]] = {
     "C": ("analysis", "probe", "C"),
