@@ -163,6 +163,9 @@ class Recipe:
     training: dict[str, Any] = field(default_factory=dict)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     description: str | None = None
+    # Which of the paper's experiments this recipe stands in for ("amazon", "xnli"): the report then
+    # shows the paper's numbers beside the run's. Unset for a user's own data.
+    paper_analogue: Literal["amazon", "xnli"] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

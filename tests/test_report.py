@@ -130,9 +130,9 @@ def test_mie_runs_get_their_own_roles_and_base_value_table(demo_tree, tmp_path):
     assert summary["shap_neutral_shift"]["imbal_vs_bal_mie"]["A"][0] == pytest.approx(0.05)
     assert set(summary["shap_base_difference"]) == {"imbal_vs_bal", "imbal_vs_bal_mie"}
     report = write_report([demo_tree], tmp_path / "report").read_text()
-    assert "imbalanced + mask entropy" in report and "mean |base-value difference|" in report
+    assert "imbalanced + entropy term" in report and "mean |base-value difference|" in report
 
 
 def test_report_without_mie_has_no_base_value_table(demo_tree, tmp_path):
     report = write_report([demo_tree], tmp_path / "report").read_text()
-    assert "base-value difference" not in report and "mask entropy" not in report
+    assert "base-value difference" not in report and "entropy term" not in report

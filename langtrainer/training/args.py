@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from transformers import TrainingArguments
 
+from langtrainer.defaults import HEAD_LEARNING_RATE, LEARNING_RATE
 from langtrainer.errors import UserError
 
 if TYPE_CHECKING:
@@ -106,8 +107,8 @@ def build_training_args(recipe: "Recipe", output_dir: Path, has_eval: bool) -> L
         logging_steps=10,
         report_to="none",
         disable_tqdm=True,
-        learning_rate=5e-5,
-        head_learning_rate=5e-4,
+        learning_rate=LEARNING_RATE,
+        head_learning_rate=HEAD_LEARNING_RATE,
         lr_scheduler_type="linear",
         warmup_steps=0,
         use_cpu=not torch.cuda.is_available(),
