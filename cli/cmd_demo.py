@@ -16,18 +16,21 @@ def demo_command(
     out: Path = typer.Option(Path("demo-out"), "--out", "-o", help="Output directory (re-running continues it)."),
     seeds: int = typer.Option(1, "--seeds", min=1, help="Number of seeds (0, 1, ...): 3 gives mean ± std."),
     quick: bool = typer.Option(False, "--quick", help="Less data, fewer epochs and SHAP examples (a few minutes)."),
+    mie: bool = typer.Option(
+        False, "--mie", help="Also train bal / imbal with the masked-input entropy term (Annex A.3) and draw "
+        "their cumulative SHAP difference (the paper's Figure 3)."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
 ) -> None:
     """Reproduce the paper's findings offline: train bal / imbal / imbal+weights, probe, SHAP, report."""
-    _demo(out, seeds, quick, set_ or [], options.quiet, options.verbose)
+    _demo(out, seeds, quick, mie, set_ or [], options.quiet, options.verbose)
 
 
 @user_errors
-def _demo(out, seeds, quick, overrides, quiet, verbose):
+def _demo(out, seeds, quick, mie, overrides, quiet, verbose):
     from langtrainer.pipelines.demo import plan_demo, run_demo
 
     setup_logging(verbose)
-    plan = plan_demo(out, seeds=seeds, quick=quick, overrides=overrides)
+    plan = plan_demo(out, seeds=seeds, quick=quick, overrides=overrides, mie=mie)
     started = time.perf_counter()
     with make_progress(quiet) as progress:
         tasks: dict[str, int] = {}

@@ -24,7 +24,8 @@ def render_probe(report: dict) -> list[Table]:
         f"language identification on {report['data']} ({report['n_examples']} texts, "
         f"layer {report['layer']}, {report['feature']}, C={settings['C']:g}, {settings['folds']}-fold)"
     )
-    main = Table(title=title)
+    from_recipe = [name for name, source in (report.get("sources") or {}).items() if source == "recipe"]
+    main = Table(title=title, caption=f"from the run's recipe: {', '.join(from_recipe)}" if from_recipe else None)
     main.add_column("language")
     main.add_column("n", justify="right")
     for name in names[: len(models)]:
@@ -66,73 +67,47 @@ def render_probe(report: dict) -> list[Table]:
     return tables
 
 
-def plot_layers(report: dict, out_png: Path) -> Path:
-    """Accuracy-by-layer curve (mean ± std over folds) as a PNG, written atomically."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    from langtrainer.atomic import write_bytes
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    curves = [("fine-tuned" if report.get("base") else report["model"], report)]
-    if report.get("base"):
-        curves.append((f"base ({report['base']['model']})", report["base"]))
-    for label, block in curves:
-        xs = [e["layer"] for e in block["layers"]]
-        ys = [e["accuracy_mean"] for e in block["layers"]]
-        errs = [e["accuracy_std"] for e in block["layers"]]
-        ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=label)
-    chance = report["result"]["chance_accuracy"]
-    ax.axhline(chance, color="grey", linestyle=":", label=f"chance ({chance:.2f})")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("layer (0 = embeddings)")
-    ax.set_ylabel(f"LID accuracy ({report['settings']['folds']}-fold)")
-    ax.set_title(f"language identification by layer: {report['data']}, C={report['settings']['C']:g}")
-    ax.set_ylim(0, 1.02)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    return write_bytes(out_png, buffer.getvalue())
-
-
-def _data_label(data: str) -> str:
-    return data if data in ("test", "external") else Path(data).stem
-
-
 def probe_command(
     ckpt: str = typer.Option(..., "--ckpt", help="Run directory (or any HF model folder / builtin:NAME)."),
-    data: str = typer.Option("test", "--data", help="test (the run's test split) | external (Debian Reference) | PATH (jsonl/csv/parquet with text, language)."),
-    layer: str = typer.Option("-1", "--layer", help="Hidden-state index (-1 = last, 0 = embeddings) or 'all' for the layer curve."),
-    feature: str = typer.Option("first-token", "--feature", help="first-token | mean | pooler."),
-    folds: int = typer.Option(5, "--folds", help="Cross-validation folds."),
-    per_language: int = typer.Option(1000, "--per-language", help="At most this many texts per language (sampled with --seed)."),
-    C: float = typer.Option(1e-4, "--C", help="Inverse regularisation strength; 1e-4 is what the paper's code used."),
+    data: Optional[str] = typer.Option(
+        None, "--data", help="test (the run's test split; default) | external (the recipe's analysis.probe.external "
+        "corpus, else the builtin Debian Reference) | PATH (jsonl/json/csv/parquet, split folder or save_to_disk "
+        "folder with text and language columns)."),
+    external: Optional[str] = typer.Option(
+        None, "--external", help="Corpus behind --data external: a Hub id or Hub-shaped folder (with the recipe's "
+        "or --external-configs' per-language configs), a file or folder, or builtin:debian-reference."),
+    external_configs: Optional[str] = typer.Option(
+        None, "--external-configs", help="Per-language configs of --external, a template such as 20231101.{lang}."),
+    layer: Optional[str] = typer.Option(None, "--layer", help="Hidden-state index (-1 = last, 0 = embeddings) or 'all' for the layer curve (default: the recipe's analysis.probe.layer, else -1)."),
+    feature: Optional[str] = typer.Option(None, "--feature", help="first-token | mean | pooler (default: the recipe's, else first-token)."),
+    folds: Optional[int] = typer.Option(None, "--folds", help="Cross-validation folds (default: the recipe's, else 5)."),
+    per_language: Optional[int] = typer.Option(None, "--per-language", help="At most this many texts per language, sampled with --seed (default: the whole test split, as in the paper; for an external corpus or a file the recipe's analysis.probe.per_language, else 1000)."),
+    C: Optional[float] = typer.Option(None, "--C", help="Inverse regularisation strength (default: the recipe's, else 1e-4, what the paper's code used)."),
     c_sweep: bool = typer.Option(False, "--c-sweep", help="Also report accuracy for C in 1e-4 .. 10."),
     standardize: bool = typer.Option(False, "--standardize", help="Standardise features before the regression (not in the paper)."),
     compare_base: Optional[str] = typer.Option(None, "--compare-base", help="Base model probed the same way, e.g. builtin:multilingual-e5-small."),
     languages: Optional[str] = typer.Option(None, "--languages", help="Comma-separated ISO codes to keep (default: the fine-tuning languages)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for sampling and fold shuffling."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for sampling and fold shuffling (default 0)."),
+    max_length: Optional[int] = typer.Option(None, "--max-length", help="Tokens per text (default: the recipe's model.max_length, else 512)."),
     batch_size: int = typer.Option(64, "--batch-size", help="Texts per forward pass."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output JSON (default CKPT/probe_<data>.json)."),
 ) -> None:
-    """Language-identification probe of the latent space (paper Section 2.2, Tables 4 and 7)."""
-    _probe(ckpt, data, layer, feature, folds, per_language, C, c_sweep, standardize, compare_base,
-           languages, seed, batch_size, out, options.quiet, options.verbose)
+    """Language-identification probe of the latent space (paper Section 2.2, Tables 4 and 7).
+
+    Settings not given here come from the run's recipe.yaml (analysis.probe),
+    else langtrainer's defaults; the JSON records which came from where.
+    """
+    _probe(ckpt, data, external, external_configs, layer, feature, folds, per_language, C, c_sweep, standardize,
+           compare_base, languages, seed, max_length, batch_size, out, options.quiet, options.verbose)
 
 
 @user_errors
-def _probe(ckpt, data, layer, feature, folds, per_language, C, c_sweep, standardize, compare_base,
-           languages, seed, batch_size, out, quiet, verbose):
-    from langtrainer.atomic import write_json
+def _probe(ckpt, data, external, external_configs, layer, feature, folds, per_language, C, c_sweep, standardize,
+           compare_base, languages, seed, max_length, batch_size, out, quiet, verbose):
+    from langtrainer.analysis.probe import DEFAULT_C_SWEEP
+    from langtrainer.analysis.probe_options import ProbeOptions
     from langtrainer.errors import UserError
-    from langtrainer.analysis.probe import DEFAULT_C_SWEEP, run_probe
+    from langtrainer.pipelines.probe import probe_and_write
 
     setup_logging(verbose)
     from transformers.utils import logging as hf_logging
@@ -140,17 +115,15 @@ def _probe(ckpt, data, layer, feature, folds, per_language, C, c_sweep, standard
     hf_logging.disable_progress_bar()  # the rich bar below is the progress display
     if not verbose:  # load reports (e.g. a base model's unused pooler) are noise here
         hf_logging.set_verbosity_error()
-    if layer != "all":
+    if layer is not None and layer != "all":
         try:
             layer = int(layer)
         except ValueError:
             raise UserError(f"--layer must be an integer or 'all', got {layer!r}") from None
-    if out is None:
-        ckpt_dir = Path(ckpt)
-        if not ckpt_dir.is_dir():
-            raise UserError(f"--ckpt {ckpt} is not a local folder: give --out FILE")
-        out = ckpt_dir / f"probe_{_data_label(data)}.json"
     language_list = [x.strip() for x in languages.split(",") if x.strip()] if languages else None
+    settings = ProbeOptions(data=data, C=C, folds=folds, per_language=per_language, external=external,
+                            external_configs=external_configs, feature=feature, layer=layer, seed=seed,
+                            languages=language_list, max_length=max_length)
 
     with make_progress(quiet) as progress:
         task = progress.add_task("embedding texts", total=None, rate="")
@@ -158,29 +131,14 @@ def _probe(ckpt, data, layer, feature, folds, per_language, C, c_sweep, standard
         def report_progress(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        report = run_probe(
-            ckpt,
-            data=data,
-            layer=layer,
-            feature=feature,
-            folds=folds,
-            per_language=per_language,
-            C=C,
-            languages=language_list,
-            compare_base=compare_base,
-            seed=seed,
-            progress=report_progress,
-            c_sweep=DEFAULT_C_SWEEP if c_sweep else None,
-            standardize=standardize,
-            batch_size=batch_size,
+        report, paths = probe_and_write(
+            ckpt, settings, out=out, compare_base=compare_base, c_sweep=DEFAULT_C_SWEEP if c_sweep else None,
+            standardize=standardize, batch_size=batch_size, progress=report_progress,
         )
-    write_json(out, report)
     for table in render_probe(report):
         console.print(table)
-    console.print(f"wrote [bold]{out}[/]")
-    if report.get("layers"):
-        png = plot_layers(report, out.with_suffix(".png"))
-        console.print(f"wrote [bold]{png}[/]")
+    for path in paths.values():
+        console.print(f"wrote [bold]{path}[/]")
 
 
 def register(app: typer.Typer) -> None:

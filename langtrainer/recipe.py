@@ -102,6 +102,12 @@ class LossConfig:
     # "mean": sum_i w_i l_i / N, the paper's reduction; "weighted_mean": sum_i w_i l_i / sum_i w_i.
     reduction: Literal["mean", "weighted_mean"] = "mean"
     mask_entropy: float = 0.0
+    # Eq. 3's term: "sum" over classes as printed, or "mean" over classes as the released
+    # code computes it (1/C of the sum).
+    mask_entropy_normalisation: Literal["sum", "mean"] = "sum"
+    # The all-[MASK] input: "drawn" = [CLS] + m [MASK] + [SEP] with m ~ U{1..L-2}; "last_row" =
+    # the released code's: the batch's last row with every non-pad token ([CLS], [SEP] too) masked.
+    mask_entropy_input: Literal["drawn", "last_row"] = "drawn"
 
 
 @dataclass
@@ -110,9 +116,15 @@ class ProbeConfig:
 
     C: float = 1e-4  # the paper's released code: LogisticRegressionCV(Cs=1) => C = 1e-4
     folds: int = 5
+    # Texts per language of the external corpus and of a file ("1000 articles per
+    # language"); the test split is probed whole, as the paper's code did.
     per_language: int = 1000
+    # The corpus of `probe --data external`: a Hub id or Hub-shaped folder (with
+    # external_configs), a local table or folder, or builtin:debian-reference.
     external: str = "builtin:debian-reference"
-    external_configs: dict[str, str] | None = None  # Hub corpora: language -> config name
+    # A corpus with one config per language (wikimedia/wikipedia): language -> config, or a
+    # template such as "20231101.{lang}"; null for a table with a language column.
+    external_configs: dict[str, str] | str | None = None
     feature: Literal["first-token", "pooler", "mean"] = "first-token"
     layer: int = -1
     # Probe at every evaluation during training (logged as eval_lid_accuracy) on

@@ -54,3 +54,24 @@ def test_demo_quick_end_to_end(tmp_path):
     assert again.returncode == 0
     timings = json.loads((out / "timings.json").read_text())
     assert {k: v for k, v in timings.items() if k != "report"} == {k: v for k, v in first_timings.items() if k != "report"}
+
+
+def test_plan_with_mie_adds_entropy_variants_and_their_diff(tmp_path):
+    from langtrainer.pipelines.demo import DIFFS, MIE_DIFFS, MIE_VARIANTS
+
+    plain = plan_demo(tmp_path, seeds=1)
+    assert plain.variants == tuple(VARIANTS) and plain.diffs == DIFFS  # the default demo is unchanged
+    plan = plan_demo(tmp_path, seeds=2, quick=True, mie=True)
+    assert plan.variants == (*VARIANTS, *MIE_VARIANTS)
+    assert plan.diffs == {**DIFFS, "imbal_vs_bal_mie": ("bal_mie", "imbal_mie")} and "imbal_vs_bal_mie" in MIE_DIFFS
+    for seed in (0, 1):
+        for variant, subset in (("bal_mie", "balanced"), ("imbal_mie", "imbalanced")):
+            recipe = plan.recipes[(seed, variant)]
+            assert recipe.imbalance.subset == subset and recipe.loss.class_weights == "none"
+            assert recipe.loss.mask_entropy == 1.0
+            assert (recipe.loss.mask_entropy_normalisation, recipe.loss.mask_entropy_input) == ("mean", "last_row")
+            assert recipe.name == f"demo_{variant}" and recipe.seed == seed
+            # the same data as the plain variants: only the loss differs
+            plain_twin = plan.recipes[(seed, variant.removesuffix("_mie"))]
+            assert recipe.data == plain_twin.data and recipe.training == plain_twin.training
+        assert plan.recipes[(seed, "bal")].loss.mask_entropy == 0.0

@@ -14,7 +14,7 @@ FAVOURED = {"A": [2, 3], "B": [0, 1]}
 def write_run(root, seed, variant, accuracy, skew, probe_test, pred_a):
     run = root / f"seed{seed}" / variant
     run.mkdir(parents=True)
-    subset = "balanced" if variant == "bal" else "imbalanced"
+    subset = "balanced" if variant.startswith("bal") else "imbalanced"
     test = {"accuracy": accuracy, "macro_f1": accuracy - 0.01, "skew_index": skew, "by_group": {
         g: {"prediction_shares": dict(zip(LABELS, dist))} for g, dist in (("A", pred_a), ("B", pred_a[::-1]))}}
     metrics = {
@@ -112,3 +112,27 @@ def test_report_without_runs_is_a_user_error(tmp_path):
 
     with pytest.raises(UserError, match="no finished runs"):
         write_report([tmp_path], tmp_path / "out")
+
+
+def test_mie_runs_get_their_own_roles_and_base_value_table(demo_tree, tmp_path):
+    import yaml
+
+    for seed in range(3):
+        for variant, accuracy, neutral in (("bal_mie", 0.80, None), ("imbal_mie", 0.70, None)):
+            run = write_run(demo_tree, seed, variant, accuracy, 0.2, 0.8, [0.1, 0.2, 0.3, 0.4])
+            (run / "recipe.yaml").write_text(yaml.safe_dump({"loss": {"mask_entropy": 1.0}}))
+        write_diff(demo_tree, seed, "imbal_vs_bal_mie", 0.05, 0.04)
+    collected = collect([demo_tree])
+    roles = {run.role for run in collected.runs}
+    assert roles == {"balanced", "imbalanced", "imbalanced+cw", "balanced+mie", "imbalanced+mie"}
+    summary = summarise(collected)
+    assert summary["roles"]["imbalanced"]["accuracy"][0] == pytest.approx(0.70)  # mie runs not mixed in
+    assert summary["shap_neutral_shift"]["imbal_vs_bal_mie"]["A"][0] == pytest.approx(0.05)
+    assert set(summary["shap_base_difference"]) == {"imbal_vs_bal", "imbal_vs_bal_mie"}
+    report = write_report([demo_tree], tmp_path / "report").read_text()
+    assert "imbalanced + entropy term" in report and "mean |base-value difference|" in report
+
+
+def test_report_without_mie_has_no_base_value_table(demo_tree, tmp_path):
+    report = write_report([demo_tree], tmp_path / "report").read_text()
+    assert "base-value difference" not in report and "entropy term" not in report

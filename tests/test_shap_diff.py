@@ -256,3 +256,14 @@ def test_json_report_says_what_the_columns_are(bal, imbal, tmp_path):
     assert report["averaging"] == "masked" and "not labels" in report["categories_note"]
     # en class 0 positive: e1 only (e2 has no positive token): n = 1
     assert report["by_language"]["neg"]["en"]["positive"] == {"mean": pytest.approx(-0.04, abs=1e-7), "std": 0.0, "n": 1}
+
+
+def test_figure_labels_each_bar_with_its_n(bal, imbal):
+    from langtrainer.reporting.plots import new_axes, plot_shap_diff
+
+    result = compute_shap_diff(bal, imbal, threshold=0.01)
+    ax = plot_shap_diff(result, ax=new_axes(), label=0)
+    labels = [t.get_text() for t in ax.texts]
+    table = result.by_language[result.by_language["class"] == 0]
+    expected = sorted(str(int(n)) for n in table["n"] if n > 0)  # no bar where no example has a token
+    assert expected and sorted(x for x in labels if x) == expected

@@ -26,12 +26,13 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from transformers import TrainerCallback
 
+from langtrainer import defaults
 from langtrainer.analysis.embeddings import FEATURES, extract_embeddings, num_hidden_layers
 from langtrainer.data.stratified import sample_per_language
 from langtrainer.errors import UserError
@@ -41,7 +42,7 @@ logger = logging.getLogger(__name__)
 PAPER_C = 1e-4
 DEFAULT_C_SWEEP: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 DATA_CHOICES = ("test", "external")
-EXTERNAL_CORPUS = "debian-reference"
+EXTERNAL_SOURCE = defaults.EXTERNAL_CORPUS  # the builtin stand-in for Wikipedia
 
 
 @dataclass
@@ -210,34 +211,6 @@ def _clean_frame(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    """A jsonl/json/csv/parquet file, or a `save_to_disk` folder (its `test` split for a DatasetDict)."""
-    if not path.exists():
-        raise UserError(f"probe data {path} does not exist (use 'test', 'external' or a file)")
-    if path.is_dir():
-        import datasets
-
-        try:
-            loaded = datasets.load_from_disk(str(path))
-        except (FileNotFoundError, ValueError) as exc:
-            raise UserError(f"{path} is not a dataset saved with save_to_disk: {exc}") from None
-        if isinstance(loaded, datasets.DatasetDict):
-            if "test" not in loaded:
-                raise UserError(f"{path} has no 'test' split (splits: {', '.join(loaded)})")
-            loaded = loaded["test"]
-        return loaded.to_pandas()
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        return pd.read_json(path, lines=True)
-    if suffix == ".json":
-        return pd.read_json(path)
-    if suffix == ".csv":
-        return pd.read_csv(path)
-    if suffix == ".parquet":
-        return pd.read_parquet(path)
-    raise UserError(f"cannot read {path}: use a .jsonl, .json, .csv or .parquet file")
-
-
 def run_dir_test_frame(model_dir: str | Path) -> pd.DataFrame | None:
     """The balanced test split that `finetune` saved in model_dir/data, or None."""
     data_dir = Path(model_dir) / "data"
@@ -254,19 +227,46 @@ def run_dir_test_frame(model_dir: str | Path) -> pd.DataFrame | None:
     return subsets["test"].to_pandas()
 
 
+def run_languages(model_dir: str | Path) -> list[str] | None:
+    """The languages a run was fine-tuned on: its recipe's data.languages, else its metrics', else its test split's."""
+    from langtrainer.rundir import RunDir
+
+    run = RunDir(model_dir)
+    for value in (run.recipe_value("data", "languages"), run.read_metrics().get("languages")):
+        if isinstance(value, list) and value:
+            return [str(lang) for lang in value]
+    test = run_dir_test_frame(model_dir)
+    if test is not None and "language" in test.columns:
+        return sorted(test["language"].astype(str).unique())
+    return None
+
+
 def probe_texts(
     model_dir: str | Path,
     data: str,
     per_language: int | None,
     languages: Sequence[str] | None,
     seed: int,
+    external: str = EXTERNAL_SOURCE,
+    external_configs: Mapping[str, str] | str | None = None,
 ) -> tuple[pd.DataFrame, str]:
     """The texts to probe on and a description of where they came from.
 
-    test: the run directory's test split; external: the builtin Debian
-    Reference paragraphs (the paper's Wikipedia stand-in) in the languages seen
-    in fine-tuning; else a file. `per_language` caps every source.
+    data "test": the run directory's test split; "external": the corpus
+    `external` (with `external_configs`, one config per language, e.g.
+    wikimedia/wikipedia's 20231101.<lang>); else a table of texts (any format
+    `load_examples` reads). `languages` None means the run's fine-tuning
+    languages (those the data has); languages that are asked for must all be
+    there. `per_language` caps every source.
     """
+    from langtrainer.analysis.probe_corpus import describe_source, load_config_corpus, load_table_texts
+
+    asked = [str(lang) for lang in languages] if languages is not None else None
+    wanted = asked
+    if data != "test" and wanted is None:
+        wanted = run_languages(model_dir)
+        if wanted is not None:
+            logger.info("probe restricted to the fine-tuning languages %s", wanted)
     if data == "test":
         frame = run_dir_test_frame(model_dir)
         if frame is None:
@@ -275,29 +275,41 @@ def probe_texts(
                 "use --data external or a file"
             )
         source = f"{Path(model_dir) / 'data'} [test]"
+    elif data == "external" and external_configs and (external.startswith("builtin:") or Path(external).is_file()):
+        raise UserError(
+            f"external_configs names per-language configs of a Hub id or Hub-shaped folder, but {external} is "
+            "one table: set analysis.probe.external_configs to null"
+        )
+    elif data == "external" and external_configs:
+        if wanted is None:
+            wanted = sorted(external_configs) if isinstance(external_configs, Mapping) else None
+        frame = load_config_corpus(external, external_configs, wanted or [], per_language, seed)
+        source = describe_source(external, external_configs)
     elif data == "external":
-        from langtrainer.data.builtin import load_builtin
-
-        frame = load_builtin(EXTERNAL_CORPUS)
-        source = f"builtin:{EXTERNAL_CORPUS}"
-        if languages is None:
-            test = run_dir_test_frame(model_dir)
-            if test is not None:
-                languages = sorted(test["language"].astype(str).unique())
-                logger.info("external probe restricted to the fine-tuning languages %s", languages)
+        frame = load_table_texts(external)
+        source = external
     else:
-        frame = _read_table(Path(data))
+        frame = load_table_texts(data)
         source = str(data)
     frame = _clean_frame(frame, source)
     available = sorted(frame["language"].unique())
-    if languages is not None:
-        languages = [str(lang) for lang in languages]
-        absent = [lang for lang in languages if lang not in available]
+    if asked is not None:
+        absent = [lang for lang in asked if lang not in available]
         if absent:
             raise UserError(
                 f"{source} has no text in {', '.join(absent)} (it has: {', '.join(available)})"
             )
-    frame = sample_per_language(frame, per_language, seed, languages)
+    elif wanted is not None:
+        absent = [lang for lang in wanted if lang not in available]
+        if absent:
+            logger.warning("%s has no text in the fine-tuning language(s) %s", source, ", ".join(absent))
+        wanted = [lang for lang in wanted if lang in available]
+        if not wanted:
+            raise UserError(
+                f"{source} has none of the fine-tuning languages (it has: {', '.join(available)}); "
+                "choose some with --languages"
+            )
+    frame = sample_per_language(frame, per_language, seed, asked if asked is not None else wanted)
     if per_language is not None and data == "external":
         counts = frame["language"].value_counts()
         short = {lang: int(n) for lang, n in counts.items() if n < per_language}
@@ -461,12 +473,16 @@ def run_probe(
     max_iter: int = 1000,
     batch_size: int = 64,
     max_length: int | None = None,
+    external: str = EXTERNAL_SOURCE,
+    external_configs: Mapping[str, str] | str | None = None,
 ) -> dict[str, Any]:
     """Probe a fine-tuned run (or any encoder) for language identifiability; the probe.json dict.
 
-    data: "test" (the run's balanced test split), "external" (Debian
-    Reference paragraphs in the fine-tuning languages, the paper's
-    "Wikipedia" column) or a path. layer: an index into the hidden states
+    data: "test" (the run's balanced test split), "external" (the corpus
+    `external`, by default the builtin Debian Reference paragraphs, in the
+    fine-tuning languages: the paper's "Wikipedia" column; a Hub id or
+    Hub-shaped folder with `external_configs` reads one config per language)
+    or a path to a table of texts. layer: an index into the hidden states
     (-1 = last) or "all" for the layer-by-layer curve (headline numbers are
     then the last layer's). compare_base: a base model probed on the same
     texts with the same settings, reported under "base". c_sweep: Cs for an
@@ -481,7 +497,8 @@ def run_probe(
         except (TypeError, ValueError):
             raise UserError(f"layer must be an integer or 'all', got {layer!r}") from None
     model_dir = resolve_model(model_path)
-    frame, source = probe_texts(model_dir, str(data), per_language, languages, seed)
+    frame, source = probe_texts(model_dir, str(data), per_language, languages, seed, external=external,
+                                external_configs=external_configs)
     n_models = 2 if compare_base else 1
     total = len(frame) * n_models
     probe_kwargs = {"C": C, "folds": folds, "seed": seed, "max_iter": max_iter, "standardize": standardize}

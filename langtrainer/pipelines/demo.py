@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -33,6 +33,16 @@ VARIANTS: dict[str, list[str]] = {
     "imbal_cw": ["imbalance.subset=imbalanced", "loss.class_weights=per_language"],
 }
 DIFFS = {"imbal_vs_bal": ("bal", "imbal"), "cw_vs_bal": ("bal", "imbal_cw")}
+
+# --mie: the balanced and imbalanced models again with the masked-input entropy term
+# (Annex A.3, the _mie paper recipes' setting), and their shap-diff: the Figure 3
+# analogue, with the base values pulled together so a token-level shift can show.
+MIE = ["loss.mask_entropy=1.0", "loss.mask_entropy_normalisation=mean", "loss.mask_entropy_input=last_row"]
+MIE_VARIANTS: dict[str, list[str]] = {
+    "bal_mie": [*VARIANTS["bal"], *MIE],
+    "imbal_mie": [*VARIANTS["imbal"], *MIE],
+}
+MIE_DIFFS = {"imbal_vs_bal_mie": ("bal_mie", "imbal_mie")}
 
 # --quick: the same pipeline, sized to run in about 5 minutes on 2 CPU cores:
 # one epoch on half the training data, fewer test, probe and SHAP examples.
@@ -56,21 +66,28 @@ class DemoPlan:
     seeds: list[int]
     recipes: dict[tuple[int, str], Recipe]
     base: Recipe
+    variants: tuple[str, ...] = tuple(VARIANTS)
+    diffs: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(DIFFS))
 
 
 def plan_demo(out: str | Path, seeds: int = 1, quick: bool = False, overrides: Sequence[str] = (),
-              base: str = "builtin:demo") -> DemoPlan:
-    """Resolve the recipes of every (seed, variant) without running anything."""
+              base: str = "builtin:demo", mie: bool = False) -> DemoPlan:
+    """Resolve the recipes of every (seed, variant) without running anything.
+
+    mie adds the masked-input entropy variants (MIE_VARIANTS) and their shap-diff.
+    """
     raw = apply_overrides(load_raw(base), [*(QUICK_OVERRIDES if quick else []), *overrides])
     base_recipe = recipe_from_dict(raw)
+    variants = {**VARIANTS, **(MIE_VARIANTS if mie else {})}
     recipes = {}
     seed_list = [base_recipe.seed + k for k in range(seeds)]
     for seed in seed_list:
-        for variant, variant_overrides in VARIANTS.items():
+        for variant, variant_overrides in variants.items():
             recipe = recipe_from_dict(apply_overrides(raw, [*variant_overrides, f"seed={seed}",
                                                             f"name={base_recipe.name}_{variant}"]))
             recipes[(seed, variant)] = recipe
-    return DemoPlan(Path(out), seed_list, recipes, base_recipe)
+    return DemoPlan(Path(out), seed_list, recipes, base_recipe, tuple(variants),
+                    {**DIFFS, **(MIE_DIFFS if mie else {})})
 
 
 def _build_data(recipe: Recipe, data_dir: Path) -> None:
@@ -124,7 +141,7 @@ def run_demo(plan: DemoPlan, progress: DemoProgress | None = None) -> dict[str, 
         if not data_dir.exists():
             tell(f"seed {seed}: subsets", 0, 1)
             timed(f"seed{seed}/data", lambda: _build_data(plan.recipes[(seed, "imbal")], data_dir))
-        for variant in VARIANTS:
+        for variant in plan.variants:
             recipe = plan.recipes[(seed, variant)]
             run_dir = seed_dir / variant
             run = RunDir(run_dir)
@@ -138,7 +155,7 @@ def run_demo(plan: DemoPlan, progress: DemoProgress | None = None) -> dict[str, 
                 progress=lambda step, total, logs: tell(stage, step, total, _loss_text(logs)),
             ))
         probe_targets = {"pretrained": (base_model, seed_dir / "pretrained")}
-        probe_targets.update({v: (str(seed_dir / v), seed_dir / v) for v in VARIANTS})
+        probe_targets.update({v: (str(seed_dir / v), seed_dir / v) for v in plan.variants})
         for name, (model, where) in probe_targets.items():
             for data in ("test", "external"):
                 target = where / f"probe_{data}.json"
@@ -157,10 +174,12 @@ def run_demo(plan: DemoPlan, progress: DemoProgress | None = None) -> dict[str, 
                     seed=seed,
                     max_length=plan.base.model.max_length,
                     c_sweep=(1e-4, 1e-2, 1.0),
+                    external=probe_settings.external,
+                    external_configs=probe_settings.external_configs,
                     progress=lambda done, total: tell(stage, done, total),
                 ))
                 atomic.write_json(target, result)
-        for variant in VARIANTS:
+        for variant in plan.variants:
             if _shap_complete(seed_dir / variant / "shap"):
                 continue
             stage = f"seed {seed}: SHAP {variant}"
@@ -171,7 +190,7 @@ def run_demo(plan: DemoPlan, progress: DemoProgress | None = None) -> dict[str, 
                 progress=lambda done, total: tell(stage, done, total),
             ))
         groups = plan.base.imbalance.groups
-        for diff_name, (bal, other) in DIFFS.items():
+        for diff_name, (bal, other) in plan.diffs.items():
             target = seed_dir / "shap_diff" / diff_name
             if (target / "shap_diff.json").exists():
                 continue

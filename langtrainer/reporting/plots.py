@@ -44,7 +44,8 @@ def plot_shap_diff(result, ax=None, label=None):
     label (index or name) draws that label's panel on `ax`. Without a label,
     every label gets a panel of one new figure (then `ax` must be None) and
     the first panel's axes are returned: its `.figure` holds them all.
-    Bars: mean ± standard error over the examples in each mean.
+    Bars: mean ± standard error over the examples in each mean; the small
+    number on each bar is that n.
     """
     import matplotlib
 
@@ -97,13 +98,47 @@ def _shap_diff_panel(result, c: int, ax) -> None:
                   for cat in categories]
         xs = np.arange(len(categories)) + (j - (len(languages) - 1) / 2) * width
         group = group_of.get(language)
-        ax.bar(xs, heights, width, yerr=errors, capsize=2, color=colors(j % 10), hatch=hatches.get(group, ""),
-               edgecolor="black", linewidth=0.4, label=f"{language} ({group})" if group else language)
+        bars = ax.bar(xs, heights, width, yerr=errors, capsize=2, color=colors(j % 10), hatch=hatches.get(group, ""),
+                      edgecolor="black", linewidth=0.4, label=f"{language} ({group})" if group else language)
+        # n per bar: with masked averaging a category's mean counts only the examples that have a token there.
+        counts = [rows["n"].get(cat) for cat in categories]
+        ax.bar_label(bars, labels=["" if n is None or np.isnan(n) else str(int(n)) for n in counts],
+                     fontsize=5, padding=1, rotation=90)
     ax.axhline(0, color="black", linewidth=0.6)
     ax.axvline(len(categories) - 1.5, color="grey", linestyle=":", linewidth=0.8)
     ax.set_xticks(np.arange(len(categories)))
     ax.set_xticklabels(["neg. tokens", "neutral tokens", "pos. tokens", "base value"])
     ax.set_title(f"label: {result.label_names[c]}")
+
+
+def plot_probe_layers(report: dict, ax=None):
+    """Language-identification accuracy by layer (mean ± std over folds) from one probe JSON (`layer: all`).
+
+    One curve for the model and, when the probe compared a base model, one for
+    the base; the dotted line is chance (the share of the largest language).
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    if not report.get("layers"):
+        raise ValueError("the probe has no layer curve: run it with layer 'all'")
+    ax = ax if ax is not None else new_axes((6.0, 4.0))
+    curves = [("fine-tuned" if report.get("base") else report["model"], report)]
+    if report.get("base"):
+        curves.append((f"base ({report['base']['model']})", report["base"]))
+    for label, block in curves:
+        xs = [e["layer"] for e in block["layers"]]
+        ys = [e["accuracy_mean"] for e in block["layers"]]
+        errs = [e["accuracy_std"] for e in block["layers"]]
+        ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=label)
+    chance = report["result"]["chance_accuracy"]
+    ax.axhline(chance, color="grey", linestyle=":", label=f"chance ({chance:.2f})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("layer (0 = embeddings)")
+    ax.set_ylabel(f"LID accuracy ({report['settings']['folds']}-fold)")
+    ax.set_title(f"language identification by layer: {report['data']}, C={report['settings']['C']:g}")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize="small")
+    return ax
 
 
 def _finite(values) -> list[float]:

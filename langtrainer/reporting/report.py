@@ -380,6 +380,13 @@ def neutral_shift(diff: dict[str, Any], groups: dict[str, list[str]], favoured: 
     return out
 
 
+def mean_abs_base_difference(diff: dict[str, Any]) -> float:
+    """Mean over labels and languages of |base-value difference| (shap_diff.json's "base" category)."""
+    values = [abs(cells["base"]["mean"]) for per_language in diff.get("by_language", {}).values()
+              for cells in per_language.values() if "base" in cells and cells["base"].get("mean") is not None]
+    return float(np.mean(values)) if values else float("nan")
+
+
 # ---------------------------------------------------------------- figures
 
 
@@ -493,6 +500,12 @@ def summarise(collected: Collected) -> dict[str, Any]:
         summary["shap_neutral_shift"] = {
             name: {g: mean_std([v[g] for v in values]) for g in collected.groups} for name, values in shifts.items()
         }
+    if any(name.endswith("_mie") for _, name in collected.shap_diffs):
+        # The base-value bias the entropy term removes (Annex A.3): its size with and without the term.
+        bases: dict[str, list[float]] = {}
+        for (seed, name), diff in collected.shap_diffs.items():
+            bases.setdefault(name, []).append(mean_abs_base_difference(diff))
+        summary["shap_base_difference"] = {name: mean_std(values) for name, values in bases.items()}
     return summary
 
 
@@ -778,6 +791,13 @@ def render_markdown(collected: Collected, summary: dict[str, Any], figures: dict
             md += ["", "Mean cumulative SHAP difference of neutral tokens (|S_bal| ≤ threshold) on the labels each "
                    "group's imbalanced data over-represents. The paper finds this positive: uninformative tokens of "
                    "an over-represented language come to push towards that label.", ""]
+        base = summary.get("shap_base_difference")
+        if base:
+            md.append(_table(["comparison", "mean |base-value difference|"],
+                             [[name, fmt(*v[:2], digits=4)] for name, v in sorted(base.items())]))
+            md += ["", "`_mie` comparisons: both models trained with the masked-input entropy term (Annex A.3, the "
+                   "paper's Figure 3), which pulls their all-[MASK] outputs, the SHAP base values, together. A "
+                   "token-level shift hidden by base-value differences shows there.", ""]
         md += ["In the figures and in shap_diff.csv, negative / neutral / positive are SHAP token categories "
                "(tokens split by the balanced model's value at ± the threshold) and base is the base value: they "
                "are not labels. Each panel is one label.", ""]

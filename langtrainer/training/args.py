@@ -25,6 +25,8 @@ RECIPE_MANAGED_FIELDS = (
     "effective_number_beta",
     "loss_reduction",
     "mask_entropy",
+    "mask_entropy_normalisation",
+    "mask_entropy_input",
     "language_sampler",
     "language_column",  # recipes rename the source's column to `language` (data.columns.language)
 )
@@ -37,6 +39,16 @@ class LangTrainingArguments(TrainingArguments):
     head_learning_rate: float | None = field(
         default=None,
         metadata={"help": "Learning rate of the classifier head (paper: 5e-4); None = learning_rate."},
+    )
+    radam: bool = field(
+        default=False,
+        metadata={"help": "torch.optim.RAdam (betas adam_beta1/2, eps adam_epsilon) instead of `optim`: the "
+                          "released code's optimizer, which transformers has no name for."},
+    )
+    fp16_on_gpu: bool = field(
+        default=False,
+        metadata={"help": "fp16 mixed precision when training runs on a CUDA device, full precision otherwise "
+                          "(the paper recipes: the released code trained in fp16 on GPUs)."},
     )
     class_weights: Literal["none", "per_language", "global"] = field(
         default="none", metadata={"help": "none | per_language (eq. 2) | global class weights."}
@@ -52,6 +64,15 @@ class LangTrainingArguments(TrainingArguments):
     mask_entropy: float = field(
         default=0.0, metadata={"help": "Coefficient of the masked-input entropy term (Annex A.3, eq. 3)."}
     )
+    mask_entropy_normalisation: Literal["sum", "mean"] = field(
+        default="sum",
+        metadata={"help": "sum: sum_c p_c log p_c (eq. 3 as printed); mean: its mean over classes (the released code)."},
+    )
+    mask_entropy_input: Literal["drawn", "last_row"] = field(
+        default="drawn",
+        metadata={"help": "drawn: [CLS] + m [MASK] + [SEP], m drawn up to the batch length; "
+                          "last_row: the batch's last row, every non-pad token masked (the released code)."},
+    )
     language_column: str = field(
         default="language",
         metadata={"help": "Dataset column with each example's language code (e.g. 'lang')."},
@@ -60,6 +81,19 @@ class LangTrainingArguments(TrainingArguments):
         default="none",
         metadata={"help": "per_language_balanced: resample on the (language, label) key instead of weighting."},
     )
+
+    def __post_init__(self):
+        # Decided before TrainingArguments checks its precision flags: a recipe that
+        # asks for fp16 on GPU still runs, in full precision, on a CPU-only machine.
+        import torch
+
+        self.fp16 = wants_fp16(self.fp16, self.fp16_on_gpu, self.use_cpu, self.bf16, torch.cuda.is_available())
+        super().__post_init__()
+
+
+def wants_fp16(fp16: bool, fp16_on_gpu: bool, use_cpu: bool, bf16: bool, cuda: bool) -> bool:
+    """fp16 as asked, or (fp16_on_gpu) when training will run on a CUDA device without bf16."""
+    return bool(fp16 or (fp16_on_gpu and cuda and not use_cpu and not bf16))
 
 
 def build_training_args(recipe: "Recipe", output_dir: Path, has_eval: bool) -> LangTrainingArguments:
@@ -92,6 +126,8 @@ def build_training_args(recipe: "Recipe", output_dir: Path, has_eval: bool) -> L
         effective_number_beta=loss.effective_number_beta,
         loss_reduction=loss.reduction,
         mask_entropy=loss.mask_entropy,
+        mask_entropy_normalisation=loss.mask_entropy_normalisation,
+        mask_entropy_input=loss.mask_entropy_input,
         language_sampler=recipe.data.sampler or "none",
     )
     kwargs = {**defaults, **recipe.training, **managed}

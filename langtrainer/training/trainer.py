@@ -209,7 +209,7 @@ class LangTrainer(Trainer):
             self._ce_sum[0] += float(ce)
             self._ce_sum[1] += int(labels.numel())
         if model.training and self.args.mask_entropy > 0:
-            neg_entropy = self.masked_input_neg_entropy(model, max_length=inputs["input_ids"].shape[1])
+            neg_entropy = self.masked_input_neg_entropy(model, inputs)
             loss = loss + self.args.mask_entropy * neg_entropy
             self._side_metrics["mask_neg_entropy"].append(float(neg_entropy.detach()))
         return (loss, outputs) if return_outputs else loss
@@ -226,8 +226,30 @@ class LangTrainer(Trainer):
             return (weights * per_example).sum() / weights.sum().clamp_min(1e-12)
         return (weights * per_example).mean()
 
-    def masked_input_neg_entropy(self, model, max_length: int) -> torch.Tensor:
-        """Eq. 3: sum_c p_c log p_c on special tokens around m mask tokens, m ~ U{1..L-2}."""
+    def masked_input_neg_entropy(self, model, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Eq. 3's sum_c p_c log p_c (or its mean over classes) on one all-[MASK] input.
+
+        The input (`mask_entropy_input`): "drawn" = the special tokens around
+        m [MASK] tokens, m ~ U{1..L-2} with L the batch's padded length;
+        "last_row" = the released code's: the batch's last row with every
+        non-pad token, [CLS] and [SEP] included, set to [MASK] (its attention
+        mask and token types kept). The normalisation
+        (`mask_entropy_normalisation`): "sum" over classes, as eq. 3 is
+        printed, or "mean" over classes, as the released code computes it
+        (1/C of the sum).
+        """
+        if self.args.mask_entropy_input == "last_row":
+            input_ids, extra = self._last_row_masked(inputs)
+        else:
+            input_ids = self._drawn_masked(model, int(inputs["input_ids"].shape[1]))
+            extra = {"attention_mask": torch.ones_like(input_ids)}
+        logits = model(input_ids=input_ids, **extra)["logits"].float()
+        log_p = F.log_softmax(logits, dim=-1)
+        terms = log_p.exp() * log_p
+        per_input = terms.mean(dim=-1) if self.args.mask_entropy_normalisation == "mean" else terms.sum(dim=-1)
+        return per_input.mean()
+
+    def _drawn_masked(self, model, max_length: int) -> torch.Tensor:
         tokenizer = self.processing_class
         prefix, suffix = special_tokens_around(tokenizer)
         upper = max(1, max_length - len(prefix) - len(suffix))
@@ -242,10 +264,20 @@ class LangTrainer(Trainer):
         length = int(torch.randint(1, upper + 1, (1,), generator=generator))
         ids = prefix + [tokenizer.mask_token_id] * length + suffix
         device = next(model.parameters()).device
-        input_ids = torch.tensor([ids], device=device)
-        logits = model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids))["logits"].float()
-        log_p = F.log_softmax(logits, dim=-1)
-        return (log_p.exp() * log_p).sum(dim=-1).mean()
+        return torch.tensor([ids], device=device)
+
+    def _last_row_masked(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        tokenizer = self.processing_class
+        if tokenizer.mask_token_id is None:
+            raise UserError("the tokenizer has no mask token: the masked-input entropy term needs one")
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        row = inputs["input_ids"][-1:]
+        real = row != pad_id
+        input_ids = torch.where(real, torch.full_like(row, tokenizer.mask_token_id), row)
+        extra = {"attention_mask": inputs["attention_mask"][-1:] if "attention_mask" in inputs else real.long()}
+        if "token_type_ids" in inputs:
+            extra["token_type_ids"] = inputs["token_type_ids"][-1:]
+        return input_ids, extra
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         # Side losses are averaged since the last log and merged in (training logs only).
@@ -278,7 +310,7 @@ class LangTrainer(Trainer):
     # ------------------------------------------------------------ optimiser
 
     def create_optimizer(self, model=None):
-        """Four groups: (body, head) x (decay, no decay); head at head_learning_rate."""
+        """Four groups: (body, head) x (decay, no decay); head at head_learning_rate; RAdam if `radam`."""
         if self.optimizer is not None:
             return self.optimizer
         opt_model = self.model if model is None else model
@@ -302,8 +334,12 @@ class LangTrainer(Trainer):
                             "group": "head" if is_head else "body",
                         }
                     )
-        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
-        optimizer_kwargs = {k: v for k, v in optimizer_kwargs.items() if k not in ("lr",)}
+        if self.args.radam:
+            optimizer_cls = torch.optim.RAdam
+            optimizer_kwargs = {"betas": (self.args.adam_beta1, self.args.adam_beta2), "eps": self.args.adam_epsilon}
+        else:
+            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+            optimizer_kwargs = {k: v for k, v in optimizer_kwargs.items() if k not in ("lr",)}
         self.optimizer = optimizer_cls(groups, lr=self.args.learning_rate, **optimizer_kwargs)
         if hasattr(self.optimizer, "register_step_post_hook"):
             self.optimizer.register_step_post_hook(self._record_learning_rates)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from langtrainer import defaults
+from langtrainer.analysis.settings import resolve_settings
 from langtrainer.errors import UserError
 from langtrainer.rundir import RunDir
 
@@ -74,18 +75,8 @@ class ShapOptions:
         Recipe values are checked like given ones: a recipe with
         `analysis.shap.max_evals: 0` is refused with the field's name.
         """
-        values: dict[str, Any] = {}
-        sources: dict[str, str] = {}
-        for f in fields(self):
-            if f.name == "overwrite":
-                continue
-            value = getattr(self, f.name)
-            source = "cli"
-            if value is None and f.name in RECIPE_KEYS:
-                value, source = run.recipe_value(*RECIPE_KEYS[f.name]), "recipe"
-            if value is None:
-                value, source = DEFAULTS[f.name], "default"
-            values[f.name], sources[f.name] = value, source
+        given = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "overwrite"}
+        values, sources = resolve_settings(given, run, RECIPE_KEYS, DEFAULTS)
         try:
             resolved = replace(self, **values)
         except UserError as exc:
