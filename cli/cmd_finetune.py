@@ -72,6 +72,7 @@ def _finetune(recipe_path, overrides, output_dir, subset, resume, quiet, verbose
     from langtrainer.training import distributed as launch
     from langtrainer.errors import UserError
     from langtrainer.pipelines.finetune import check_local_model, check_run_dir, check_same_recipe, finetune
+    from langtrainer.preflight import check_model_max_length, check_output_folder
     from langtrainer.recipe import load_recipe
 
     setup_logging(verbose)
@@ -82,7 +83,9 @@ def _finetune(recipe_path, overrides, output_dir, subset, resume, quiet, verbose
         overrides = [*overrides, f"imbalance.subset={subset}"]
     recipe = load_recipe(recipe_path, overrides)
     check_local_model(recipe)  # before the slow imports: a typo in the model path fails in a second
+    check_model_max_length(recipe)
     run_dir = output_dir or Path("runs") / f"{recipe.name}-seed{recipe.seed}"
+    check_output_folder(run_dir, "--output-dir")
     if launch.needs_launch(num_processes, accelerate_config):
         # Fail fast here, with exit 2, on what would fail in every process.
         check_run_dir(run_dir, resume)

@@ -132,7 +132,8 @@ def _probe(ckpt, data, layer, feature, folds, per_language, C, c_sweep, standard
            languages, seed, batch_size, out, quiet, verbose):
     from langtrainer.atomic import write_json
     from langtrainer.errors import UserError
-    from langtrainer.analysis.probe import DEFAULT_C_SWEEP, run_probe
+    from langtrainer.analysis.probe import DEFAULT_C_SWEEP, check_probe_options, run_probe
+    from langtrainer.preflight import check_output_file
 
     setup_logging(verbose)
     from transformers.utils import logging as hf_logging
@@ -145,11 +146,15 @@ def _probe(ckpt, data, layer, feature, folds, per_language, C, c_sweep, standard
             layer = int(layer)
         except ValueError:
             raise UserError(f"--layer must be an integer or 'all', got {layer!r}") from None
+    check_probe_options(C=C, folds=folds, per_language=per_language, batch_size=batch_size, seed=seed)
     if out is None:
         ckpt_dir = Path(ckpt)
         if not ckpt_dir.is_dir():
             raise UserError(f"--ckpt {ckpt} is not a local folder: give --out FILE")
         out = ckpt_dir / f"probe_{_data_label(data)}.json"
+    out = check_output_file(out, "--out")
+    if layer == "all":
+        check_output_file(out.with_suffix(".png"), "--out (its .png)")
     language_list = [x.strip() for x in languages.split(",") if x.strip()] if languages else None
 
     with make_progress(quiet) as progress:

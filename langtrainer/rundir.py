@@ -147,9 +147,11 @@ class RunDir:
         """The saved recipe as plain YAML data, or None when missing or unreadable."""
         import yaml
 
+        from langtrainer import safe_yaml
+
         try:
-            raw = yaml.safe_load(self.recipe_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, yaml.YAMLError):
+            raw = safe_yaml.parse(self.recipe_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, yaml.YAMLError):  # UserError (a refused document) is a ValueError
             return None
         return raw if isinstance(raw, dict) else None
 

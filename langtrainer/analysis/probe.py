@@ -22,6 +22,7 @@ training folds only, in front of the regression.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -104,6 +105,18 @@ def _make_classifier(C: float, max_iter: int, standardize: bool, seed: int):
     return make_pipeline(StandardScaler(), regression) if standardize else regression
 
 
+def check_probe_options(C: float, folds: int, per_language: int, batch_size: int, seed: int) -> None:
+    """The probe's numbers, checked before any model is loaded."""
+    from langtrainer.preflight import check_positive, check_seed
+
+    check_positive(C, "--C")
+    if folds < 2:
+        raise UserError(f"--folds must be at least 2, got {folds}")
+    check_positive(per_language, "--per-language", integer=True)
+    check_positive(batch_size, "--batch-size", integer=True)
+    check_seed(seed)
+
+
 def probe_language(
     features: np.ndarray,
     languages: Sequence[str],
@@ -125,8 +138,8 @@ def probe_language(
     from sklearn.model_selection import StratifiedKFold
     from threadpoolctl import threadpool_limits
 
-    if C <= 0:
-        raise UserError(f"C must be positive, got {C}")
+    if not (isinstance(C, (int, float)) and math.isfinite(C) and C > 0):
+        raise UserError(f"C must be a finite number > 0, got {C}")
     X, y, names = _check_inputs(features, languages, folds)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     predicted = np.empty_like(y)

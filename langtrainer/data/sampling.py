@@ -403,6 +403,11 @@ def build_from_recipe(recipe: Any, progress: Callable[[int, int], None] | None =
         test_fraction=getattr(data, "test_fraction", 0.1),
     )
     languages = list(data.languages) or sorted(pools["train"]["language"].unique())
+    for group, members in (imbalance.groups or {}).items():
+        absent = [lang for lang in members if lang not in languages]
+        if absent:
+            raise UserError(f"imbalance.groups.{group}: language(s) {', '.join(map(repr, absent))} are not in the data "
+                            f"(languages present: {', '.join(languages)})")
     if imbalance.subset == "none":
         subsets, report = build_as_is(pools, languages, label_names, recipe.seed, progress=progress)
     else:

@@ -60,6 +60,9 @@ class DemoPlan:
 def plan_demo(out: str | Path, seeds: int = 1, quick: bool = False, overrides: Sequence[str] = (),
               base: str = "builtin:demo") -> DemoPlan:
     """Resolve the recipes of every (seed, variant) without running anything."""
+    from langtrainer.preflight import check_model_max_length, check_output_folder
+
+    check_output_folder(out, "--out")
     raw = apply_overrides(load_raw(base), [*(QUICK_OVERRIDES if quick else []), *overrides])
     base_recipe = recipe_from_dict(raw)
     recipes = {}
@@ -69,6 +72,7 @@ def plan_demo(out: str | Path, seeds: int = 1, quick: bool = False, overrides: S
             recipe = recipe_from_dict(apply_overrides(raw, [*variant_overrides, f"seed={seed}",
                                                             f"name={base_recipe.name}_{variant}"]))
             recipes[(seed, variant)] = recipe
+    check_model_max_length(base_recipe)
     return DemoPlan(Path(out), seed_list, recipes, base_recipe)
 
 

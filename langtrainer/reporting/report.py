@@ -525,9 +525,11 @@ def write_report(dirs: Iterable[str | Path], out: str | Path) -> Path:
     """Collect, summarise, plot, and write out/report.md (+ report.json, PNGs)."""
     import shutil
 
-    out = Path(out)
+    from langtrainer.preflight import check_output_folder
+
+    out = check_output_folder(out, "--out")
+    collected = collect(list(dirs))  # before anything is made: a report on nothing leaves no folder
     out.mkdir(parents=True, exist_ok=True)
-    collected = collect(list(dirs))
     summary = summarise(collected)
     figures = {"accuracy_probe": plot_accuracy_and_probe(by_role(collected.runs), collected.pretrained_probes, out)}
     for (seed, name), png in sorted(collected.shap_figures.items()):

@@ -48,3 +48,38 @@ class LangTrainingArguments(TrainingArguments):
         default="none",
         metadata={"help": "per_language_balanced: resample on the (language, label) key instead of weighting."},
     )
+
+
+# TrainingArguments fields that langtrainer sets itself or that reach outside
+# the run folder (another folder, the Hub, a tracking service): a recipe's
+# `training:` may not set them. Field -> what to use instead.
+_NO_UPLOAD = "langtrainer never uploads; publish the finished run folder yourself"
+RUN_OWNED_FIELDS = {
+    "output_dir": "the run folder is finetune's --output-dir/-o",
+    "logging_dir": "training logs go to the run folder's metrics.json (log_history)",
+    "overwrite_output_dir": "give finetune a new --output-dir, or --resume",
+    "resume_from_checkpoint": "use finetune --resume",
+    "seed": "set the recipe's top-level 'seed'",
+    "local_rank": "processes are started by finetune --num-processes / --accelerate-config",
+    "report_to": "training logs go to the run folder's metrics.json (log_history)",
+    "label_names": "langtrainer names the label column itself (data.columns.label for the source)",
+    "push_to_hub": _NO_UPLOAD,
+    "hub_token": _NO_UPLOAD,
+    "hub_private_repo": _NO_UPLOAD,
+    "hub_model_id": _NO_UPLOAD,
+    "hub_strategy": _NO_UPLOAD,
+    "hub_always_push": _NO_UPLOAD,
+    "hub_revision": _NO_UPLOAD,
+    "push_to_hub_model_id": _NO_UPLOAD,
+    "push_to_hub_organization": _NO_UPLOAD,
+    "push_to_hub_token": _NO_UPLOAD,
+}
+
+
+def run_owned_reason(name: str) -> str | None:
+    """Why `training.<name>` is refused (what to use instead), or None when a recipe may set it."""
+    if name in RUN_OWNED_FIELDS:
+        return RUN_OWNED_FIELDS[name]
+    if name.startswith(("hub_", "push_to_hub", "trackio_")):
+        return _NO_UPLOAD
+    return None
