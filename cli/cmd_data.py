@@ -167,8 +167,12 @@ def audit_command(
     from langtrainer import atomic
     from langtrainer.data.audit import audit_target
 
+    from langtrainer.preflight import check_output_file
+
     columns = column_mapping(text=text_column, label=label_column, language=language_column, group=group_column,
                              id=id_column)
+    if json_out is not None:
+        check_output_file(json_out, "--json")
     with make_progress(options.quiet) as progress:
         audited = audit_target(target.expanduser(), split, columns, set_ or [], config,
                                progress=stepper(progress, "building subsets"))

@@ -146,7 +146,7 @@ def _probe(ckpt, data, layer, feature, folds, per_language, C, c_sweep, standard
             layer = int(layer)
         except ValueError:
             raise UserError(f"--layer must be an integer or 'all', got {layer!r}") from None
-    check_probe_options(C=C, folds=folds, per_language=per_language, batch_size=batch_size, seed=seed)
+    check_probe_options(C=C, folds=folds, per_language=per_language, batch_size=batch_size, seed=seed, ckpt=ckpt)
     if out is None:
         ckpt_dir = Path(ckpt)
         if not ckpt_dir.is_dir():

@@ -292,8 +292,21 @@ def validate_training(raw: Any) -> dict[str, Any]:
         scalar = _scalar_type(tp)
         if scalar is not None:
             value = _coerce(value, scalar, f"training.{key}")
+        _check_choice(key, value, tp)
         out[key] = value
     return out
+
+
+def _check_choice(key: str, value: Any, tp: Any) -> None:
+    """A string for an enum-typed field (lr_scheduler_type, optim, *_strategy) must name a member."""
+    import enum
+
+    choices = [a for a in (typing.get_args(tp) or (tp,)) if isinstance(a, type) and issubclass(a, enum.Enum)]
+    if not choices or not isinstance(value, str):
+        return
+    allowed = [str(member.value) for member in choices[0]]
+    if value not in allowed:
+        raise UserError(f"training.{key}: {value!r} is not one of {', '.join(allowed)}")
 
 
 def _scalar_type(tp: Any) -> Any:
@@ -320,6 +333,8 @@ def _deep_merge(base: dict, override: dict) -> dict:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise UserError(f"recipe '{path}' is a folder: give a YAML file")
     if not path.is_file():
         raise UserError(f"recipe '{path}' does not exist")
     try:
@@ -545,6 +560,11 @@ _TRAINING_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
 }
 
 
+# What evaluation logs (training.metrics, the probe and SHAP callbacks), without the eval_ prefix.
+_EVAL_METRIC_PREFIXES = ("loss", "accuracy", "macro_f1", "pred_", "skew_index", "lid_", "shap_", "ce",
+                         "difference", "by_language", "by_group", "prediction_shares")
+
+
 def _check_values(recipe: Recipe) -> None:
     """Numbers that type-check but cannot work (a NaN learning rate, a batch of 0, ...)."""
     for where, ok, what in _RECIPE_RULES:
@@ -561,6 +581,13 @@ def _check_values(recipe: Recipe) -> None:
         rule = _TRAINING_RULES.get(key)
         if rule is not None and not rule[0](value):
             raise UserError(f"training.{key} must be {rule[1]}, got {value}")
+    metric = recipe.training.get("metric_for_best_model")
+    if isinstance(metric, str) and not metric.removeprefix("eval_").startswith(_EVAL_METRIC_PREFIXES):
+        # The Trainer would find out only at the first evaluation, after an epoch of training.
+        raise UserError(
+            f"training.metric_for_best_model {metric!r} is not a metric langtrainer logs "
+            "(loss, accuracy, macro_f1, accuracy_<language>, pred_<language>_<label>, skew_index, lid_accuracy, shap_...)"
+        )
 
 
 def dump_recipe(recipe: Recipe) -> str:

@@ -105,9 +105,15 @@ def _make_classifier(C: float, max_iter: int, standardize: bool, seed: int):
     return make_pipeline(StandardScaler(), regression) if standardize else regression
 
 
-def check_probe_options(C: float, folds: int, per_language: int, batch_size: int, seed: int) -> None:
-    """The probe's numbers, checked before any model is loaded."""
+def check_probe_options(C: float, folds: int, per_language: int, batch_size: int, seed: int,
+                        ckpt: str | None = None) -> None:
+    """The probe's numbers (and a local --ckpt's existence), checked before any model is loaded."""
+    from langtrainer.models import looks_like_local_path
     from langtrainer.preflight import check_positive, check_seed
+
+    if ckpt is not None and not ckpt.startswith("builtin:") and not Path(ckpt).expanduser().exists() \
+            and looks_like_local_path(ckpt):
+        raise UserError(f"--ckpt '{ckpt}' does not exist: give a run folder, an HF model folder or builtin:NAME")
 
     check_positive(C, "--C")
     if folds < 2:
