@@ -1,0 +1,214 @@
+"""Faults an attacker or an accident causes, and what the next command does about them.
+
+Damaged SHAP shards and manifests are recomputed by a rerun; a run folder is
+owned by one command at a time and by one recipe, seed and data; leftovers
+of killed writers are cleaned when the folder is next claimed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from langtrainer.errors import UserError
+from langtrainer.rundir import RunDir
+from tiny_model import SAMPLE_TEXTS
+
+
+# ------------------------------------------------------------------ SHAP shards and manifest
+
+
+@pytest.fixture(scope="module")
+def shap_run(tiny_model_dir, tmp_path_factory):
+    import datasets
+
+    run = tmp_path_factory.mktemp("shapfault") / "run"
+    shutil.copytree(tiny_model_dir, run)
+    texts = [f"{t} {i}" for i, t in enumerate(t for ts in SAMPLE_TEXTS.values() for t in ts)]
+    langs = [lang for lang, ts in SAMPLE_TEXTS.items() for _ in ts]
+    rows = {"id": [f"ex{i:02d}" for i in range(len(texts))], "text": texts,
+            "label": [i % 4 for i in range(len(texts))], "language": langs}
+    datasets.DatasetDict({"test": datasets.Dataset.from_dict(rows)}).save_to_disk(str(run / "data"))
+    return run
+
+
+def _values(result) -> list[np.ndarray]:
+    return [np.asarray(v) for v in result.examples["values"]]
+
+
+def _same(a, b) -> None:
+    assert a.examples["id"].tolist() == b.examples["id"].tolist()
+    for x, y in zip(_values(a), _values(b)):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.fixture(scope="module")
+def shap_reference(shap_run, tmp_path_factory):
+    from langtrainer.analysis.shap import ShapOptions, load_shap_result, run_shap
+
+    out = tmp_path_factory.mktemp("shapref") / "shap"
+    run_shap(shap_run, ShapOptions(max_evals=20, shard_size=4, seed=0), out=out)
+    return out, load_shap_result(out)
+
+
+def _copy(reference, tmp_path):
+    out = tmp_path / "shap"
+    shutil.copytree(reference, out)
+    return out
+
+
+def _damage_values(shard) -> None:
+    """Flip bytes in the middle of a parquet shard, leaving its footer (and so its id column) readable."""
+    data = bytearray(shard.read_bytes())
+    middle = len(data) // 3
+    for i in range(middle, middle + 16):
+        data[i] ^= 0xFF
+    shard.write_bytes(bytes(data))
+
+
+def test_a_damaged_shard_is_refused_then_recomputed(shap_run, shap_reference, tmp_path):
+    from langtrainer.analysis.shap import ShapOptions, load_shap_result, run_shap
+
+    reference, expected = shap_reference
+    out = _copy(reference, tmp_path)
+    shards = sorted((out / "shards").glob("*.parquet"))
+    assert len(shards) >= 3
+    _damage_values(shards[1])
+    with pytest.raises(UserError, match="checksum"):
+        load_shap_result(out)
+    untouched = {p.name: p.stat().st_mtime_ns for p in shards if p != shards[1]}
+    run_shap(shap_run, ShapOptions(max_evals=20, shard_size=4, seed=0), out=out)
+    _same(load_shap_result(out), expected)
+    # only the damaged shard was recomputed
+    assert {p.name: p.stat().st_mtime_ns for p in shards if p != shards[1]} == untouched
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "not-an-object", "missing"])
+def test_a_damaged_manifest_is_repaired_by_a_rerun(shap_run, shap_reference, tmp_path, damage):
+    from langtrainer.analysis.shap import ShapOptions, load_shap_result, run_shap
+
+    reference, expected = shap_reference
+    out = _copy(reference, tmp_path)
+    manifest = out / "manifest.json"
+    text = manifest.read_text()
+    {"garbage": lambda: manifest.write_bytes(b"\x00\xffnot json"),
+     "truncated": lambda: manifest.write_text(text[: len(text) // 2]),
+     "not-an-object": lambda: manifest.write_text("[1, 2, 3]"),
+     "missing": manifest.unlink}[damage]()
+    with pytest.raises(UserError):
+        load_shap_result(out)
+    run_shap(shap_run, ShapOptions(max_evals=20, shard_size=4, seed=0), out=out)
+    _same(load_shap_result(out), expected)
+    assert json.loads(manifest.read_text())["complete"]
+
+
+# ------------------------------------------------------------------ the run folder: one owner, one identity
+
+
+def _recipe(seed: int = 0, **overrides):
+    from langtrainer.recipe import recipe_from_dict
+
+    raw = {"name": "owned", "seed": seed, "data": {"languages": ["de", "en", "fr"]},
+           "imbalance": {"subset": "imbalanced", "groups": {"A": ["de", "fr"], "B": ["en"]},
+                         "distribution": {"A": [50, 25, 25], "B": [0, 50, 50]}}}
+    raw.update(overrides)
+    return recipe_from_dict(raw)
+
+
+def _fake_data(run: RunDir, seed: int) -> None:
+    """A data/ as write_subsets leaves it, with the distribution.json fields the identity check reads."""
+    run.data_path.mkdir(parents=True)
+    (run.data_path / "dataset_dict.json").write_text('{"splits": ["test"]}')
+    (run.data_path / RunDir.DISTRIBUTION).write_text(json.dumps({
+        "seed": seed, "subset": "imbalanced", "groups": {"A": ["de", "fr"], "B": ["en"]},
+        "distribution": {"A": [50.0, 25.0, 25.0], "B": [0.0, 50.0, 50.0]}}))
+
+
+def test_a_second_claim_on_a_run_folder_is_refused_and_leaves_nothing(tmp_path):
+    run = RunDir(tmp_path / "new" / "run")
+    with run.claim():
+        (run.path / "recipe.yaml").write_text("name: owned\n")
+        with pytest.raises(UserError, match="in use by another langtrainer command"):
+            with RunDir(run.path).claim():
+                pass  # pragma: no cover
+        assert (run.path / "recipe.yaml").is_file()  # the refused claim removed nothing of the owner's
+    with RunDir(run.path).claim():  # released with the first claim
+        pass
+    assert sorted(p.name for p in run.path.iterdir()) == ["recipe.yaml"]  # no lock file left
+
+
+def test_a_refused_claim_removes_the_folders_it_created(tmp_path):
+    run = RunDir(tmp_path / "a" / "b" / "run")
+    with pytest.raises(UserError, match="boom"):
+        with run.claim():
+            raise UserError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_claiming_removes_leftovers_of_killed_writers(tmp_path):
+    from langtrainer import atomic
+
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    (run.path / ".data.k2j3.tmp").mkdir()
+    (run.path / ".data.k2j3.tmp" / "big.arrow").write_bytes(b"x" * 1000)
+    (run.path / ".metrics.json.abc.tmp").write_text("{")
+    (run.path / ".data.old-1234").mkdir()
+    (run.path / "notes.txt").write_text("mine")
+    (run.path / ".keep").write_text("mine")
+    with run.claim():
+        atomic.write_text(run.path / "x.txt", "whole")
+    assert sorted(p.name for p in run.path.iterdir()) == [".keep", "notes.txt", "x.txt"]
+
+
+def test_identity_refuses_another_seed_or_recipe_or_changed_data(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    recipe = _recipe(seed=1)
+    _fake_data(run, seed=0)  # data/ of another seed's build, no identity yet
+    with pytest.raises(UserError, match=r"built with another seed \(0, the recipe: 1\)"):
+        run.check_identity(recipe)
+    shutil.rmtree(run.data_path)
+    _fake_data(run, seed=1)
+    run.check_identity(recipe)
+    run.write_identity(recipe)
+    run.check_identity(recipe)  # the same recipe, seed and data: accepted
+    with pytest.raises(UserError, match="belongs to a run with seed 1, the recipe has seed 2"):
+        run.check_identity(_recipe(seed=2, data={"languages": ["de", "en", "fr"]}))
+    with pytest.raises(UserError, match="belongs to a run of another recipe"):
+        run.check_identity(_recipe(seed=1, loss={"class_weights": "per_language"}))
+    (run.data_path / "dataset_dict.json").write_text('{"splits": ["test", "train"]}')
+    with pytest.raises(UserError, match="changed since the run began"):
+        run.check_identity(recipe)
+
+
+def test_identity_refuses_what_it_cannot_check(tmp_path):
+    run = RunDir(tmp_path / "run")
+    (run.checkpoints / "checkpoint-3").mkdir(parents=True)
+    with pytest.raises(UserError, match="holds checkpoints but no identity.json"):
+        run.check_identity(_recipe())
+    run.identity_path.write_text("{not json")
+    with pytest.raises(UserError, match="identity.json' is damaged"):
+        run.check_identity(_recipe())
+    run.identity_path.unlink()
+    shutil.rmtree(run.checkpoints)
+    run.recipe_path.write_bytes(b"\xff\xfe garbage: [")
+    with pytest.raises(UserError, match="recipe.yaml' cannot be read"):
+        run.check_identity(_recipe())
+    run.recipe_path.unlink()
+    _fake_data(run, seed=0)
+    (run.data_path / RunDir.DISTRIBUTION).unlink()
+    with pytest.raises(UserError, match="no readable distribution.json"):
+        run.check_identity(_recipe())
+
+
+def test_resume_state_is_exact_only_with_the_rng_state(tmp_path):
+    checkpoint = tmp_path / "checkpoint-4"
+    checkpoint.mkdir()
+    run = RunDir(tmp_path)
+    assert not run.resume_state_is_exact(checkpoint)
+    (checkpoint / "rng_state_1.pth").write_bytes(b"")
+    assert run.resume_state_is_exact(checkpoint)
