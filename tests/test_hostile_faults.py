@@ -212,3 +212,42 @@ def test_resume_state_is_exact_only_with_the_rng_state(tmp_path):
     assert not run.resume_state_is_exact(checkpoint)
     (checkpoint / "rng_state_1.pth").write_bytes(b"")
     assert run.resume_state_is_exact(checkpoint)
+
+
+# ------------------------------------------------------------------ one huge text
+
+
+class _RecordingTokenizer:
+    """Wraps a tokenizer and records the longest text it was given."""
+
+    def __init__(self, inner):
+        self._inner, self.longest = inner, 0
+
+    def __call__(self, text, *args, **kwargs):
+        items = text if isinstance(text, (list, tuple)) else [text]
+        self.longest = max([self.longest, *(len(t) for t in items if isinstance(t, str))])
+        return self._inner(text, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+def test_a_huge_text_is_clipped_before_tokenising(tiny_model_dir):
+    """Probe features and SHAP of a 2 MB text: the tokenizer never sees more than 16 characters per token."""
+    from transformers import AutoModelForSequenceClassification
+
+    from langtrainer.analysis.embeddings import extract_embeddings
+    from langtrainer.analysis.shap import explain
+    from langtrainer.models import CHARS_PER_TOKEN, load_tokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir).eval()
+    words = " ".join(SAMPLE_TEXTS["en"])
+    huge = (words + " ") * (2_000_000 // len(words))
+    tokenizer = _RecordingTokenizer(load_tokenizer(tiny_model_dir))
+    features = extract_embeddings(model, tokenizer, [huge, words], max_length=32)
+    assert tokenizer.longest <= 32 * CHARS_PER_TOKEN
+    assert features[-1].shape == (2, model.config.hidden_size)
+    tokenizer = _RecordingTokenizer(load_tokenizer(tiny_model_dir))
+    (attribution,) = explain(model, tokenizer, [huge], max_evals=20, max_length=24)
+    assert tokenizer.longest <= 24 * CHARS_PER_TOKEN
+    assert len(attribution.values) <= 24
