@@ -39,7 +39,7 @@ def main() -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from langtrainer import LangTrainer, LangTrainingArguments
-    from langtrainer.pipelines.finetune import sort_by_length, tokenize
+    from langtrainer.training.encoding import sort_by_length, tokenize
     from langtrainer.models import resolve_model_path
 
     path = str(resolve_model_path("builtin:multilingual-e5-small"))

@@ -30,7 +30,7 @@ def main() -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
 
     from langtrainer import LangTrainer, LangTrainingArguments
-    from langtrainer.pipelines.finetune import tokenize
+    from langtrainer.training.encoding import tokenize
     from langtrainer.models import resolve_model_path
 
     torch.set_num_threads(max(1, torch.get_num_threads()))

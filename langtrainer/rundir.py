@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -34,6 +35,19 @@ from langtrainer.errors import UserError
 
 if TYPE_CHECKING:
     from langtrainer.recipe import Recipe
+
+logger = logging.getLogger(__name__)
+
+
+def _first_difference(old: Any, new: Any, where: str = "") -> str | None:
+    """Dotted key of the first field that differs between two recipe dicts, or None."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in list(old) + [k for k in new if k not in old]:
+            found = _first_difference(old.get(key), new.get(key), f"{where}.{key}" if where else str(key))
+            if found:
+                return found
+        return None
+    return None if old == new else where or "recipe"
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -133,6 +147,72 @@ class RunDir:
         if not self.path.is_dir():
             return []
         return sorted(p.name for p in self.path.iterdir() if p.name != self.DATA and not p.name.startswith("."))
+
+    # -- checks before a run writes --------------------------------------------
+    def check_writable(self, resume: bool) -> None:
+        """UserError when the folder holds a finished run, an unfinished one without `resume`,
+        or anything that is not a run (a run deletes its checkpoints/ and reads its data/)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise UserError(f"--output-dir '{self.path}' is a file: give a new or empty folder")
+        if self.is_finished() and not resume:
+            raise UserError(f"'{self.path}' already holds a finished run: choose another --output-dir or delete it")
+        if self.has_checkpoints() and not resume:
+            raise UserError(f"'{self.path}' holds an unfinished run: pass --resume to continue it, or delete the folder")
+        if not self.has_recipe():
+            foreign = self.foreign_entries()
+            if foreign:
+                raise UserError(
+                    f"'{self.path}' is not a langtrainer run directory (it holds {', '.join(foreign[:3])}"
+                    f"{', ...' if len(foreign) > 3 else ''}): give a new or empty --output-dir"
+                )
+
+    def check_recipe(self, recipe: "Recipe") -> None:
+        """UserError when the run was started with another recipe (its data/ and checkpoints would be mixed in)."""
+        import yaml
+
+        from langtrainer.recipe import dump_recipe
+
+        old = self.raw_recipe()
+        if old is None:
+            return
+        key = _first_difference(old, yaml.safe_load(dump_recipe(recipe)))
+        if key is not None:
+            raise UserError(
+                f"'{self.path}' was started with a different recipe ({key} differs): use the same recipe and "
+                "--set options, or another --output-dir (or delete the folder)"
+            )
+
+    def last_complete_checkpoint(self, remove_incomplete: bool = False) -> Path | None:
+        """The newest checkpoint-N whose trainer_state.json (the Trainer writes it last) parses.
+
+        A process killed while saving leaves a newer checkpoint without it (or with
+        half of it); resuming from that one would fail or load half-written state.
+        remove_incomplete deletes those newer, incomplete ones (the Trainer would
+        otherwise count them when it rotates checkpoints).
+        """
+        import shutil
+
+        def step(path: Path) -> int:
+            tail = path.name.rpartition("-")[2]
+            return int(tail) if tail.isdigit() else -1
+
+        for candidate in sorted(self.checkpoints.glob("checkpoint-*"), key=step, reverse=True):
+            if read_json(candidate / "trainer_state.json"):
+                return candidate
+            logger.warning("ignoring incomplete checkpoint %s (killed while saving?)", candidate)
+            if remove_incomplete:
+                shutil.rmtree(candidate, ignore_errors=True)
+        return None
+
+    def install_model(self, saved: Path) -> None:
+        """Move a saved model's files from `saved` (the staging folder) into the run folder.
+
+        config.json goes last: a folder with it holds every model file (loaders look for it first).
+        """
+        (saved / "training_args.bin").unlink(missing_ok=True)  # a pickle; a run folder holds none
+        for item in sorted(saved.iterdir(), key=lambda item: item.name == self.MODEL_CONFIG):
+            os.replace(item, self.path / item.name)
+        saved.rmdir()
 
     # -- the resolved recipe ----------------------------------------------------
     def write_recipe(self, recipe: "Recipe") -> Path:
@@ -258,7 +338,10 @@ class RunDir:
         if not self.has_data():
             return None
         digest = hashlib.sha256()
-        for path in sorted(p for p in self.data_path.rglob("*") if p.is_file()):
+        # Only what write_subsets writes: datasets adds cache-*.arrow files beside them when a run tokenises.
+        written = (p for p in self.data_path.rglob("*")
+                   if p.is_file() and (p.suffix == ".json" or p.name.startswith("data-")))
+        for path in sorted(written):
             rel = path.relative_to(self.data_path).as_posix()
             size = path.stat().st_size
             digest.update(f"{rel}\0{size}\0".encode())

@@ -129,3 +129,42 @@ def test_cli_data_build_as_is(tmp_path):
     assert "(train 45, validation 8, test 7)" in " ".join(result.output.split())
     assert {s: len(d) for s, d in datasets.load_from_disk(str(out)).items()} == {"train": 45, "validation": 8,
                                                                                 "test": 7}
+
+
+def test_finetune_as_is_on_a_csv_with_other_column_names(tiny_model_dir, tmp_path):
+    """A recipe without a skew design trains on every training row with eq. 2 weights from its counts."""
+    from typer.testing import CliRunner
+
+    from langtrainer.cli.main import app
+    from langtrainer.rundir import RunDir
+    from tiny_model import SAMPLE_TEXTS
+
+    rows = uneven_rows()
+    frame = pd.DataFrame({"review": [f"{SAMPLE_TEXTS[r['language']][i % 2]} {i}" for i, r in enumerate(rows)],
+                          "stars": [r["label"] for r in rows], "lang": [r["language"] for r in rows]})
+    frame.to_csv(tmp_path / "reviews.csv", index=False)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"name: reviews\nseed: 1\nmodel: {{name_or_path: '{tiny_model_dir}', max_length: 32}}\n"
+        f"data:\n  source: '{tmp_path / 'reviews.csv'}'\n  columns: {{text: review, label: stars, language: lang}}\n"
+        "loss: {class_weights: per_language}\n"
+        "training: {num_train_epochs: 1, per_device_train_batch_size: 8}\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["finetune", str(recipe), "-o", str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    run = RunDir(tmp_path / "run")
+    metrics = run.read_metrics()
+    train = run.load_subsets()["train"]
+    assert metrics["subset"] == "none"
+    assert metrics["train"]["examples"] == len(train) == 45  # every training row: 60 rows less 8 + 7 carved
+    # eq. 2 on the training split's counts: w_{c,l} = n_l / (C * n_{c,l})
+    counts = {lang: {label: sum(1 for x, y in zip(train["language"], train["label"]) if x == lang and y == c)
+                     for c, label in enumerate(["neg", "pos"])} for lang in metrics["languages"]}
+    for i, lang in enumerate(metrics["languages"]):
+        n_l = sum(counts[lang].values())
+        expected = [n_l / (2 * counts[lang][label]) for label in ("neg", "pos")]
+        assert metrics["class_weights"][i] == pytest.approx(expected)
+    assert metrics["class_weights"][metrics["languages"].index("en")] == pytest.approx([26 / 48, 26 / 4])
+    by_language = metrics["test"]["by_language"]
+    assert sorted(by_language) == ["de", "en", "fr"]
+    assert sum(row["n"] for row in by_language.values()) == metrics["test"]["n"] == 7
+    assert all(set(row["prediction_shares"]) == {"neg", "pos"} for row in by_language.values())

@@ -347,7 +347,7 @@ def test_cli_finetune_with_two_processes(tiny_model_dir, tmp_path):
     assert metrics["test"]["accuracy"] == pytest.approx(float((predicted == labels).mean()))
     for lang in LANGS:
         mask = np.asarray(list(test["language"])) == lang
-        assert metrics["test"][f"accuracy_{lang}"] == pytest.approx(float((predicted[mask] == labels[mask]).mean()))
+        assert metrics["test"]["by_language"][lang]["accuracy"] == pytest.approx(float((predicted[mask] == labels[mask]).mean()))
     assert model.config.id2label == {0: "a", 1: "b", 2: "c", 3: "d"}
 
 
@@ -362,7 +362,8 @@ def _worker(model_dir: str, out_dir: str, per_device_batch: int) -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback, set_seed
 
     from langtrainer import LangTrainer, LangTrainingArguments
-    from langtrainer.pipelines.finetune import make_compute_metrics, tokenize
+    from langtrainer.training.encoding import tokenize
+    from langtrainer.training.evaluation import make_compute_metrics
     from langtrainer.recipe import ImbalanceConfig, Recipe
     from tiny_model import SAMPLE_TEXTS
 

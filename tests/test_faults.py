@@ -114,9 +114,14 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tiny_model_dir, tmp_pat
 
 
 def test_last_complete_checkpoint_skips_half_written_ones(tmp_path):
-    from langtrainer.pipelines.finetune import last_complete_checkpoint
+    from langtrainer.rundir import RunDir
 
-    checkpoints = tmp_path / "checkpoints"
+    run = RunDir(tmp_path)
+    checkpoints = run.checkpoints
+
+    def last_complete_checkpoint(folder, remove_incomplete=False):
+        assert folder == run.checkpoints
+        return run.last_complete_checkpoint(remove_incomplete=remove_incomplete)
     assert last_complete_checkpoint(checkpoints) is None
     for step, state in ((7, '{"global_step": 7}'), (14, '{"global_step": 1'), (21, None), (3, "{}")):
         folder = checkpoints / f"checkpoint-{step}"
@@ -250,19 +255,19 @@ def test_finetune_interrupted_while_saving_the_model(tiny_model_dir, tmp_path, m
     from typer.testing import CliRunner
 
     from langtrainer.cli.main import app
-    from langtrainer.pipelines import finetune as finetune_module
+    from langtrainer.rundir import RunDir
 
     source = write_dataset(tmp_path / "ds")
     recipe = write_recipe(tmp_path / "tiny.yaml", tiny_model_dir, source, epochs=1)
     run_dir = tmp_path / "run"
     real_move = os.replace
 
-    def move_some_then_die(src: Path, dst: Path) -> None:
+    def move_some_then_die(run: RunDir, src: Path) -> None:
         for item in sorted(src.iterdir(), key=lambda item: item.name == "config.json")[:2]:
-            real_move(item, dst / item.name)
+            real_move(item, run.path / item.name)
         raise Killed
 
-    monkeypatch.setattr(finetune_module, "_move_model_files", move_some_then_die)
+    monkeypatch.setattr(RunDir, "install_model", move_some_then_die)
     with pytest.raises(Killed):
         CliRunner().invoke(app, ["finetune", str(recipe), "-o", str(run_dir), "--quiet"])
     assert not (run_dir / "metrics.json").exists() and not (run_dir / "config.json").exists()

@@ -59,9 +59,11 @@ def test_finetune_tiny_run_directory(tiny_model_dir, tmp_path):
     assert metrics["favoured_labels"] == {"A": [2, 3], "B": [0, 1]}
     test = metrics["test"]
     assert 0.0 <= test["accuracy"] <= 1.0
-    for lang in LANGS + ["A", "B"]:
-        shares = [test[f"pred_{lang}_l{c}"] for c in range(4)]
-        assert sum(shares) == pytest.approx(1.0)
+    units = {**test["by_language"], **test["by_group"]}
+    assert sorted(units) == sorted(LANGS + ["A", "B"])
+    for row in units.values():
+        assert sum(row["prediction_shares"][f"l{c}"] for c in range(4)) == pytest.approx(1.0)
+    assert sum(test["by_language"][lang]["n"] for lang in LANGS) == test["n"] == metrics["test_examples"]
     # the class-weight table is eq. 2 on the imbalanced subset: en has 4/8/12/16 of 40
     assert metrics["class_weights"][1] == pytest.approx([40 / (4 * 4), 40 / (4 * 8), 40 / (4 * 12), 40 / (4 * 16)])
     # evaluators ran inside evaluation and were logged with the other eval metrics
@@ -96,7 +98,7 @@ def test_length_grouped_training_keeps_evaluation_aligned(tiny_model_dir, tmp_pa
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from langtrainer.training.metrics import classification_metrics
+    from langtrainer.training.metrics import metric_frame
 
     data = write_dataset(tmp_path / "data.jsonl")
     training = {"num_train_epochs": 4, "learning_rate": 2e-3, "train_sampling_strategy": "group_by_length",
@@ -112,7 +114,13 @@ def test_length_grouped_training_keeps_evaluation_aligned(tiny_model_dir, tmp_pa
     with torch.no_grad():
         predictions = [int(model(**tokenizer(text, return_tensors="pt")).logits.argmax(-1)) for text in test["text"]]
     assert len(set(predictions)) > 1  # a constant classifier would hide a misalignment
-    expected = classification_metrics(predictions, test["label"], test["language"], metrics["label_names"],
-                                      recipe.imbalance.groups)
-    for key in ("accuracy", "accuracy_de", "accuracy_ja", "pred_en_l0", "pred_A_l3"):
-        assert metrics["test"][key] == pytest.approx(expected[key])
+    expected = metric_frame(predictions, test["label"], test["language"], metrics["label_names"],
+                            recipe.imbalance.groups)
+    got = metrics["test"]
+    assert got["accuracy"] == pytest.approx(expected["accuracy"])
+    for lang in ("de", "ja"):
+        assert got["by_language"][lang]["accuracy"] == pytest.approx(expected["by_language"][lang]["accuracy"])
+    assert got["by_language"]["en"]["prediction_shares"]["l0"] == pytest.approx(
+        expected["by_language"]["en"]["prediction_shares"]["l0"])
+    assert got["by_group"]["A"]["prediction_shares"]["l3"] == pytest.approx(
+        expected["by_group"]["A"]["prediction_shares"]["l3"])

@@ -2,7 +2,8 @@
 
 import pytest
 
-from langtrainer.training.metrics import classification_metrics, prediction_distribution, skew_index
+from langtrainer.training.metrics import (classification_metrics, flat_metrics, metric_frame, prediction_distribution,
+                                         skew_index)
 
 LABELS = ["a", "b", "c", "d"]
 
@@ -19,6 +20,26 @@ def test_classification_metrics_by_language_and_group():
     # macro-F1 by hand: a: P=1/2 R=1/2; b: 1, 1/2; c: 1/2, 1; d: 2/3, 2/3
     f1 = [0.5, 2 / 3, 2 / 3, 2 / 3]
     assert m["macro_f1"] == pytest.approx(sum(f1) / 4)
+
+
+def test_metric_frame_is_tidy_per_language_and_group():
+    predictions = [0, 0, 1, 3, 2, 2, 3, 3]
+    labels = [0, 1, 1, 3, 2, 3, 3, 0]
+    languages = ["en", "en", "en", "en", "fr", "fr", "fr", "fr"]
+    frame = metric_frame(predictions, labels, languages, LABELS, groups={"G": ["fr"], "empty": ["ja"]})
+    assert frame["n"] == 8 and frame["accuracy"] == pytest.approx(5 / 8)
+    assert set(frame["by_language"]) == {"en", "fr"} and set(frame["by_group"]) == {"G"}
+    en, fr = frame["by_language"]["en"], frame["by_language"]["fr"]
+    assert (en["n"], en["accuracy"], fr["accuracy"]) == (4, 0.75, 0.5)
+    assert en["prediction_shares"] == {"a": 0.5, "b": 0.25, "c": 0.0, "d": 0.25}
+    assert frame["prediction_shares"] == {"a": 0.25, "b": 0.125, "c": 0.25, "d": 0.375}
+    # fr: c predicted twice (right once), d twice (right once): F1 c = 2/3, d = 1/2 (P 1/2, R 1/2), a = b = 0
+    assert fr["macro_f1"] == pytest.approx((2 / 3 + 0.5) / 4)
+    assert frame["difference"]["accuracy"] == pytest.approx(0.25)
+    assert frame["difference"]["macro_f1"] == pytest.approx(abs(en["macro_f1"] - fr["macro_f1"]))
+    flat = flat_metrics(frame)
+    assert flat["macro_f1_fr"] == pytest.approx(fr["macro_f1"]) and flat["pred_G_c"] == 0.5
+    assert "accuracy_empty" not in flat
 
 
 def test_prediction_distribution():

@@ -15,9 +15,8 @@ def write_run(root, seed, variant, accuracy, skew, probe_test, pred_a):
     run = root / f"seed{seed}" / variant
     run.mkdir(parents=True)
     subset = "balanced" if variant == "bal" else "imbalanced"
-    test = {"accuracy": accuracy, "macro_f1": accuracy - 0.01, "skew_index": skew}
-    for g, dist in (("A", pred_a), ("B", pred_a[::-1])):
-        test.update({f"pred_{g}_{name}": share for name, share in zip(LABELS, dist)})
+    test = {"accuracy": accuracy, "macro_f1": accuracy - 0.01, "skew_index": skew, "by_group": {
+        g: {"prediction_shares": dict(zip(LABELS, dist))} for g, dist in (("A", pred_a), ("B", pred_a[::-1]))}}
     metrics = {
         "recipe": f"demo_{variant}", "subset": subset, "seed": seed,
         "class_weights_mode": "per_language" if variant == "imbal_cw" else "none",

@@ -115,7 +115,7 @@ def test_package_source_has_no_unsafe_loading():
 def test_trust_remote_code_is_off_unless_the_recipe_says_so(tiny_model_dir, monkeypatch):
     import transformers
 
-    from langtrainer.pipelines.finetune import load_model_for_classification
+    from langtrainer.models.classifier import load_model_for_classification
     from langtrainer.recipe import Recipe, load_recipe
     from langtrainer.models import clear_tokenizer_cache
 

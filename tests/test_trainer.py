@@ -10,7 +10,7 @@ from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from langtrainer import LangTrainer, LangTrainingArguments
-from langtrainer.pipelines.finetune import tokenize
+from langtrainer.training.encoding import tokenize
 from langtrainer.training.trainer import special_tokens_around
 from tiny_model import SAMPLE_TEXTS
 

@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 from langtrainer import atomic
 from langtrainer.recipe import Recipe, apply_overrides, load_raw, recipe_from_dict
+from langtrainer.rundir import RunDir
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def _copy_data(data_dir: Path, run_dir: Path) -> None:
 def run_demo(plan: DemoPlan, progress: DemoProgress | None = None) -> dict[str, Any]:
     """Run every stage that has not finished yet; return timings and the report path."""
     from langtrainer.analysis.shap import ShapOptions, run_shap
-    from langtrainer.pipelines.finetune import CHECKPOINT_DIR, METRICS_FILE, finetune
+    from langtrainer.pipelines.finetune import finetune
     from langtrainer.models import resolve_model_path
     from langtrainer.analysis.probe import run_probe
     from langtrainer.reporting.report import write_report
@@ -130,11 +131,12 @@ def run_demo(plan: DemoPlan, progress: DemoProgress | None = None) -> dict[str, 
         for variant in VARIANTS:
             recipe = plan.recipes[(seed, variant)]
             run_dir = seed_dir / variant
-            if (run_dir / METRICS_FILE).exists():
+            run = RunDir(run_dir)
+            if run.is_finished():
                 continue
             _copy_data(data_dir, run_dir)
             stage = f"seed {seed}: train {variant}"
-            resume = (run_dir / CHECKPOINT_DIR).exists()
+            resume = run.checkpoints.exists()
             timed(f"seed{seed}/train/{variant}", lambda: finetune(
                 recipe, run_dir, resume=resume,
                 progress=lambda step, total, logs: tell(stage, step, total, _loss_text(logs)),

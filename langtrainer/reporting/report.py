@@ -179,12 +179,18 @@ def single_run_se(run: Run, metric: str, n_test: int) -> float:
         names = run.metrics.get("label_names") or []
         var = 0.0
         for group, labels in favoured.items():
-            share = sum(test.get(f"pred_{group}_{names[c]}", 0.0) for c in labels)
+            share = sum(prediction_share(test, group, names[c], 0.0) for c in labels)
             var += binomial_se(share, max(1, n_test // max(1, len(favoured)))) ** 2
         return math.sqrt(var)
     probe = run.probes.get(metric.removeprefix("probe_"), {})
     folds = len(probe.get("fold_accuracies") or probe.get("result", {}).get("fold_accuracies", []) or [1]) or 1
     return float(probe.get("accuracy_std", float("nan"))) / math.sqrt(folds)
+
+
+def prediction_share(test: dict[str, Any], unit: str, label: str, missing: float = float("nan")) -> float:
+    """Share of `unit`'s (a group's or a language's) test predictions that are `label` (metrics.json's tidy table)."""
+    row = test.get("by_group", {}).get(unit) or test.get("by_language", {}).get(unit) or {}
+    return float(row.get("prediction_shares", {}).get(label, missing))
 
 
 def by_role(runs: list[Run]) -> dict[str, list[Run]]:
@@ -209,7 +215,7 @@ def probe_accuracy(run: Run, data: str) -> float | None:
 
 def group_distribution(run: Run, group: str, label_names: list[str]) -> list[float]:
     test = run.metrics["test"]
-    return [100 * test.get(f"pred_{group}_{name}", float("nan")) for name in label_names]
+    return [100 * prediction_share(test, group, name) for name in label_names]
 
 
 def neutral_shift(diff: dict[str, Any], groups: dict[str, list[str]], favoured: dict[str, list[int]],

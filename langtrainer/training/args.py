@@ -7,9 +7,15 @@ fields without importing the training machinery.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from transformers import TrainingArguments
+
+from langtrainer.errors import UserError
+
+if TYPE_CHECKING:
+    from langtrainer.recipe import Recipe
 
 # Fields filled from the recipe's `loss:` / `data:` blocks, not from `training:`.
 RECIPE_MANAGED_FIELDS = (
@@ -48,6 +54,50 @@ class LangTrainingArguments(TrainingArguments):
         default="none",
         metadata={"help": "per_language_balanced: resample on the (language, label) key instead of weighting."},
     )
+
+
+def build_training_args(recipe: "Recipe", output_dir: Path, has_eval: bool) -> LangTrainingArguments:
+    """The run's TrainingArguments: langtrainer's defaults, then `training:`, then the loss/sampler fields."""
+    import torch
+
+    defaults: dict[str, Any] = dict(
+        output_dir=str(output_dir),
+        eval_strategy="epoch" if has_eval else "no",
+        save_strategy="epoch",
+        load_best_model_at_end=has_eval,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        save_total_limit=2,
+        logging_strategy="steps",
+        logging_steps=10,
+        report_to="none",
+        disable_tqdm=True,
+        learning_rate=5e-5,
+        head_learning_rate=5e-4,
+        lr_scheduler_type="linear",
+        warmup_steps=0,
+        use_cpu=not torch.cuda.is_available(),
+    )
+    loss = recipe.loss
+    managed = dict(
+        seed=recipe.seed,
+        class_weights=loss.class_weights,
+        weight_scheme=loss.weight_scheme,
+        effective_number_beta=loss.effective_number_beta,
+        loss_reduction=loss.reduction,
+        mask_entropy=loss.mask_entropy,
+        language_sampler=recipe.data.sampler or "none",
+    )
+    owned = [key for key in recipe.training if key != "report_to" and run_owned_reason(key)]
+    if owned:  # a Recipe built in code skips the recipe reader's refusal
+        raise UserError(f"training.{owned[0]} cannot be set in a recipe: {run_owned_reason(owned[0])}")
+    kwargs = {**defaults, **recipe.training, **managed}
+    if "seed" in recipe.training and recipe.training["seed"] != recipe.seed:
+        raise UserError("set the seed with the recipe's top-level 'seed', not training.seed")
+    try:
+        return LangTrainingArguments(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"training: {str(exc).splitlines()[0]}") from None
 
 
 # TrainingArguments fields that langtrainer sets itself or that reach outside

@@ -1,12 +1,15 @@
 """Classification metrics per language (and per language group).
 
-Shaped like fairlearn's MetricFrame: overall numbers plus a `by_group` view.
+`metric_frame` is the tidy table that metrics.json holds, shaped like
+fairlearn's MetricFrame: overall numbers, `by_language` and `by_group` rows,
+and the max-min `difference` over languages. `flat_metrics` is the same
+numbers as the flat keys a Trainer logs (accuracy_<lang>, pred_<lang>_<label>).
 Computed with numpy/sklearn so nothing is fetched from the Hub.
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
@@ -20,6 +23,63 @@ def prediction_distribution(predictions: np.ndarray, n_labels: int) -> list[floa
     return (counts / counts.sum()).tolist()
 
 
+def _row(predictions: np.ndarray, labels: np.ndarray, label_names: Sequence[str]) -> dict[str, Any]:
+    """n, accuracy, macro-F1 and prediction shares of one slice of the rows."""
+    n_labels = len(label_names)
+    return {
+        "n": int(len(labels)),
+        "accuracy": float(accuracy_score(labels, predictions)),
+        "macro_f1": float(f1_score(labels, predictions, average="macro", labels=list(range(n_labels)),
+                                   zero_division=0)),
+        "prediction_shares": dict(zip(label_names, prediction_distribution(predictions, n_labels))),
+    }
+
+
+def metric_frame(
+    predictions: Sequence[int],
+    labels: Sequence[int],
+    languages: Sequence[str],
+    label_names: Sequence[str],
+    groups: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """The tidy per-language table of metrics.json (module docstring)."""
+    predictions = np.asarray(predictions, dtype=np.int64)
+    labels = np.asarray(labels, dtype=np.int64)
+    languages = np.asarray(languages)
+    frame = _row(predictions, labels, label_names)
+    by_language = {}
+    for lang in sorted(set(languages.tolist())):
+        mask = languages == lang
+        by_language[str(lang)] = _row(predictions[mask], labels[mask], label_names)
+    frame["by_language"] = by_language
+    if groups:
+        by_group = {}
+        for group, members in groups.items():
+            mask = np.isin(languages, list(members))
+            if mask.any():
+                by_group[str(group)] = _row(predictions[mask], labels[mask], label_names)
+        frame["by_group"] = by_group
+    frame["difference"] = {
+        metric: (max(row[metric] for row in by_language.values()) - min(row[metric] for row in by_language.values()))
+        if by_language else 0.0
+        for metric in ("accuracy", "macro_f1")
+    }
+    return frame
+
+
+def flat_metrics(frame: Mapping[str, Any]) -> dict[str, float]:
+    """The Trainer's log keys for a metric frame: accuracy, macro_f1 and, per language and
+    group, accuracy_<unit>, macro_f1_<unit> and pred_<unit>_<label> (share of predictions)."""
+    out = {"accuracy": frame["accuracy"], "macro_f1": frame["macro_f1"]}
+    units = {**frame.get("by_language", {}), **frame.get("by_group", {})}
+    for unit, row in units.items():
+        out[f"accuracy_{unit}"] = row["accuracy"]
+        out[f"macro_f1_{unit}"] = row["macro_f1"]
+        for name, share in row["prediction_shares"].items():
+            out[f"pred_{unit}_{name}"] = share
+    return out
+
+
 def classification_metrics(
     predictions: Sequence[int],
     labels: Sequence[int],
@@ -27,29 +87,8 @@ def classification_metrics(
     label_names: Sequence[str],
     groups: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, float]:
-    """Flat metric dict (for the Trainer's logs): accuracy, macro-F1, per language and group.
-
-    Keys: accuracy, macro_f1, accuracy_<lang>, pred_<lang>_<label> (share of
-    predictions), and with groups accuracy_<group>, pred_<group>_<label>.
-    """
-    predictions = np.asarray(predictions, dtype=np.int64)
-    labels = np.asarray(labels, dtype=np.int64)
-    languages = np.asarray(languages)
-    n_labels = len(label_names)
-    out: dict[str, float] = {
-        "accuracy": float(accuracy_score(labels, predictions)),
-        "macro_f1": float(f1_score(labels, predictions, average="macro", labels=list(range(n_labels)), zero_division=0)),
-    }
-    units: dict[str, np.ndarray] = {str(lang): languages == lang for lang in sorted(set(languages.tolist()))}
-    for group, members in (groups or {}).items():
-        units[str(group)] = np.isin(languages, list(members))
-    for unit, mask in units.items():
-        if not mask.any():
-            continue
-        out[f"accuracy_{unit}"] = float((predictions[mask] == labels[mask]).mean())
-        for name, share in zip(label_names, prediction_distribution(predictions[mask], n_labels)):
-            out[f"pred_{unit}_{name}"] = share
-    return out
+    """Flat metric dict (for the Trainer's logs): `flat_metrics(metric_frame(...))`."""
+    return flat_metrics(metric_frame(predictions, labels, languages, label_names, groups))
 
 
 def skew_index(

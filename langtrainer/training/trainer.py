@@ -6,8 +6,10 @@
   it never enters `eval_loss` and best-model selection;
 - separate learning rates for the encoder and the classifier head, both
   decaying with the same schedule (linear to 0 by default);
-- evaluators (callbacks with `compute_eval_metrics`) run inside the
-  evaluation loop so their numbers are logged with the other metrics.
+- evaluators (`evaluators=[...]`, objects with `compute_eval_metrics(model,
+  tokenizer)`, as sentence-transformers' `evaluator=`; callbacks with that
+  method are accepted too) run inside the evaluation loop, so their numbers
+  are logged with the other metrics and can select the best checkpoint.
 """
 
 from __future__ import annotations
@@ -97,8 +99,13 @@ class LangTrainer(Trainer):
     # accumulation steps, so GA=8 x 2 equals 1 x 16.
     loss_is_scaled_for_ga = False
 
-    def __init__(self, *args, languages: Sequence[str] | None = None, **kwargs):
+    def __init__(self, *args, languages: Sequence[str] | None = None, evaluators: Sequence[Any] | None = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
+        for evaluator in evaluators or []:
+            if not callable(getattr(evaluator, "compute_eval_metrics", None)):
+                raise TypeError(f"evaluator {evaluator!r} has no compute_eval_metrics(model, tokenizer)")
+        self.evaluators = list(evaluators or [])
         if not isinstance(self.args, LangTrainingArguments):
             raise TypeError("LangTrainer needs LangTrainingArguments")
         train = self.train_dataset
@@ -275,10 +282,8 @@ class LangTrainer(Trainer):
         # every logger and can select the best checkpoint.
         if metric_key_prefix == "eval":
             model = self.accelerator.unwrap_model(self.model)
-            for callback in self.callback_handler.callbacks:
-                compute = getattr(callback, "compute_eval_metrics", None)
-                if compute is None:
-                    continue
+            for evaluator in self._evaluators():
+                compute = evaluator.compute_eval_metrics
                 if self.is_world_process_zero():
                     extra = compute(model, self.processing_class)
                 else:
@@ -287,6 +292,14 @@ class LangTrainer(Trainer):
                 for key, value in extra.items():
                     output.metrics[f"{metric_key_prefix}_{key}"] = value
         return output
+
+    def _evaluators(self) -> list[Any]:
+        """The declared evaluators, then callbacks that compute eval metrics (each once)."""
+        found = list(self.evaluators)
+        for callback in self.callback_handler.callbacks:
+            if callable(getattr(callback, "compute_eval_metrics", None)) and callback not in found:
+                found.append(callback)
+        return found
 
     def _exact_loss_from_gathered(self, output, dataloader, prefix: str) -> None:
         """Under DDP, recompute the loss from the gathered, de-padded logits.

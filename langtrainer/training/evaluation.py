@@ -1,0 +1,51 @@
+"""The metrics of a recipe's run: the tidy metric frame plus the skew index, and the Trainer's compute_metrics."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from langtrainer.training.metrics import flat_metrics, metric_frame, skew_index
+
+if TYPE_CHECKING:
+    from langtrainer.recipe import Recipe
+
+
+def favoured_labels(recipe: Recipe, n_labels: int) -> dict[str, list[int]] | None:
+    """Per group, the labels its imbalanced distribution over-represents."""
+    imb = recipe.imbalance
+    if not imb.groups or not imb.distribution:
+        return None
+    out = {}
+    for group, langs in imb.groups.items():
+        row = imb.distribution.get(group) or imb.distribution.get(langs[0])
+        if row is None or len(row) != n_labels:
+            return None
+        out[group] = [c for c, p in enumerate(row) if p > 100.0 / n_labels + 1e-9]
+    return out
+
+
+def evaluate_predictions(logits: np.ndarray, dataset, label_names: list[str], recipe: "Recipe") -> dict[str, Any]:
+    """metrics.json's tidy table of one split (training.metrics.metric_frame), with the skew index
+    when the recipe has a skew design."""
+    predictions = logits.argmax(-1)
+    languages = dataset["language"]
+    frame = metric_frame(predictions, dataset["label"], languages, label_names, recipe.imbalance.groups)
+    favoured = favoured_labels(recipe, len(label_names))
+    if favoured:
+        frame["skew_index"] = skew_index(predictions, languages, recipe.imbalance.groups, favoured)
+    return frame
+
+
+def make_compute_metrics(eval_dataset, label_names: list[str], recipe: "Recipe"):
+    """The Trainer's compute_metrics on `eval_dataset`'s untokenized rows: flat keys for its logs."""
+    def compute(eval_pred) -> dict[str, float]:
+        logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
+        frame = evaluate_predictions(np.asarray(logits), eval_dataset, label_names, recipe)
+        flat = flat_metrics(frame)
+        if "skew_index" in frame:
+            flat["skew_index"] = frame["skew_index"]
+        return flat
+
+    return compute
