@@ -308,6 +308,13 @@ class RunDir:
         finally:
             os.close(fd)
 
+    def check_not_in_use(self) -> None:
+        """UserError when another command holds the folder's lock (checked before the folder's content,
+        which a running command is changing)."""
+        if self.path.is_dir():
+            with self.lock():
+                pass
+
     @contextlib.contextmanager
     def claim(self) -> Iterator[None]:
         """Create the folder if needed and hold its lock; on a UserError, remove what this call created.
@@ -370,18 +377,20 @@ class RunDir:
     def check_identity(self, recipe: "Recipe") -> None:
         """UserError unless this folder's recipe, seed, data/ and identity file belong to `recipe`.
 
-        A folder from before identity files, or one whose identity could not
-        be written (a kill right after recipe.yaml), is accepted only while
-        it holds nothing to reuse (no data/, no checkpoints).
+        A folder without an identity file (from before them, or killed right
+        after recipe.yaml) is checked by what it has: its data/ by the
+        distribution.json it was built with, its checkpoints by recipe.yaml
+        (`check_recipe` compares it field by field); checkpoints without
+        either are refused.
         """
         if self.recipe_path.exists() and self.raw_recipe() is None:
             raise UserError(f"'{self.recipe_path}' cannot be read, so the run cannot be checked: "
                             "delete the folder or give another --output-dir")
         identity = self.read_identity()
         if identity is None:
-            if self.has_checkpoints():
-                raise UserError(f"'{self.path}' holds checkpoints but no {self.IDENTITY}, so they cannot be checked "
-                                "against the recipe: delete the folder or give another --output-dir")
+            if self.has_checkpoints() and not self.has_recipe():
+                raise UserError(f"'{self.path}' holds checkpoints but no {self.IDENTITY} or {self.RECIPE}, so they "
+                                "cannot be checked against the recipe: delete the folder or give another --output-dir")
             if self.has_data():
                 self._check_data_origin(recipe)
             return

@@ -188,7 +188,7 @@ def test_identity_refuses_another_seed_or_recipe_or_changed_data(tmp_path):
 def test_identity_refuses_what_it_cannot_check(tmp_path):
     run = RunDir(tmp_path / "run")
     (run.checkpoints / "checkpoint-3").mkdir(parents=True)
-    with pytest.raises(UserError, match="holds checkpoints but no identity.json"):
+    with pytest.raises(UserError, match="holds checkpoints but no identity.json or recipe.yaml"):
         run.check_identity(_recipe())
     run.identity_path.write_text("{not json")
     with pytest.raises(UserError, match="identity.json' is damaged"):
@@ -251,3 +251,91 @@ def test_a_huge_text_is_clipped_before_tokenising(tiny_model_dir):
     (attribution,) = explain(model, tokenizer, [huge], max_evals=20, max_length=24)
     assert tokenizer.longest <= 24 * CHARS_PER_TOKEN
     assert len(attribution.values) <= 24
+
+
+# ------------------------------------------------------------------ finetune: one owner, one identity, exact resume
+
+
+def test_a_second_finetune_into_a_running_folder_is_refused(tiny_model_dir, tmp_path):
+    """While one finetune writes a folder, others (same recipe, --resume, another seed) exit 2 and change nothing.
+
+    The first run is given many epochs so that it is still training when the
+    others have finished; it is then stopped (its result is not the point).
+    """
+    import signal
+    import subprocess
+    import time
+
+    from fault_helpers import cli_command, cli_env, error_line, training_setup
+
+    training_setup(tmp_path, tiny_model_dir)
+    run_dir = tmp_path / "run"
+    first = subprocess.Popen(cli_command("finetune", "tiny.yaml", "-o", "run", "--quiet",
+                                         "--set", "training.num_train_epochs=500"),
+                             cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not (run_dir / "identity.json").exists():  # the lock is held and data/ is built
+            assert first.poll() is None, first.stderr.read()[-2000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        extra = {"same": [], "resume": ["--resume"], "seed": ["--set", "seed=1"]}
+        others = {name: subprocess.Popen(cli_command("finetune", "tiny.yaml", "-o", "run", "--quiet",
+                                                     "--set", "training.num_train_epochs=500", *args),
+                                         cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, text=True)
+                  for name, args in extra.items()}
+        results = {name: (proc.wait(timeout=300), proc.stderr.read(), proc.stdout.read())
+                   for name, proc in others.items()}
+        still_running = first.poll() is None
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=60)
+        first.stderr.close()
+    assert still_running, "the first run finished before the others: nothing was tested"
+    for name, (code, stderr, stdout) in results.items():
+        assert code == 2 and stdout == "", (name, code, stderr[-2000:])
+        line = error_line(stderr)
+        assert "is in use by another langtrainer command" in line, line
+    run = RunDir(run_dir)
+    assert run.recipe_value("seed") == 0
+    assert json.loads(run.identity_path.read_text())["seed"] == 0
+    assert json.loads((run.data_path / RunDir.DISTRIBUTION).read_text())["seed"] == 0
+
+
+def test_data_of_another_seed_in_the_run_folder_is_refused(tiny_model_dir, tmp_path):
+    from fault_helpers import error_line, run_cli, training_setup, tree
+
+    training_setup(tmp_path, tiny_model_dir)
+    built = run_cli("data", "build", "tiny.yaml", "--out", "run/data", "--quiet", cwd=tmp_path)
+    assert built.returncode == 0, built.stderr[-2000:]
+    before = tree(tmp_path)
+    done = run_cli("finetune", "tiny.yaml", "-o", "run", "--quiet", "--set", "seed=1", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "was built with another seed (0, the recipe: 1)" in error_line(done.stderr)
+    assert tree(tmp_path) == before
+
+
+def test_resume_without_the_rng_state_needs_resume_inexact(tiny_model_dir, tmp_path):
+    from langtrainer.pipelines.finetune import finetune
+    from langtrainer.recipe import load_recipe
+    from fault_helpers import training_setup, weights
+
+    recipe = load_recipe(training_setup(tmp_path, tiny_model_dir), ["training.save_total_limit=null"])
+    full = finetune(recipe, tmp_path / "full", keep_checkpoints=True)
+    first = f"checkpoint-{full['train']['steps'] // 3}"
+    resumed = RunDir(tmp_path / "resumed")
+    shutil.copytree(tmp_path / "full" / "data", resumed.data_path)
+    shutil.copy(tmp_path / "full" / "recipe.yaml", resumed.recipe_path)
+    shutil.copy(tmp_path / "full" / "identity.json", resumed.identity_path)
+    shutil.copytree(tmp_path / "full" / "checkpoints" / first, resumed.checkpoints / first)
+    for rng in (resumed.checkpoints / first).glob("rng_state*.pth"):
+        rng.unlink()
+    listing = sorted(str(p) for p in resumed.path.rglob("*"))
+    with pytest.raises(UserError, match="--resume-inexact"):
+        finetune(recipe, resumed.path, resume=True)
+    assert sorted(str(p) for p in resumed.path.rglob("*")) == listing
+    metrics = finetune(recipe, resumed.path, resume_inexact=True)
+    assert metrics["train"]["resumed_from_step"] == full["train"]["steps"] // 3
+    assert metrics["train"]["steps"] == full["train"]["steps"]
+    assert set(weights(resumed.path)) == set(weights(tmp_path / "full"))

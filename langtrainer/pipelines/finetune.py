@@ -240,8 +240,10 @@ def publish(trainer, run: RunDir, metrics: dict[str, Any], keep_checkpoints: boo
             shutil.rmtree(run.checkpoints, ignore_errors=True)
 
 
-def check_run(recipe: Recipe, run: RunDir, resume: bool, resume_inexact: bool = False) -> None:
+def check_run(recipe: Recipe, run: RunDir, resume: bool, resume_inexact: bool = False, locked: bool = False) -> None:
     """Everything about the run folder that must hold before (and again once it is locked) a run writes."""
+    if not locked:
+        run.check_not_in_use()
     run.check_writable(resume)
     run.check_recipe(recipe)  # a leftover data/ of another recipe must not be reused
     run.check_identity(recipe)
@@ -290,7 +292,7 @@ def finetune(
     main = is_main_process()
     with run.claim() if main else contextlib.nullcontext():
         if main:
-            check_run(recipe, run, resume, resume_inexact)  # again, now that no other command can write here
+            check_run(recipe, run, resume, resume_inexact, locked=True)  # again: no other command writes here now
         set_seed(recipe.seed)
         # Under a multi-process launch the main process writes recipe.yaml, data/,
         # the datasets.map caches and any converted builtin model first; the
