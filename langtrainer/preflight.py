@@ -71,16 +71,18 @@ def check_output_folder(path: str | os.PathLike, flag: str = "--out") -> Path:
 
 # ------------------------------------------------------------------ leftovers of killed writers
 
-def stale_temporaries(folder: str | os.PathLike, older_than_s: float = 0.0) -> list[Path]:
-    """Hidden `.NAME.XXXX.tmp` / `.NAME.old-PID` entries that `langtrainer.atomic` leaves when killed."""
+def stale_temporaries(folder: str | os.PathLike, older_than_s: float = 0.0, name: str | None = None) -> list[Path]:
+    """Hidden `.NAME.XXXX.tmp` / `.NAME.old-PID` entries that `langtrainer.atomic` leaves when killed
+    (only those of `name` when given), last changed more than `older_than_s` seconds ago."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
     now = time.time()
     found = []
     for entry in folder.iterdir():
-        name = entry.name
-        if not name.startswith(".") or not (name.endswith(".tmp") or ".old-" in name):
+        entry_name = entry.name
+        if not entry_name.startswith(f".{name}." if name else ".") or not (
+                entry_name.endswith(".tmp") or ".old-" in entry_name):
             continue
         try:
             if now - entry.lstat().st_mtime < older_than_s:
@@ -91,11 +93,16 @@ def stale_temporaries(folder: str | os.PathLike, older_than_s: float = 0.0) -> l
     return sorted(found)
 
 
-def remove_stale_temporaries(folder: str | os.PathLike, older_than_s: float = 0.0) -> list[Path]:
+# A live atomic write in a folder no lock protects (data build --out's parent) is younger than this.
+UNLOCKED_TEMP_AGE_S = 24 * 3600
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, older_than_s: float = 0.0,
+                             name: str | None = None) -> list[Path]:
     """Delete what `stale_temporaries` finds; only call it while no other writer can use `folder`
     (under the run lock), or with an age that no live write reaches."""
     removed = []
-    for entry in stale_temporaries(folder, older_than_s):
+    for entry in stale_temporaries(folder, older_than_s, name):
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
         else:

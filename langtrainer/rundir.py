@@ -6,6 +6,7 @@ A run folder is what `finetune` writes and what `probe`, `shap`, `shap-diff`,
     RUN/
       config.json, model.safetensors, tokenizer files   a standard HF checkpoint
       recipe.yaml        the resolved recipe (every default filled in)
+      identity.json      recipe hash, seed and data/ fingerprint: what the folder belongs to
       data/              the subsets (save_to_disk) + data/distribution.json
       metrics.json       written last: its presence means the run is finished
       checkpoints/       Trainer checkpoints while training (for --resume)
@@ -456,7 +457,13 @@ def _topmost_missing(path: Path) -> Path | None:
 
 
 def write_subsets(subsets, distribution: dict[str, Any], target: Path) -> None:
-    """Save a DatasetDict with its distribution.json into `target`, atomically (used for data/ and `data build`)."""
+    """Save a DatasetDict with its distribution.json into `target`, atomically (used for data/ and `data build`).
+
+    Temporary copies of `target` that a killed build left beside it go first (old enough to be no live build's).
+    """
+    from langtrainer.preflight import UNLOCKED_TEMP_AGE_S, remove_stale_temporaries
+
+    remove_stale_temporaries(Path(target).parent, UNLOCKED_TEMP_AGE_S, name=Path(target).name)
     with atomic.atomic_dir(target) as tmp:
         subsets.save_to_disk(str(tmp))
         atomic.write_json(tmp / RunDir.DISTRIBUTION, distribution)

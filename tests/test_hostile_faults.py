@@ -335,7 +335,39 @@ def test_resume_without_the_rng_state_needs_resume_inexact(tiny_model_dir, tmp_p
     with pytest.raises(UserError, match="--resume-inexact"):
         finetune(recipe, resumed.path, resume=True)
     assert sorted(str(p) for p in resumed.path.rglob("*")) == listing
+    # Truncated checkpoint weights: refused before any loading, with the checkpoint named.
+    weights_file = resumed.checkpoints / first / "model.safetensors"
+    whole = weights_file.read_bytes()
+    weights_file.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(UserError, match=f"cannot resume: weights file .*{first}.* is truncated"):
+        finetune(recipe, resumed.path, resume_inexact=True)
+    weights_file.write_bytes(whole)
     metrics = finetune(recipe, resumed.path, resume_inexact=True)
     assert metrics["train"]["resumed_from_step"] == full["train"]["steps"] // 3
     assert metrics["train"]["steps"] == full["train"]["steps"]
     assert set(weights(resumed.path)) == set(weights(tmp_path / "full"))
+
+
+def test_old_temporary_copies_beside_a_data_build_output_are_removed(tmp_path):
+    """A killed `data build --out X` leaves `.X.NNNN.tmp` beside X; the next build removes it once it is old."""
+    import os
+    import time
+
+    import datasets
+
+    from langtrainer.preflight import UNLOCKED_TEMP_AGE_S
+    from langtrainer.rundir import write_subsets
+
+    old = tmp_path / ".out.abc123.tmp"
+    (old / "train").mkdir(parents=True)
+    (old / "train" / "data-00000-of-00001.arrow").write_bytes(b"x" * 100)
+    young = tmp_path / ".out.def456.tmp"  # a build running right now
+    young.mkdir()
+    other = tmp_path / ".other.ghi789.tmp"  # another output's
+    other.mkdir()
+    stamp = time.time() - UNLOCKED_TEMP_AGE_S - 60
+    for path in (old, other):
+        os.utime(path, (stamp, stamp))
+    subsets = datasets.DatasetDict({"test": datasets.Dataset.from_dict({"text": ["a"], "label": [0]})})
+    write_subsets(subsets, {"seed": 0}, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.ghi789.tmp", ".out.def456.tmp", "out"]

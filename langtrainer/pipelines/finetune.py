@@ -252,6 +252,14 @@ def check_run(recipe: Recipe, run: RunDir, resume: bool, resume_inexact: bool = 
                         "delete the folder and train again")
     if resume and not run.is_finished() and run.has_checkpoints():
         checkpoint = run.last_complete_checkpoint()
+        if checkpoint is not None:
+            from langtrainer.models.folder import check_model_folder
+
+            try:
+                check_model_folder(checkpoint)  # whole weights, or the Trainer fails deep inside loading them
+            except UserError as exc:
+                raise UserError(f"cannot resume: {exc}; delete {checkpoint.name} to resume from an earlier "
+                                "checkpoint") from None
         if checkpoint is not None and not run.resume_state_is_exact(checkpoint) and not resume_inexact:
             raise UserError(f"'{checkpoint}' has no random-number state (rng_state.pth), so resuming would not give "
                             "the uninterrupted run's result: pass --resume-inexact to continue anyway")
