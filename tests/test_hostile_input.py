@@ -94,6 +94,29 @@ def _mkdir(env: Env, name: str = "adir") -> Path:
     return path
 
 
+def _run_folder(env: Env, recipe_text: str | None = None, metrics: bool = False, checkpoint: bool = False) -> Path:
+    """A run folder as a killed or damaged run leaves it: recipe.yaml (the recipe's, or `recipe_text`),
+    optionally metrics.json (finished) without any model, optionally an empty checkpoint."""
+    from langtrainer.recipe import dump_recipe, load_recipe
+
+    run = env.tmp / "run"
+    run.mkdir()
+    (run / "recipe.yaml").write_text(recipe_text if recipe_text is not None else dump_recipe(load_recipe(env.recipe)))
+    if metrics:
+        (run / "metrics.json").write_text('{"seed": 0}')
+    if checkpoint:
+        (run / "checkpoints" / "checkpoint-3").mkdir(parents=True)
+    return run
+
+
+def _built_data(env: Env, seed: int) -> Path:
+    """run/data built by `data build` with `seed`."""
+    result = CliRunner().invoke(app, ["data", "build", str(env.recipe), "--out", str(env.tmp / "run" / "data"),
+                                      "--quiet", "--set", f"seed={seed}"])
+    assert result.exit_code == 0, result.output
+    return env.tmp / "run"
+
+
 def _shap_dir(env: Env, name: str) -> Path:
     """A folder that looks like a SHAP output only by name (it has no manifest)."""
     return _mkdir(env, name)
@@ -214,7 +237,19 @@ CASES: list[tuple[str, Callable[[Env], list], str]] = [
                                        e.tmp / "out", "--quiet"], "does not exist"),
     ("data_out_is_file", lambda e: ["data", "build", e.recipe, "--out", _mkfile(e), "--quiet"], "is a file"),
     ("data_out_foreign", lambda e: ["data", "build", e.recipe, "--out", _mkdir(e), "--quiet"], "not a data build"),
+    ("finished_run_without_model", lambda e: ["finetune", e.recipe, "-o", _run_folder(e, metrics=True), "--quiet",
+                                              "--resume"], "no model"),
+    ("unreadable_saved_recipe", lambda e: ["finetune", e.recipe, "-o", _run_folder(e, "a: [\n", checkpoint=True),
+                                           "--quiet", "--resume"], "cannot be read"),
+    ("saved_recipe_of_other_seed", lambda e: ["finetune", e.recipe, "-o", _run_folder(e, checkpoint=True),
+                                              "--quiet", "--resume", "--set", "seed=5"], "seed differs"),
+    ("data_of_another_seed", lambda e: ["finetune", e.recipe, "-o", _built_data(e, seed=1), "--quiet"],
+     "built with another seed"),
+    ("resume_inexact_finished_without_model", lambda e: ["finetune", e.recipe, "-o", _run_folder(e, metrics=True),
+                                                         "--quiet", "--resume-inexact"], "no model"),
     # ---- data that needs reading to be found wrong
+    ("language_upper_case", lambda e: e.finetune("data.languages=[DE, en, fr]", "imbalance.groups.A=[DE, fr]"),
+     "write 'de'"),
     ("groups_not_in_data", lambda e: e.finetune("data.languages=[]", "imbalance.groups.B=[en, ja]"), "'ja'"),
     ("text_is_list", lambda e: e.build(e.source(_with_text(["a", "b"]))), "text"),
     ("text_is_dict", lambda e: e.build(e.source(_with_text({"a": 1}))), "text"),
