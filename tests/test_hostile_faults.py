@@ -371,3 +371,20 @@ def test_old_temporary_copies_beside_a_data_build_output_are_removed(tmp_path):
     subsets = datasets.DatasetDict({"test": datasets.Dataset.from_dict({"text": ["a"], "label": [0]})})
     write_subsets(subsets, {"seed": 0}, tmp_path / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.ghi789.tmp", ".out.def456.tmp", "out"]
+
+
+def test_training_inputs_are_clipped_before_tokenising(tiny_model_dir):
+    import datasets
+
+    from langtrainer.models import CHARS_PER_TOKEN, load_tokenizer
+    from langtrainer.training.encoding import tokenize
+
+    words = " ".join(SAMPLE_TEXTS["de"])
+    huge = (words + " ") * (1_000_000 // len(words))
+    rows = datasets.Dataset.from_dict({"text": [huge, words], "text_pair": [words, huge], "label": [0, 1],
+                                       "language": ["de", "de"]})
+    tokenizer = _RecordingTokenizer(load_tokenizer(tiny_model_dir))
+    encoded = tokenize(rows, tokenizer, 32)
+    assert 0 < tokenizer.longest <= 32 * CHARS_PER_TOKEN
+    assert [len(ids) for ids in encoded["input_ids"]] == [32, 32]
+    assert encoded["labels"] == [0, 1]
