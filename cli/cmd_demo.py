@@ -48,7 +48,8 @@ def report_command(
     run_dirs: List[Path] = typer.Argument(..., help="Run directories or a demo output directory."),
     out: Path = typer.Option(..., "--out", "-o", help="Where report.md and its figures go."),
 ) -> None:
-    """Write report.md: Tables 2-4 and Figure 1 analogues with plain-language verdicts."""
+    """Write report.md (accuracy, predictions per language and group, probe, SHAP difference, token views)
+    with plain-language verdicts; refresh each run's model card (README.md)."""
     _report(run_dirs, out)
 
 

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from langtrainer.cli.common import console, make_progress, options, user_errors
+from langtrainer.defaults import SHAP_THRESHOLD
 
 
 @user_errors
@@ -81,7 +82,7 @@ def shap_command(
 def shap_diff_command(
     bal: Path = typer.Option(..., "--bal", help="SHAP output of the balanced model (shap dir or run dir with shap/)."),
     imbal: Path = typer.Option(..., "--imbal", help="SHAP output of the compared model (shap dir or run dir with shap/)."),
-    threshold: float = typer.Option(0.01, "--threshold", help="|S_bal| <= threshold is neutral (paper: 0.01)."),
+    threshold: float = typer.Option(SHAP_THRESHOLD, "--threshold", help="|S_bal| <= threshold is neutral (paper: 0.01)."),
     groups: Optional[List[str]] = typer.Option(None, "--groups", help="Language group, e.g. A=fr,es,ja (repeatable; default: the run's recipe imbalance.groups)."),
     averaging: str = typer.Option("masked", "--averaging", help="masked: an example counts in a category's mean only if it has a token there (the released code); zero: it counts as 0."),
     special_tokens: bool = typer.Option(False, "--special-tokens", help="Count [CLS]/[SEP] (always kept by the masker) in the categories and the token split."),

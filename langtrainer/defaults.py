@@ -29,3 +29,7 @@ SHAP_SPLIT_THRESHOLDS: tuple[float, ...] = (0.001, 0.01, 0.05)  # the thresholds
 
 # Model input.
 MAX_LENGTH = 128
+
+# Training (Section 3): encoder and classifier-head learning rates, both decaying linearly to 0.
+LEARNING_RATE = 5e-5
+HEAD_LEARNING_RATE = 5e-4

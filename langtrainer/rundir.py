@@ -13,6 +13,9 @@ A run folder is what `finetune` writes and what `probe`, `shap`, `shap-diff`,
       .model.tmp/        the final model while it is being moved into place
       probe_<data>.json  a probe result (test, external, or a file's stem)
       shap/              SHAP values (its inside belongs to analysis.shap.store)
+      logs/              the Trainer's loggers (TensorBoard event files, ...): kept after training
+      README.md          the model card (reporting.model_card), refreshed by `report`
+      shap_diff.json     `shap-diff` results when this run was the compared one (analysis.shap_diff)
 
 A demo folder holds one folder per seed (`seed<N>/`) with a run folder per
 variant, the seed's shared `data/`, the pretrained model's probes and the
@@ -73,6 +76,9 @@ class RunDir:
     MODEL_CONFIG = "config.json"
     IDENTITY = "identity.json"
     RNG_STATE_GLOB = "rng_state*.pth"  # the Trainer's rng_state.pth, or rng_state_<rank>.pth per process
+    LOGS = "logs"
+    MODEL_CARD = "README.md"
+    SHAP_DIFF = "shap_diff.json"
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path).expanduser()
@@ -115,6 +121,21 @@ class RunDir:
     @property
     def identity_path(self) -> Path:
         return self.path / self.IDENTITY
+
+    @property
+    def logs_dir(self) -> Path:
+        """Where the Trainer's loggers write (outside checkpoints/, which a finished run deletes)."""
+        return self.path / self.LOGS
+
+    @property
+    def model_card_path(self) -> Path:
+        """The Hub model card (README.md) of the run's model."""
+        return self.path / self.MODEL_CARD
+
+    @property
+    def shap_diff_path(self) -> Path:
+        """`shap-diff`'s summary when it wrote into this run (the compared model's folder)."""
+        return self.path / self.SHAP_DIFF
 
     def probe_path(self, data_label: str) -> Path:
         """Where the probe of `data_label` ('test', 'external', a file's stem) is written."""
@@ -278,6 +299,10 @@ class RunDir:
             return
         with atomic.atomic_dir(self.data_path) as tmp:
             shutil.copytree(data_dir, tmp, dirs_exist_ok=True)
+
+    def read_distribution(self) -> dict[str, Any]:
+        """data/distribution.json (counts per split, language and label); {} when absent."""
+        return read_json(self.data_path / self.DISTRIBUTION)
 
     # -- probes ----------------------------------------------------------------
     def read_probes(self) -> dict[str, dict[str, Any]]:

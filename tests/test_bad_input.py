@@ -14,7 +14,6 @@ the `data build` summary line.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -173,7 +172,7 @@ def test_probe_on_a_folder_without_a_model(tmp_path, data):
 
 
 def test_model_path_that_does_not_exist_fails_at_once(tiny_model_dir, tmp_path, ds, monkeypatch):
-    """No Hub lookup (it would retry for ~30 s online), no data built, under 5 s."""
+    """No Hub lookup (it would retry for ~30 s online), no data built, no run folder left."""
     import transformers.utils.hub
 
     def no_hub(*args, **kwargs):
@@ -182,9 +181,8 @@ def test_model_path_that_does_not_exist_fails_at_once(tiny_model_dir, tmp_path, 
     monkeypatch.setattr(transformers.utils.hub, "cached_files", no_hub)
     missing = tmp_path / "models" / "tiny-typo"
     recipe = edited_recipe(tmp_path, tiny_model_dir, ds, str(tiny_model_dir), str(missing))
-    started = time.perf_counter()
     line = fails(tmp_path, "finetune", recipe, "-o", tmp_path / "run", "--quiet")
-    assert time.perf_counter() - started < 5
+    assert not (tmp_path / "run").exists()
     assert line == f"error: model path '{missing}' does not exist"
 
 

@@ -57,3 +57,18 @@ def test_skew_index():
     assert skew_index([0, 1, 2, 3, 0, 1, 2, 3], languages, groups, favoured) == pytest.approx(0.0)
     # predictions that run against the training skew give a negative index
     assert skew_index([0, 0, 1, 1, 2, 2, 3, 3], languages, groups, favoured) == pytest.approx(-1.0)
+
+
+def test_skew_index_with_three_groups():
+    # three groups, one language each, each favouring its own label of three
+    groups = {"n": ["de"], "s": ["pt"], "e": ["sw"]}
+    favoured = {"n": [0], "s": [1], "e": [2]}
+    languages = ["de"] * 4 + ["pt"] * 4 + ["sw"] * 4
+    # every group predicts its favoured label only: own share 1, others' 0
+    assert skew_index([0] * 4 + [1] * 4 + [2] * 4, languages, groups, favoured) == pytest.approx(1.0)
+    # one label for everything (the same in every group): no language-driven skew
+    assert skew_index([1] * 12, languages, groups, favoured) == pytest.approx(0.0)
+    # de: 3/4 its favoured label; pt, sw: a quarter in their own
+    preds = [0, 0, 0, 2] + [1, 2, 2, 2] + [2, 1, 1, 1]
+    # n: 0.75 - mean(0, 0); s: 0.25 - mean(0, 0.75); e: 0.25 - mean(0.25, 0.75)
+    assert skew_index(preds, languages, groups, favoured) == pytest.approx((0.75 - 0.125 - 0.25) / 3)

@@ -101,13 +101,14 @@ def test_cell_counts_and_errors():
         class_weight_table([0], ["en"], 1, ["en"], scheme="focal")
 
 
-def test_vectorised_on_a_million_samples():
-    import time
+def test_a_million_samples_equal_eq2_on_their_counts():
+    import pandas as pd
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 5, 1_000_000)
-    languages = np.array(["de", "en", "es", "fr", "ja", "zh"])[rng.integers(0, 6, 1_000_000)]
-    start = time.perf_counter()
-    table = class_weight_table(labels, languages, 5, ["de", "en", "es", "fr", "ja", "zh"])
-    assert time.perf_counter() - start < 5.0
-    assert table.shape == (6, 5) and abs(table.mean() - 1.0) < 0.02
+    names = ["de", "en", "es", "fr", "ja", "zh"]
+    languages = np.array(names)[rng.integers(0, 6, 1_000_000)]
+    table = class_weight_table(labels, languages, 5, names)
+    counts = pd.crosstab(languages, labels).loc[names].to_numpy()
+    expected = counts.sum(axis=1, keepdims=True) / (5 * counts)
+    np.testing.assert_allclose(table, expected, rtol=1e-12)

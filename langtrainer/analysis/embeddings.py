@@ -85,6 +85,34 @@ def _pool(hidden: torch.Tensor, attention_mask: torch.Tensor, feature: str) -> t
     return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
 
+def _check_feature(model: torch.nn.Module, feature: str, layer_ids: list[int]) -> None:
+    if feature not in FEATURES:
+        raise UserError(f"unknown feature {feature!r}; choose one of {', '.join(FEATURES)}")
+    if feature != "pooler":
+        return
+    if not has_pooler(model):
+        raise UserError(
+            "feature 'pooler' needs a model with a pooler layer; this one has none: "
+            "use --feature first-token or mean"
+        )
+    n_states = num_hidden_layers(model) + 1
+    if any(layer % n_states != n_states - 1 for layer in layer_ids):
+        raise UserError("feature 'pooler' exists only for the last layer: use layer -1")
+
+
+def _encode(tokenizer, texts: list[str], text_pairs: list[str] | None, max_length: int) -> list[dict]:
+    """Token ids (and token types) per example, cut at `max_length` (and the tokenizer's own limit)."""
+    model_max = getattr(tokenizer, "model_max_length", None)
+    if isinstance(model_max, int) and 0 < model_max < 100_000:
+        max_length = min(max_length, model_max)
+    if text_pairs is None:
+        encoded = tokenizer(texts, truncation=True, max_length=max_length)
+    else:
+        encoded = tokenizer(texts, text_pairs, truncation=True, max_length=max_length)
+    keys = [k for k in ("input_ids", "token_type_ids") if k in encoded]
+    return [{k: encoded[k][i] for k in keys} for i in range(len(texts))]
+
+
 def extract_embeddings(
     model: torch.nn.Module,
     tokenizer,
@@ -105,8 +133,6 @@ def extract_embeddings(
     `base_model` is used) or a bare encoder. The model's train/eval state is
     restored on return.
     """
-    if feature not in FEATURES:
-        raise UserError(f"unknown feature {feature!r}; choose one of {', '.join(FEATURES)}")
     if batch_size < 1:
         raise UserError("batch_size must be at least 1")
     texts = [str(t) for t in texts]
@@ -116,20 +142,12 @@ def extract_embeddings(
             raise UserError(f"{len(texts)} texts but {len(text_pairs)} text pairs")
     encoder = base_encoder(model)
     layer_ids = resolve_layers(model, layers)
-    n_states = num_hidden_layers(model) + 1
-    if feature == "pooler":
-        if not has_pooler(model):
-            raise UserError(
-                "feature 'pooler' needs a model with a pooler layer; this one has none: "
-                "use --feature first-token or mean"
-            )
-        if any(layer % n_states != n_states - 1 for layer in layer_ids):
-            raise UserError("feature 'pooler' exists only for the last layer: use layer -1")
-
+    _check_feature(model, feature, layer_ids)
     if not texts:
         hidden_size = int(getattr(encoder.config, "hidden_size", 0) or 0)
         return {layer: np.zeros((0, hidden_size), dtype=np.float32) for layer in layer_ids}
 
+<<<<<<< HEAD
     model_max = getattr(tokenizer, "model_max_length", None)
     if isinstance(model_max, int) and 0 < model_max < 100_000:
         max_length = min(max_length, model_max)
@@ -145,34 +163,31 @@ def extract_embeddings(
         encoded = tokenizer(texts, text_pairs, truncation=True, max_length=max_length)
     keys = [k for k in ("input_ids", "token_type_ids") if k in encoded]
     examples = [{k: encoded[k][i] for k in keys} for i in range(len(texts))]
+=======
+    examples = _encode(tokenizer, texts, text_pairs, max_length)
+>>>>>>> main
     # Longest first: a batch that does not fit in memory fails at once, and
     # padding inside each batch stays small.
     order = sorted(range(len(texts)), key=lambda i: -len(examples[i]["input_ids"]))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-
     outputs: dict[int, np.ndarray] = {}
     device = next(encoder.parameters()).device
     was_training = model.training
     model.eval()
-    done = 0
     try:
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 rows = order[start : start + batch_size]
-                batch = _pad_batch([examples[i] for i in rows], pad_id)
-                batch = {k: v.to(device) for k, v in batch.items()}
+                batch = {k: v.to(device) for k, v in _pad_batch([examples[i] for i in rows], pad_id).items()}
                 out = encoder(**batch, output_hidden_states=(feature != "pooler"), return_dict=True)
                 for layer in layer_ids:
-                    if feature == "pooler":
-                        pooled = out.pooler_output
-                    else:
-                        pooled = _pool(out.hidden_states[layer], batch["attention_mask"], feature)
+                    pooled = (out.pooler_output if feature == "pooler"
+                              else _pool(out.hidden_states[layer], batch["attention_mask"], feature))
                     if layer not in outputs:
                         outputs[layer] = np.empty((len(texts), pooled.shape[-1]), dtype=np.float32)
                     outputs[layer][rows] = pooled.float().cpu().numpy()
-                done += len(rows)
                 if progress is not None:
-                    progress(done, len(texts))
+                    progress(min(start + batch_size, len(order)), len(texts))
     finally:
         model.train(was_training)
     return outputs

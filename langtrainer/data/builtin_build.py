@@ -437,6 +437,52 @@ def _sorted_dict(value):
     return value
 
 
+def _libreoffice_entry(data: bytes, rows: list[dict], packages: dict, dropped: dict, all_labels: list[str],
+                       kept_labels: list[str]) -> dict:
+    """SOURCES.json's entry for the labelled corpus: where its paragraphs come from and how they were kept."""
+    return {
+        "file": LO_FILE,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+        "rows": len(rows),
+        "license": "MPL-2.0",
+        "description": "LibreOffice 7.4 help paragraphs; label = help module (first folder under text/)",
+        "packages": {p.name: p.version for p in packages.values()},
+        "source_paths": "usr/share/libreoffice/help/<lang>/text/<module>/**/*.html",
+        "paragraphs": "<p id=\"par_id…\"> with class paragraph, listitem or tablecontent*, "
+                      "or class-less inside <div class=\"tip|note|warning\">; not inside "
+                      "<div class=\"embedded\">; inline switches keep the default variant",
+        "languages": list(LANGUAGES),
+        "labels": kept_labels,
+        "labels_dropped_for_size": [label for label in all_labels if label not in kept_labels],
+        "split": {"unit": "page (path under text/), the same for every language",
+                  "stratified_by": "label", "seed": SPLIT_SEED,
+                  "fractions": dict(SPLIT_FRACTIONS)},
+        "filters": FILTER_RULES,
+        "dropped": dropped,
+        "counts": _counts(rows, ("language", "label", "split")),
+    }
+
+
+def _debref_entry(data: bytes, rows: list[dict], packages: dict, dropped: dict) -> dict:
+    """SOURCES.json's entry for the unlabelled corpus (the probe's external texts)."""
+    return {
+        "file": DEBREF_FILE,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+        "rows": len(rows),
+        "license": "GPL-2+",
+        "description": "Debian Reference 2 body paragraphs (chapters 1-12), unlabeled",
+        "packages": {p.name: p.version for p in packages.values()},
+        "source_paths": "usr/share/debian-reference/chNN.<lang>.html",
+        "paragraphs": "class-less <p> outside <pre>",
+        "languages": list(LANGUAGES),
+        "filters": DEBREF_FILTER_RULES,
+        "dropped": dropped,
+        "counts": _counts(rows, ("language", "chapter")),
+    }
+
+
 def build(out: Path, cache: Path, progress: Progress | None = None) -> dict:
     """Fetch the packages, build both corpora and write them to `out`; returns SOURCES.json content."""
     lo_packages = {lang: fetch_package(LO_PACKAGE[lang], cache) for lang in LANGUAGES}
@@ -463,43 +509,8 @@ def build(out: Path, cache: Path, progress: Progress | None = None) -> dict:
     sources = {
         "format": 1,
         "corpora": {
-            "libreoffice-help": {
-                "file": LO_FILE,
-                "sha256": hashlib.sha256(lo_data).hexdigest(),
-                "bytes": len(lo_data),
-                "rows": len(lo_rows),
-                "license": "MPL-2.0",
-                "description": "LibreOffice 7.4 help paragraphs; label = help module (first folder under text/)",
-                "packages": {p.name: p.version for p in lo_packages.values()},
-                "source_paths": "usr/share/libreoffice/help/<lang>/text/<module>/**/*.html",
-                "paragraphs": "<p id=\"par_id…\"> with class paragraph, listitem or tablecontent*, "
-                              "or class-less inside <div class=\"tip|note|warning\">; not inside "
-                              "<div class=\"embedded\">; inline switches keep the default variant",
-                "languages": list(LANGUAGES),
-                "labels": kept_labels,
-                "labels_dropped_for_size": [label for label in all_labels if label not in kept_labels],
-                "split": {"unit": "page (path under text/), the same for every language",
-                          "stratified_by": "label", "seed": SPLIT_SEED,
-                          "fractions": dict(SPLIT_FRACTIONS)},
-                "filters": FILTER_RULES,
-                "dropped": lo_dropped,
-                "counts": _counts(lo_rows, ("language", "label", "split")),
-            },
-            "debian-reference": {
-                "file": DEBREF_FILE,
-                "sha256": hashlib.sha256(deb_data).hexdigest(),
-                "bytes": len(deb_data),
-                "rows": len(deb_rows),
-                "license": "GPL-2+",
-                "description": "Debian Reference 2 body paragraphs (chapters 1-12), unlabeled",
-                "packages": {p.name: p.version for p in deb_packages.values()},
-                "source_paths": "usr/share/debian-reference/chNN.<lang>.html",
-                "paragraphs": "class-less <p> outside <pre>",
-                "languages": list(LANGUAGES),
-                "filters": DEBREF_FILTER_RULES,
-                "dropped": deb_dropped,
-                "counts": _counts(deb_rows, ("language", "chapter")),
-            },
+            "libreoffice-help": _libreoffice_entry(lo_data, lo_rows, lo_packages, lo_dropped, all_labels, kept_labels),
+            "debian-reference": _debref_entry(deb_data, deb_rows, deb_packages, deb_dropped),
         },
         "build": {"tool": "python -m langtrainer.data.builtin_build",
                   "py3langid": getattr(py3langid, "__version__", "unknown"),

@@ -600,6 +600,98 @@ def _carve(train: pd.DataFrame, fractions: Mapping[str, float], seed: int) -> di
     return out
 
 
+def _read_raw(source: str, splits: Mapping[str, str], mapping: dict[str, str], languages: list[str],
+              hub_configs: Mapping[str, str] | None, trust_remote_code: bool):
+    """({source split or None: table}, class names or None) from a builtin, local or Hub source."""
+    if source.startswith("builtin:"):
+        from langtrainer.data.builtin import load_builtin
+
+        return {None: load_builtin(source.split(":", 1)[1])}, None
+    if _looks_like_path(source) and not _is_hub_shaped_folder(Path(source).expanduser(), splits):
+        return _read_local(Path(source).expanduser(), splits, mapping["label"])
+    hub = not Path(source).expanduser().exists()
+    raw, class_names = _read_hub(source, hub_configs, languages, mapping["label"], trust_remote_code, hub)
+    if hub_configs:
+        mapping["language"] = "language"  # set per config by _read_hub
+    return raw, class_names
+
+
+def _split_tables(raw: dict, splits: Mapping[str, str], source: str) -> dict[str, pd.DataFrame]:
+    """Tables by our split name: a single table is divided by its `split` column (or is all train)."""
+    tables: dict[str, pd.DataFrame] = {}
+    if set(raw) == {None}:
+        table = raw[None]
+        if "split" not in table.columns:
+            return {"train": table}
+        values = table["split"].astype(str)
+        for ours, theirs in splits.items():
+            if (values == theirs).any():
+                tables[ours] = table[values == theirs].reset_index(drop=True)
+        if "train" not in tables:
+            raise UserError(
+                f"{source}: no rows with split '{splits.get('train')}' "
+                f"(split values present: {', '.join(sorted(values.unique()))})"
+            )
+        return tables
+    for ours, theirs in splits.items():
+        if theirs in raw:
+            tables[ours] = raw[theirs]
+    if "train" not in tables:
+        raise UserError(
+            f"{source}: no '{splits.get('train')}' split (splits present: {', '.join(map(str, raw))}); "
+            "set data.splits.train"
+        )
+    return tables
+
+
+def _clean_pools(tables: dict[str, pd.DataFrame], mapping: dict[str, str], source: str,
+                 report: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """Canonical columns; rows with an empty text or no label dropped and counted in `report`."""
+    pools: dict[str, pd.DataFrame] = {}
+    for split, df in tables.items():
+        df = _canonical(df, split, mapping, source)
+        empty = df["text"].str.strip() == ""
+        unlabelled = df["label"].isna() & ~empty
+        if empty.any():
+            log.info("%s: dropped %d rows with empty text from '%s'", source, int(empty.sum()), split)
+        report["dropped_empty_text"][split] = int(empty.sum())
+        report["dropped_missing_label"][split] = int(unlabelled.sum())
+        if unlabelled.any():
+            log.warning("%s: left out %d rows without a label from '%s'", source, int(unlabelled.sum()), split)
+        pools[split] = df[~empty & ~df["label"].isna()].reset_index(drop=True)
+    return pools
+
+
+def _select_languages(pools: dict[str, pd.DataFrame], languages: list[str], source: str) -> dict[str, pd.DataFrame]:
+    """The recipe's languages (every one must be present), else all in the data."""
+    present = sorted(set().union(*(set(df["language"].unique()) for df in pools.values())))
+    for lang in languages:
+        if lang not in present:
+            hint = (f"; write '{lang.strip().lower()}' (language codes are read stripped and lower-case)"
+                    if lang.strip().lower() in present else "")
+            raise UserError(
+                f"{source}: language '{lang}' is not in the data (languages present: {', '.join(present)}){hint}"
+            )
+    if not languages:
+        return pools
+    return {s: df[df["language"].isin(languages)].reset_index(drop=True) for s, df in pools.items()}
+
+
+def _encode_labels(pools: dict[str, pd.DataFrame], class_names, labels: Sequence[str] | None):
+    """One label encoding for all splits; rows with a label outside `labels` are left out."""
+    all_labels = pd.concat([df["label"] for df in pools.values()], ignore_index=True)
+    encoding, label_names, as_int = _label_encoding(all_labels, class_names, labels)
+    encoded = {}
+    for split, df in pools.items():
+        raw_labels = df["label"].astype(np.int64) if as_int else df["label"].astype(str)
+        new = raw_labels.map(encoding)
+        keep = new.notna().to_numpy()
+        df = df[keep].reset_index(drop=True)
+        df["label"] = new[keep].astype(np.int64).to_numpy()
+        encoded[split] = df
+    return encoded, label_names
+
+
 def load_source(
     source: str,
     splits: Mapping[str, str] | None,
@@ -626,85 +718,11 @@ def load_source(
     splits = dict(splits or {s: s for s in SPLITS})
     mapping = _column_map(columns)
     languages = list(languages or [])
-    label_column = mapping["label"]
-
-    if source.startswith("builtin:"):
-        from langtrainer.data.builtin import load_builtin
-
-        table = load_builtin(source.split(":", 1)[1])
-        raw, class_names = {None: table}, None
-    elif _looks_like_path(source) and not _is_hub_shaped_folder(Path(source).expanduser(), splits):
-        raw, class_names = _read_local(Path(source).expanduser(), splits, label_column)
-    else:
-        hub = not Path(source).expanduser().exists()
-        raw, class_names = _read_hub(source, hub_configs, languages, label_column, trust_remote_code, hub)
-        if hub_configs:
-            mapping["language"] = "language"  # set per config by _read_hub
-
-    # Pools by our split name: a single table is divided by its `split` column.
-    tables: dict[str, pd.DataFrame] = {}
-    if set(raw) == {None}:
-        table = raw[None]
-        if "split" in table.columns:
-            values = table["split"].astype(str)
-            for ours, theirs in splits.items():
-                if (values == theirs).any():
-                    tables[ours] = table[values == theirs].reset_index(drop=True)
-            if "train" not in tables:
-                raise UserError(
-                    f"{source}: no rows with split '{splits.get('train')}' "
-                    f"(split values present: {', '.join(sorted(values.unique()))})"
-                )
-        else:
-            tables["train"] = table
-    else:
-        for ours, theirs in splits.items():
-            if theirs in raw:
-                tables[ours] = raw[theirs]
-        if "train" not in tables:
-            raise UserError(
-                f"{source}: no '{splits.get('train')}' split (splits present: {', '.join(map(str, raw))}); "
-                "set data.splits.train"
-            )
-
+    raw, class_names = _read_raw(source, splits, mapping, languages, hub_configs, trust_remote_code)
     report: dict[str, Any] = {"source": source, "dropped_empty_text": {}, "dropped_missing_label": {},
                               "carved_splits": []}
-    pools: dict[str, pd.DataFrame] = {}
-    for split, df in tables.items():
-        df = _canonical(df, split, mapping, source)
-        empty = df["text"].str.strip() == ""
-        no_label = df["label"].isna()
-        if empty.any():
-            log.info("%s: dropped %d rows with empty text from '%s'", source, int(empty.sum()), split)
-        report["dropped_empty_text"][split] = int(empty.sum())
-        report["dropped_missing_label"][split] = int((no_label & ~empty).sum())
-        if (no_label & ~empty).any():
-            log.warning("%s: left out %d rows without a label from '%s'", source, int((no_label & ~empty).sum()),
-                        split)
-        pools[split] = df[~empty & ~no_label].reset_index(drop=True)
-
-    # Languages: keep the recipe's (all must be present), else all in the data.
-    present = sorted(set().union(*(set(df["language"].unique()) for df in pools.values())))
-    for lang in languages:
-        if lang not in present:
-            hint = (f"; write '{lang.strip().lower()}' (language codes are read stripped and lower-case)"
-                    if lang.strip().lower() in present else "")
-            raise UserError(
-                f"{source}: language '{lang}' is not in the data (languages present: {', '.join(present)}){hint}"
-            )
-    if languages:
-        pools = {s: df[df["language"].isin(languages)].reset_index(drop=True) for s, df in pools.items()}
-
-    # Labels: one encoding for all splits.
-    all_labels = pd.concat([df["label"] for df in pools.values()], ignore_index=True)
-    encoding, label_names, as_int = _label_encoding(all_labels, class_names, labels)
-    for split, df in pools.items():
-        raw_labels = df["label"].astype(np.int64) if as_int else df["label"].astype(str)
-        new = raw_labels.map(encoding)
-        keep = new.notna().to_numpy()
-        df = df[keep].reset_index(drop=True)
-        df["label"] = new[keep].astype(np.int64).to_numpy()
-        pools[split] = df
+    pools = _clean_pools(_split_tables(raw, splits, source), mapping, source, report)
+    pools, label_names = _encode_labels(_select_languages(pools, languages, source), class_names, labels)
     _check_unique_ids(pools, source)
 
     fractions = {"validation": validation_fraction, "test": test_fraction}

@@ -145,6 +145,7 @@ def build_trainer(recipe: Recipe, run: RunDir, inputs: Inputs, callbacks: list, 
 
     from langtrainer.training.args import build_training_args
     from langtrainer.training.evaluation import make_compute_metrics
+    from langtrainer.training.logs import keep_logs_in
     from langtrainer.training.trainer import LangTrainer
 
     args = build_training_args(recipe, run.checkpoints, has_eval=inputs.validation is not None)
@@ -165,6 +166,7 @@ def build_trainer(recipe: Recipe, run: RunDir, inputs: Inputs, callbacks: list, 
     )
     # The library never prints: drop the Trainer's stdout logger (disable_tqdm installs it).
     trainer.remove_callback(PrinterCallback)
+    keep_logs_in(trainer, run.logs_dir)  # checkpoints/ is deleted at the end; logs/ stays
     return trainer
 
 
@@ -192,11 +194,14 @@ def train(trainer, run: RunDir, resume: bool) -> dict[str, Any]:
 def test_metrics(trainer, inputs: Inputs, recipe: Recipe) -> dict[str, Any]:
     """metrics.json's `test` block: the tidy metric frame of the best model on the test split."""
     from langtrainer.training.evaluation import evaluate_predictions
+    from langtrainer.training.logs import log_test_metrics
 
     trainer.compute_metrics = None  # it is bound to the validation rows
     prediction = trainer.predict(inputs.test, metric_key_prefix="test")
     metrics = evaluate_predictions(prediction.predictions, inputs.test_rows, inputs.label_names, recipe)
     metrics["loss"] = float(prediction.metrics.get("test_loss", float("nan")))
+    metrics["ce"] = float(prediction.metrics.get("test_ce", float("nan")))
+    log_test_metrics(trainer, metrics)  # through the Trainer's loggers (TensorBoard: test/...)
     return metrics
 
 
@@ -235,6 +240,9 @@ def publish(trainer, run: RunDir, metrics: dict[str, Any], keep_checkpoints: boo
     if trainer.is_world_process_zero():
         run.install_model(run.staging)
         run.write_metrics(metrics)
+        from langtrainer.reporting.model_card import write_model_card
+
+        write_model_card(run)
         # After metrics.json: a kill in between leaves spare checkpoints, never a run without them or metrics.
         if not keep_checkpoints:
             shutil.rmtree(run.checkpoints, ignore_errors=True)

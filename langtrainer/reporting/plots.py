@@ -104,3 +104,100 @@ def _shap_diff_panel(result, c: int, ax) -> None:
     ax.set_xticks(np.arange(len(categories)))
     ax.set_xticklabels(["neg. tokens", "neutral tokens", "pos. tokens", "base value"])
     ax.set_title(f"label: {result.label_names[c]}")
+
+
+def _finite(values) -> list[float]:
+    import math
+
+    return [float(v) for v in values if v is not None and not math.isnan(float(v))]
+
+
+def _mean_and_spread(values) -> tuple[float, float | None]:
+    """Mean and sample std; no spread for fewer than two values (one seed has no error bar)."""
+    import numpy as np
+
+    finite = _finite(values)
+    if not finite:
+        return float("nan"), None
+    return float(np.mean(finite)), (float(np.std(finite, ddof=1)) if len(finite) > 1 else None)
+
+
+def plot_accuracy(values, ax=None, reference=None, reference_label: str = "paper", ylabel: str = "test accuracy"):
+    """Test accuracy per training setup: `values` maps a setup's name to its per-seed accuracies.
+
+    The axis starts at 0 (so bar heights compare as ratios); error bars (± std
+    over seeds) only where a setup has several seeds; each bar carries its
+    value. `reference` (name -> number) adds markers labelled `reference_label`.
+    """
+    import numpy as np
+
+    ax = ax if ax is not None else new_axes((5.0, 3.6))
+    names = list(values)
+    stats = [_mean_and_spread(values[name]) for name in names]
+    means = [m for m, _ in stats]
+    colors = [f"C{k % 10}" for k in range(len(names))]
+    xs = np.arange(len(names))
+    ax.bar(xs, means, color=colors, width=0.6)
+    with_spread = [k for k, (_, s) in enumerate(stats) if s is not None]
+    if with_spread:
+        ax.errorbar(xs[with_spread], [means[k] for k in with_spread], yerr=[stats[k][1] for k in with_spread],
+                    fmt="none", ecolor="black", capsize=4, label="± std over seeds")
+    for x, mean in zip(xs, means):
+        if not np.isnan(mean):
+            ax.text(x, mean / 2, f"{mean:.3f}", ha="center", va="center", fontsize=8, color="white",
+                    fontweight="bold")
+    if reference:
+        points = [(k, reference[name]) for k, name in enumerate(names) if name in reference]
+        if points:
+            ax.scatter([k for k, _ in points], [v for _, v in points], marker="D", color="black", zorder=3,
+                       label=reference_label)
+    ax.set_xticks(xs)
+    ax.set_xticklabels([name.replace(" + ", "\n+ ") for name in names], fontsize=8)
+    _unit_axis(ax)
+    ax.set_ylabel(ylabel)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="upper center", ncol=2, frameon=False)
+    return ax
+
+
+def _unit_axis(ax) -> None:
+    """0 to 1 with headroom above 1 for the legend, which then covers no bar."""
+    import numpy as np
+
+    ax.set_ylim(0.0, 1.2)
+    ax.set_yticks(np.linspace(0.0, 1.0, 6))
+    ax.axhline(1.0, color="grey", linewidth=0.5, linestyle=":")
+
+
+def plot_probe(values, ax=None, ylabel: str = "language-ID accuracy"):
+    """Language-ID probe accuracy per model: `values` maps a model's name to {data name: per-seed accuracies}.
+
+    One bar series per data set that has a number for some model (so every
+    legend entry has bars); axis from 0; error bars only for several seeds.
+    """
+    import numpy as np
+
+    ax = ax if ax is not None else new_axes((5.0, 3.6))
+    names = list(values)
+    series = []
+    for name in names:
+        for data in values[name]:
+            if data not in series and _finite(values[name][data]):
+                series.append(data)
+    width = 0.8 / max(len(series), 1)
+    xs = np.arange(len(names))
+    for k, data in enumerate(series):
+        stats = [_mean_and_spread(values[name].get(data, [])) for name in names]
+        offsets = xs + (k - (len(series) - 1) / 2) * width
+        ax.bar(offsets, [m for m, _ in stats], width, color=f"C{k}", label=data)
+        spread = [j for j, (_, s) in enumerate(stats) if s is not None]
+        if spread:
+            ax.errorbar(offsets[spread], [stats[j][0] for j in spread], yerr=[stats[j][1] for j in spread],
+                        fmt="none", ecolor="black", capsize=3)
+    ax.set_xticks(xs)
+    ax.set_xticklabels([name.replace(" + ", "\n+ ").replace(" (", "\n(") for name in names], fontsize=7)
+    _unit_axis(ax)
+    ax.set_ylabel(ylabel)
+    if series:
+        ax.legend(fontsize=8, loc="upper center", ncol=2, frameon=False)
+    return ax

@@ -19,6 +19,8 @@ import numpy as np
 
 from langtrainer import atomic
 from langtrainer.errors import UserError
+from langtrainer.reporting.tables import MetricTable, metric_table, to_markdown
+from langtrainer.rundir import DemoDir, RunDir
 
 ROLE_ORDER = ["pretrained", "balanced", "imbalanced", "imbalanced+cw"]
 ROLE_TITLES = {
@@ -26,19 +28,57 @@ ROLE_TITLES = {
     "balanced": "balanced",
     "imbalanced": "imbalanced",
     "imbalanced+cw": "imbalanced + per-language weights",
+    "as-is": "as-is",
 }
-# The paper's mBERT numbers on Amazon reviews (6 languages, Table 1a skew):
-# the closest analogue of the demo. For orientation only.
-PAPER_ACCURACY = {"balanced": 0.580, "imbalanced": 0.556, "imbalanced+cw": 0.569}  # Table 3
-PAPER_PROBE = {  # Table 4: (original test set, Wikipedia)
-    "balanced": (0.613, 0.480),
-    "imbalanced": (0.847, 0.646),
-    "imbalanced+cw": (0.709, 0.569),
+# Parts of a role name after its training subset (see role_of).
+PART_TITLES = {"cw": "per-language weights", "global-cw": "global weights", "sampler": "balanced sampler",
+               "mie": "entropy term"}
+BASE_ORDER = {"pretrained": 0, "balanced": 1, "imbalanced": 2, "as-is": 3}
+
+
+@dataclass(frozen=True)
+class PaperNumbers:
+    """The paper's mBERT numbers for one data set: shown only beside runs whose recipe names it."""
+
+    dataset: str
+    accuracy: dict[str, float]  # Table 3
+    probe: dict[str, tuple[float, float]]  # Table 4: (original test set, Wikipedia)
+    table2: dict[str, list[float]]  # Table 2: the imbalanced model's test predictions per group (%)
+    table2_labels: str
+
+
+PAPER = {
+    "amazon": PaperNumbers(
+        dataset="Amazon reviews",
+        accuracy={"balanced": 0.580, "imbalanced": 0.556, "imbalanced+cw": 0.569},
+        probe={"balanced": (0.613, 0.480), "imbalanced": (0.847, 0.646), "imbalanced+cw": (0.709, 0.569)},
+        table2={"FR,ES,JA": [13.9, 20.6, 20.1, 19.6, 25.8], "DE,EN,ZH": [27.3, 20.7, 16.9, 20.4, 14.7]},
+        table2_labels="stars 1–5",
+    ),
+    "xnli": PaperNumbers(
+        dataset="XNLI",
+        accuracy={"balanced": 0.810, "imbalanced": 0.783, "imbalanced+cw": 0.795},
+        probe={"balanced": (0.615, 0.614), "imbalanced": (0.928, 0.899), "imbalanced+cw": (0.585, 0.679)},
+        table2={"FR": [32.8, 39.0, 28.1], "EN": [23.1, 35.8, 41.1]},
+        table2_labels="entailment / neutral / contradiction",
+    ),
 }
-PAPER_TABLE2 = {  # Table 2a: imbalanced model's test predictions per group, stars 1..5
-    "FR,ES,JA": [13.9, 20.6, 20.1, 19.6, 25.8],
-    "DE,EN,ZH": [27.3, 20.7, 16.9, 20.4, 14.7],
-}
+# Runs written before recipes had `paper_analogue`: the shipped recipes' names.
+ANALOGUE_BY_NAME = (("demo", "amazon"), ("amazon", "amazon"), ("xnli", "xnli"))
+
+
+def role_title(role: str) -> str:
+    """A role's name for tables and questions, e.g. 'imbalanced + per-language weights + entropy term'."""
+    if role in ROLE_TITLES:
+        return ROLE_TITLES[role]
+    base, *parts = role.split("+")
+    return " + ".join([ROLE_TITLES.get(base, base)] + [PART_TITLES.get(p, p) for p in parts])
+
+
+def role_sort_key(role: str) -> tuple:
+    base, *parts = role.split("+")
+    known = ROLE_ORDER.index(role) if role in ROLE_ORDER else len(ROLE_ORDER)
+    return (BASE_ORDER.get(base, 9), known, len(parts), role)
 
 
 @dataclass
@@ -62,12 +102,42 @@ class Collected:
     groups: dict[str, list[str]] | None
     favoured: dict[str, list[int]] | None
     label_names: list[str]
+    paper: str | None = None  # the paper experiment every run stands in for (PAPER's keys), if any
+    languages: list[str] = field(default_factory=list)
+    test_label_shares: dict[str, list[float]] | None = None  # language -> label shares of the test set
 
 
-def role_of(metrics: dict[str, Any]) -> str:
-    if metrics.get("subset") == "balanced":
-        return "balanced"
-    return "imbalanced+cw" if metrics.get("class_weights_mode", "none") != "none" else "imbalanced"
+def role_of(metrics: dict[str, Any], recipe: dict[str, Any] | None = None) -> str:
+    """The training setup as a role: subset, then +cw / +global-cw / +sampler / +mie.
+
+    'balanced', 'imbalanced', 'imbalanced+cw' are the paper's three; a
+    balanced run keeps its name whatever its weights (eq. 2 weights are 1 on
+    a balanced subset).
+    """
+    recipe = recipe or {}
+    subset = metrics.get("subset") or (recipe.get("imbalance") or {}).get("subset")
+    base = {"balanced": "balanced", "imbalanced": "imbalanced"}.get(subset, "as-is")
+    parts = [base]
+    mode = metrics.get("class_weights_mode") or (recipe.get("loss") or {}).get("class_weights") or "none"
+    if base != "balanced" and mode != "none":
+        parts.append("cw" if mode == "per_language" else "global-cw")
+    if metrics.get("sampler") or (recipe.get("data") or {}).get("sampler"):
+        parts.append("sampler")
+    if float((recipe.get("loss") or {}).get("mask_entropy") or 0.0) > 0:
+        parts.append("mie")
+    return "+".join(parts)
+
+
+def paper_analogue_of(run_dir: Path, metrics: dict[str, Any], recipe: dict[str, Any] | None) -> str | None:
+    """The recipe's `paper_analogue`; for runs from before that field, the shipped recipes' names."""
+    if recipe is not None and "paper_analogue" in recipe:
+        value = recipe.get("paper_analogue")
+        return value if value in PAPER else None
+    name = str(metrics.get("recipe") or "")
+    for prefix, analogue in ANALOGUE_BY_NAME:
+        if name == prefix or name.startswith(prefix + "_"):
+            return analogue
+    return None
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -84,6 +154,22 @@ def _seed_of(path: Path) -> int | None:
     return None
 
 
+def _test_label_shares(run_dir: Path, label_names: list[str]) -> dict[str, list[float]] | None:
+    """Per language, the test set's label shares (from data/distribution.json), or None."""
+    counts = (RunDir(run_dir).read_distribution().get("counts") or {}).get("test")
+    if not isinstance(counts, dict) or not counts:
+        return None
+    shares = {}
+    for lang, per_label in counts.items():
+        if not isinstance(per_label, dict):
+            return None
+        total = sum(int(v) for v in per_label.values())
+        if total <= 0:
+            continue
+        shares[str(lang)] = [int(per_label.get(name, 0)) / total for name in label_names]
+    return shares or None
+
+
 def collect(dirs: Iterable[str | Path]) -> Collected:
     """Find runs, probes and SHAP diffs under the given directories."""
     runs: list[Run] = []
@@ -92,38 +178,44 @@ def collect(dirs: Iterable[str | Path]) -> Collected:
     figures: dict[tuple[int, str], Path] = {}
     groups = favoured = None
     label_names: list[str] = []
+    languages: list[str] = []
+    analogues: set[str | None] = set()
+    test_shares = None
     for root in dirs:
         root = Path(root)
         if not root.is_dir():
             raise UserError(f"'{root}' is not a directory")
-        for metrics_path in sorted(root.rglob("metrics.json")):
+        for metrics_path in sorted(root.rglob(RunDir.METRICS)):
             if any(part.startswith(".") for part in metrics_path.relative_to(root).parts):
                 continue
             metrics = _read_json(metrics_path)
             if "test" not in metrics:
                 continue
+            recipe = RunDir(metrics_path.parent).raw_recipe()
             run = Run(
                 path=metrics_path.parent,
-                role=role_of(metrics),
+                role=role_of(metrics, recipe),
                 name=str(metrics.get("recipe", metrics_path.parent.name)),
                 seed=int(metrics.get("seed", 0)),
                 metrics=metrics,
             )
-            for probe_path in sorted(run.path.glob("probe_*.json")):
+            for data, probe_path in RunDir(run.path).probe_paths().items():
                 probe = _read_json(probe_path)
-                run.probes[probe_path.stem.removeprefix("probe_")] = probe
+                run.probes[data] = probe
                 if probe.get("base"):
-                    pretrained.setdefault(run.seed, {}).setdefault(
-                        probe_path.stem.removeprefix("probe_"), probe["base"]
-                    )
+                    pretrained.setdefault(run.seed, {}).setdefault(data, probe["base"])
             runs.append(run)
+            analogues.add(paper_analogue_of(run.path, metrics, recipe))
             label_names = label_names or list(metrics.get("label_names", []))
+            languages = languages or list(metrics.get("languages") or [])
             groups = groups or metrics.get("groups")
             favoured = favoured or metrics.get("favoured_labels")
-        for probe_path in sorted(root.rglob("pretrained/probe_*.json")):
+            if test_shares is None and label_names:
+                test_shares = _test_label_shares(run.path, label_names)
+        for probe_path in sorted(root.rglob(f"{DemoDir.PRETRAINED}/probe_*.json")):
             seed = _seed_of(probe_path) or 0
             pretrained.setdefault(seed, {})[probe_path.stem.removeprefix("probe_")] = _read_json(probe_path)
-        for diff_path in sorted(root.rglob("shap_diff.json")):
+        for diff_path in sorted(root.rglob(RunDir.SHAP_DIFF)):
             seed = _seed_of(diff_path) or 0
             diffs[(seed, diff_path.parent.name)] = _read_json(diff_path)
             png = diff_path.with_suffix(".png")
@@ -131,7 +223,9 @@ def collect(dirs: Iterable[str | Path]) -> Collected:
                 figures[(seed, diff_path.parent.name)] = png
     if not runs:
         raise UserError("no finished runs (metrics.json) found under " + ", ".join(str(d) for d in dirs))
-    return Collected(runs, pretrained, diffs, figures, groups, favoured, label_names)
+    paper = next(iter(analogues)) if len(analogues) == 1 else None
+    return Collected(runs, pretrained, diffs, figures, groups, favoured, label_names, paper=paper,
+                     languages=languages, test_label_shares=test_shares)
 
 
 # ---------------------------------------------------------------- numbers
@@ -168,34 +262,64 @@ def difference_verdict(a: list[float], b: list[float], single_seed_se: float) ->
     return mean, se, abs(mean) > 2 * se
 
 
-def single_run_se(run: Run, metric: str, n_test: int) -> float:
+def group_table(run: Run, collected: "Collected") -> MetricTable | None:
+    """The run's test metrics by language group (MetricFrame.by_group shape), or None without groups."""
+    if not collected.groups:
+        return None
+    return metric_table(run.metrics["test"], collected.label_names, "group", list(collected.groups))
+
+
+def language_table(run: Run, collected: "Collected") -> MetricTable | None:
+    languages = collected.languages or list(run.metrics.get("languages") or [])
+    return metric_table(run.metrics["test"], collected.label_names, "language", languages)
+
+
+def mean_table(tables: list[MetricTable]) -> MetricTable | None:
+    """The seeds' tables averaged cell by cell; the difference row is that of the mean table."""
+    tables = [t for t in tables if t is not None]
+    if not tables:
+        return None
+    import pandas as pd
+
+    frame = pd.concat([t.frame for t in tables]).groupby(level=0, sort=False).mean()
+    difference = {}
+    for metric in ("accuracy", "macro_f1"):
+        values = frame[metric].dropna()
+        difference[metric] = float(values.max() - values.min()) if len(values) else float("nan")
+    return MetricTable(kind=tables[0].kind, frame=frame, label_names=tables[0].label_names, difference=difference)
+
+
+def single_run_se(run: Run, metric: str, n_test: int, collected: "Collected | None" = None) -> float:
     """Measurement error of one run's number."""
     test = run.metrics["test"]
     if metric == "accuracy":
         return binomial_se(test["accuracy"], n_test)
     if metric == "skew_index":
-        # sum of two favoured-label shares, each a proportion over half the test set
+        # index = mean over groups g of share_g(F_g) − mean over h ≠ g of share_h(F_g); shares are
+        # proportions over each group's test examples, taken as independent
         favoured = run.metrics.get("favoured_labels") or {}
         names = run.metrics.get("label_names") or []
+        groups = list(favoured)
+        table = metric_table(test, names, "group", groups)
+        if table is None or len(groups) < 2:
+            return float("nan")
         var = 0.0
-        for group, labels in favoured.items():
-            share = sum(prediction_share(test, group, names[c], 0.0) for c in labels)
-            var += binomial_se(share, max(1, n_test // max(1, len(favoured)))) ** 2
-        return math.sqrt(var)
+        for g in groups:
+            for h in groups:
+                n = table.frame.at[h, "n"] if h in table.frame.index else math.nan
+                n = int(n) if not math.isnan(n) else max(1, n_test // len(groups))
+                share = sum(table.frame.at[h, f"share: {names[c]}"] for c in favoured[g]) if h in table.frame.index else 0.0
+                weight = 1.0 if h == g else 1.0 / (len(groups) - 1)
+                var += (weight * binomial_se(float(share), n)) ** 2
+        return math.sqrt(var) / len(groups)
     probe = run.probes.get(metric.removeprefix("probe_"), {})
     folds = len(probe.get("fold_accuracies") or probe.get("result", {}).get("fold_accuracies", []) or [1]) or 1
     return float(probe.get("accuracy_std", float("nan"))) / math.sqrt(folds)
 
 
-def prediction_share(test: dict[str, Any], unit: str, label: str, missing: float = float("nan")) -> float:
-    """Share of `unit`'s (a group's or a language's) test predictions that are `label` (metrics.json's tidy table)."""
-    row = test.get("by_group", {}).get(unit) or test.get("by_language", {}).get(unit) or {}
-    return float(row.get("prediction_shares", {}).get(label, missing))
-
-
 def by_role(runs: list[Run]) -> dict[str, list[Run]]:
     out: dict[str, list[Run]] = {}
-    for run in sorted(runs, key=lambda r: r.seed):
+    for run in sorted(runs, key=lambda r: (role_sort_key(r.role), r.seed)):
         out.setdefault(run.role, []).append(run)
     return out
 
@@ -208,14 +332,32 @@ def paired(runs: dict[str, list[Run]], role_a: str, role_b: str, key) -> tuple[l
     return [a[s] for s in seeds], [b[s] for s in seeds]
 
 
+def comparison_pairs(roles: Iterable[str]) -> list[tuple[str, str]]:
+    """(a, b) role pairs the report compares: balanced vs imbalanced, and each mitigation vs both."""
+    roles = sorted(set(roles), key=role_sort_key)
+    pairs = []
+    if "balanced" in roles and "imbalanced" in roles:
+        pairs.append(("balanced", "imbalanced"))
+    for role in roles:
+        if role.startswith("imbalanced+"):
+            if "imbalanced" in roles:
+                pairs.append((role, "imbalanced"))
+            if "balanced" in roles:
+                pairs.append(("balanced", role))
+    return pairs
+
+
 def probe_accuracy(run: Run, data: str) -> float | None:
     probe = run.probes.get(data)
     return None if probe is None else float(probe["accuracy_mean"])
 
 
 def group_distribution(run: Run, group: str, label_names: list[str]) -> list[float]:
-    test = run.metrics["test"]
-    return [100 * prediction_share(test, group, name) for name in label_names]
+    """The run's test predictions in `group`, % per label (Table 2's row)."""
+    table = metric_table(run.metrics["test"], label_names, "group", [group])
+    if table is None or group not in table.frame.index:
+        return [float("nan")] * len(label_names)
+    return [100 * v for v in table.shares(group)]
 
 
 def neutral_shift(diff: dict[str, Any], groups: dict[str, list[str]], favoured: dict[str, list[int]],
@@ -232,6 +374,7 @@ def neutral_shift(diff: dict[str, Any], groups: dict[str, list[str]], favoured: 
             for c in favoured.get(group, [])
             for lang in langs
             if lang in by_language.get(label_names[c], {}) and "neutral" in by_language[label_names[c]][lang]
+            and by_language[label_names[c]][lang]["neutral"]["mean"] is not None
         ]
         out[group] = float(np.mean(values)) if values else float("nan")
     return out
@@ -240,44 +383,37 @@ def neutral_shift(diff: dict[str, Any], groups: dict[str, list[str]], favoured: 
 # ---------------------------------------------------------------- figures
 
 
-def plot_accuracy_and_probe(runs: dict[str, list[Run]], pretrained: dict[int, dict[str, dict]], out: Path) -> Path:
+def plot_accuracy_and_probe(runs: dict[str, list[Run]], pretrained: dict[int, dict[str, dict]], out: Path,
+                            paper: str | None = None) -> Path:
+    """accuracy_probe.png: test accuracy per setup and, when probed, language-ID accuracy per model."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    roles = [r for r in ROLE_ORDER if r in runs]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    acc = [mean_std([r.metrics["test"]["accuracy"] for r in runs[role]]) for role in roles]
-    axes[0].bar(range(len(roles)), [m for m, _, _ in acc], yerr=[0 if math.isnan(s) else s for _, s, _ in acc],
-                color=["#4c72b0", "#dd8452", "#55a868"][: len(roles)], capsize=4)
-    axes[0].set_xticks(range(len(roles)), [ROLE_TITLES[r].replace(" + ", "\n+ ") for r in roles], fontsize=8)
-    axes[0].set_ylabel("test accuracy")
-    lo = min(m for m, _, _ in acc if not math.isnan(m))
-    axes[0].set_ylim(max(0.0, lo - 0.1), 1.0)
-    axes[0].set_title("Task accuracy (Table 3 analogue)")
-    probe_roles = (["pretrained"] if pretrained else []) + roles
-    width = 0.38
-    for k, data in enumerate(["test", "external"]):
-        vals = []
-        for role in probe_roles:
-            if role == "pretrained":
-                vals.append(mean_std([p[data]["accuracy_mean"] for p in pretrained.values() if data in p]))
-            else:
-                vals.append(mean_std([probe_accuracy(r, data) for r in runs[role]]))
-        axes[1].bar(np.arange(len(probe_roles)) + (k - 0.5) * width, [m for m, _, _ in vals], width,
-                    yerr=[0 if math.isnan(s) else s for _, s, _ in vals], capsize=3,
-                    label="test set" if data == "test" else "external corpus")
-    axes[1].set_xticks(range(len(probe_roles)), [ROLE_TITLES[r].replace(" + ", "\n+ ").replace(" (", "\n(") for r in probe_roles], fontsize=7)
-    axes[1].set_ylabel("language-ID accuracy")
-    axes[1].set_title("Language identifiability (Table 4 analogue)")
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "accuracy_probe.png"
-    with atomic.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-    return path
+    from langtrainer.reporting.plots import plot_accuracy, plot_probe, save_figure
+
+    roles = sorted(runs, key=role_sort_key)
+    accuracy = {role_title(r): [run.metrics["test"]["accuracy"] for run in runs[r]] for r in roles}
+    probes: dict[str, dict[str, list]] = {}
+    if pretrained:
+        probes[role_title("pretrained")] = {
+            name: [p[data]["accuracy_mean"] for p in pretrained.values() if data in p]
+            for data, name in (("test", "test set"), ("external", "external corpus"))}
+    for role in roles:
+        probes[role_title(role)] = {name: [probe_accuracy(r, data) for r in runs[role]]
+                                    for data, name in (("test", "test set"), ("external", "external corpus"))}
+    has_probe = any(v is not None for per_data in probes.values() for values in per_data.values() for v in values)
+    fig, axes = plt.subplots(1, 2 if has_probe else 1, figsize=(10, 3.8) if has_probe else (5.5, 3.8), squeeze=False)
+    numbers = PAPER.get(paper) if paper else None
+    reference = {role_title(r): v for r, v in numbers.accuracy.items()} if numbers else None
+    plot_accuracy(accuracy, ax=axes[0][0], reference=reference,
+                  reference_label=f"paper (mBERT, {numbers.dataset})" if numbers else "paper")
+    axes[0][0].set_title("Task accuracy" + (" (Table 3 analogue)" if numbers else ""))
+    if has_probe:
+        plot_probe(probes, ax=axes[0][1])
+        axes[0][1].set_title("Language identifiability" + (" (Table 4 analogue)" if numbers else ""))
+    return save_figure(axes[0][0], out / "accuracy_probe.png")
 
 
 # ---------------------------------------------------------------- markdown
@@ -289,13 +425,33 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _shared_bias(tables: list[MetricTable | None]) -> tuple[str, float] | None:
+    """(label, share): the label with the largest share that every group gives it (the minimum over groups).
+
+    The skew index cancels such a bias; the report names it beside the index.
+    """
+    table = mean_table([t for t in tables if t is not None])
+    if table is None or len(table.frame.index) < 2:
+        return None
+    best = None
+    for c, label in enumerate(table.label_names):
+        shares = [table.shares(unit)[c] for unit in table.frame.index]
+        if any(math.isnan(v) for v in shares):
+            continue
+        if best is None or min(shares) > best[1]:
+            best = (label, float(min(shares)))
+    return best
+
+
 def summarise(collected: Collected) -> dict[str, Any]:
     """All numbers the report states, as JSON-ready data (report.json)."""
     runs = by_role(collected.runs)
-    n_test = max(int(r.metrics.get("test_examples", 0)) for r in collected.runs)
-    summary: dict[str, Any] = {"seeds": sorted({r.seed for r in collected.runs}), "n_test": n_test, "roles": {}}
+    n_test = max(int(r.metrics["test"].get("n") or r.metrics.get("test_examples", 0)) for r in collected.runs)
+    summary: dict[str, Any] = {"seeds": sorted({r.seed for r in collected.runs}), "n_test": n_test, "roles": {},
+                               "paper_analogue": collected.paper, "label_names": collected.label_names}
     for role, role_runs in runs.items():
         summary["roles"][role] = {
+            "title": role_title(role),
             "names": sorted({r.name for r in role_runs}),
             "accuracy": mean_std([r.metrics["test"]["accuracy"] for r in role_runs]),
             "macro_f1": mean_std([r.metrics["test"]["macro_f1"] for r in role_runs]),
@@ -303,9 +459,11 @@ def summarise(collected: Collected) -> dict[str, Any]:
             "probe_test": mean_std([probe_accuracy(r, "test") for r in role_runs]),
             "probe_external": mean_std([probe_accuracy(r, "external") for r in role_runs]),
             "per_seed_accuracy": {r.seed: r.metrics["test"]["accuracy"] for r in role_runs},
+            "shared_bias": _shared_bias([group_table(r, collected) for r in role_runs]),
         }
     if collected.pretrained_probes:
         summary["roles"]["pretrained"] = {
+            "title": role_title("pretrained"),
             "probe_test": mean_std([p["test"]["accuracy_mean"] for p in collected.pretrained_probes.values() if "test" in p]),
             "probe_external": mean_std(
                 [p["external"]["accuracy_mean"] for p in collected.pretrained_probes.values() if "external" in p]
@@ -318,7 +476,7 @@ def summarise(collected: Collected) -> dict[str, Any]:
         "probe_test": lambda r: probe_accuracy(r, "test"),
         "probe_external": lambda r: probe_accuracy(r, "external"),
     }
-    for a, b in (("balanced", "imbalanced"), ("imbalanced+cw", "imbalanced"), ("balanced", "imbalanced+cw")):
+    for a, b in comparison_pairs(runs):
         for metric, key in metric_keys.items():
             xs, ys = paired(runs, a, b, key)
             if not xs or any(v is None or math.isnan(v) for v in xs + ys):
@@ -336,6 +494,14 @@ def summarise(collected: Collected) -> dict[str, Any]:
             name: {g: mean_std([v[g] for v in values]) for g in collected.groups} for name, values in shifts.items()
         }
     return summary
+
+
+def _mitigation_phrases(role: str) -> tuple[str, str]:
+    """(question subject with its verb, short name) for a mitigated role, e.g. ('Do per-language weights', 'weights')."""
+    if role == "imbalanced+cw":
+        return "Do per-language weights", "Weights"
+    phrase = role_title(role).removeprefix("imbalanced + ")
+    return f"Does training with {phrase}", f"Training with {phrase}"
 
 
 def _verdicts(summary: dict[str, Any]) -> list[str]:
@@ -363,28 +529,55 @@ def _verdicts(summary: dict[str, Any]) -> list[str]:
         judge("Are languages more identifiable in the imbalanced model (test set)?",
               "probe_test:balanced-imbalanced", -1, "balanced − imbalanced probe accuracy",
               "the balanced model is more language-separable"),
-        judge("... on the external corpus?", "probe_external:balanced-imbalanced", -1,
+        judge("Are languages more identifiable in the imbalanced model (external corpus)?",
+              "probe_external:balanced-imbalanced", -1,
               "balanced − imbalanced probe accuracy", "the balanced model is more language-separable"),
-        judge("Do per-language weights recover accuracy?", "accuracy:imbalanced+cw-imbalanced", +1,
-              "weighted − imbalanced accuracy", "weighting lowers accuracy"),
-        judge("Do per-language weights remove the prediction skew?", "skew_index:imbalanced+cw-imbalanced", -1,
-              "weighted − imbalanced skew index", "weighting increases the skew"),
-        judge("Do per-language weights make languages less identifiable (test set)?",
-              "probe_test:imbalanced+cw-imbalanced", -1, "weighted − imbalanced probe accuracy",
-              "weighting makes languages more separable"),
     ]
+    roles = summary["roles"]
+    n_labels = max(len(summary.get("label_names") or []), 1)
+
+    def shared_bias_note(role: str) -> str:
+        """The skew index cannot see one label taking much of every group: say so beside it."""
+        shared = (roles.get(role) or {}).get("shared_bias")
+        if not shared or shared[1] < 1.5 / n_labels:
+            return ""
+        label, share = shared
+        amount = "all" if share >= 0.995 else f"at least {100 * share:.0f} %"
+        return (f" The skew index does not see a bias that every group shares: '{label}' takes {amount} "
+                f"of every group's predictions in the {role_title(role)} model (see the prediction table).")
+
+    if lines[1]:
+        lines[1] += shared_bias_note("imbalanced")
     gap = comp.get("accuracy:balanced-imbalanced")
-    recovered = comp.get("accuracy:imbalanced+cw-imbalanced")
-    if gap and recovered and gap["clear"] and gap["mean"] > 0:
-        lines.append(f"Weights recover {100 * recovered['mean'] / gap['mean']:.0f} % of the accuracy gap "
-                     "(point estimate).")
+    for role in sorted(roles, key=role_sort_key):
+        if not role.startswith("imbalanced+"):
+            continue
+        subject, short = _mitigation_phrases(role)
+        name = role_title(role)
+        lines += [
+            judge(f"{subject} recover accuracy?", f"accuracy:{role}-imbalanced", +1,
+                  f"{name} − imbalanced accuracy", "it lowers accuracy"),
+            judge(f"{subject} remove the prediction skew?", f"skew_index:{role}-imbalanced", -1,
+                  f"{name} − imbalanced skew index", "it increases the skew"),
+        ]
+        if lines[-1]:
+            lines[-1] += shared_bias_note(role)
+        lines += [
+            judge(f"{subject} make languages less identifiable (test set)?", f"probe_test:{role}-imbalanced", -1,
+                  f"{name} − imbalanced probe accuracy", "languages become more separable"),
+            judge(f"{subject} make languages less identifiable (external corpus)?",
+                  f"probe_external:{role}-imbalanced", -1, f"{name} − imbalanced probe accuracy",
+                  "languages become more separable"),
+        ]
+        recovered = comp.get(f"accuracy:{role}-imbalanced")
+        if gap and recovered and gap["clear"] and gap["mean"] > 0:
+            lines.append(f"{short} recover{'' if short == 'Weights' else 's'} "
+                         f"{100 * recovered['mean'] / gap['mean']:.0f} % of the accuracy gap (point estimate).")
     for name, shift in sorted(summary.get("shap_neutral_shift", {}).items()):
         line = _shap_verdict(name, shift)
         if line:
             lines.append(line)
     return [line for line in lines if line]
-
-
 def _shap_verdict(name: str, shift: dict[str, tuple[float, float, int]]) -> str | None:
     """Per group, the mean neutral-token shift; with several seeds 'yes' only beyond 2 SE of the seed mean."""
     values = {g: v for g, v in shift.items() if not math.isnan(v[0])}
@@ -435,100 +628,224 @@ def _c_sweep_rows(collected: Collected) -> list[tuple[float, dict[str, str]]]:
     return rows
 
 
-def render_markdown(collected: Collected, summary: dict[str, Any], figures: dict[str, Path], out: Path) -> str:
+def _test_mix_sentence(collected: Collected) -> str:
+    """What a model that ignores language would predict, from the test set's own label mix."""
+    n = len(collected.label_names)
+    shares = collected.test_label_shares
+    if not shares:
+        return ("If the test set has the same label mix in every language, a model that ignores language predicts "
+                "the same distribution in every group.")
+    rows = [np.asarray(v) for v in shares.values()]
+    same = all(np.allclose(r, rows[0], atol=0.005) for r in rows)
+    if same and np.allclose(rows[0], 1.0 / n, atol=0.005):
+        return (f"The test set is balanced ({100 / n:.0f} % of each of the {n} labels in every language), so a model "
+                "that ignores language predicts the same distribution in every group.")
+    if same:
+        mix = " / ".join(f"{100 * v:.1f}" for v in rows[0])
+        return (f"The test set has the same label mix in every language ({mix} %), so a model that ignores "
+                "language predicts the same distribution in every group.")
+    return ("The test set's label mix differs between languages, so the groups' predictions differ even for a "
+            "model that ignores language: compare them with each group's own label mix.")
+
+
+def _skew_sentence(collected: Collected) -> str:
+    groups = list(collected.groups or {})
+    if len(groups) == 2:
+        how = (f"the share of group {groups[0]}'s predictions in the labels its training data over-represents "
+               f"+ the same share of group {groups[1]} − 1")
+    else:
+        how = (f"for each of the {len(groups)} language groups, the share of its predictions in the labels its "
+               "training data over-represents minus the other groups' share in those labels, averaged over groups")
+    return (f"Skew index: {how} (0: predictions do not depend on the language group; > 0: they follow the "
+            "training skew). A bias that every group shares (one label predicted for much of every group) "
+            "leaves it at 0: read it with the prediction table.")
+
+
+def _diff_titles(collected: Collected) -> dict[str, str]:
+    """Diff folder name -> 'compared − balanced' as shap_diff.json names the two runs."""
+    titles = {}
+    for (_, name), diff in sorted(collected.shap_diffs.items()):
+        titles.setdefault(name, str(diff.get("comparison") or name))
+    return titles
+
+
+def render_markdown(collected: Collected, summary: dict[str, Any], figures: dict[str, Path], out: Path,
+                    links: dict[str, Path] | None = None) -> str:
     roles = by_role(collected.runs)
+    order = sorted(roles, key=role_sort_key)
     seeds = summary["seeds"]
-    md = [
-        "# langtrainer report",
-        "",
-        f"Seeds: {', '.join(map(str, seeds))}. Numbers are mean ± std over seeds where there are several. "
-        "The paper's numbers (mBERT, Amazon reviews: the closest analogue) are shown for orientation only: "
-        "different data, model and size.",
-        "",
-        "## Verdicts",
-        "",
-    ]
-    md += [f"- {line}" for line in _verdicts(summary)]
-    md += ["", "## Task accuracy (Table 3)", ""]
+    numbers = PAPER.get(collected.paper) if collected.paper else None
+    table_ref = (lambda ref: f" ({ref})") if numbers else (lambda ref: "")
+    intro = f"Seeds: {', '.join(map(str, seeds))}. Numbers are mean ± std over seeds where there are several."
+    if numbers:
+        intro += (f" The paper's numbers (mBERT, {numbers.dataset}: the closest analogue) are shown for "
+                  "orientation only: different data, model and size.")
+    md = ["# langtrainer report", "", intro, ""]
+    names = collected.label_names
+    facts = [f"{len(names)} labels ({', '.join(names)})"]
+    if collected.languages:
+        facts.append(f"{len(collected.languages)} languages ({', '.join(collected.languages)})")
+    if collected.groups:
+        facts.append("language groups " + "; ".join(f"{g}: {','.join(l)}" for g, l in collected.groups.items()))
+    md += ["Data: " + ", ".join(facts) + ".", "", "## Verdicts", ""]
+    verdicts = _verdicts(summary)
+    md += [f"- {line}" for line in verdicts] or [
+        "- No verdicts: they compare a balanced run with an imbalanced one (and mitigations with the imbalanced "
+        "one) of the same data, and these runs hold no such pair."]
+    md += ["", f"## Task accuracy{table_ref('Table 3')}", ""]
     rows = []
-    for role in ROLE_ORDER:
-        if role not in summary["roles"] or role == "pretrained":
-            continue
+    for role in order:
         r = summary["roles"][role]
-        rows.append([ROLE_TITLES[role], fmt(*r["accuracy"][:2]), fmt(*r["macro_f1"][:2]), fmt(*r["skew_index"][:2]),
-                     f"{PAPER_ACCURACY.get(role, float('nan')):.3f}"])
-    md.append(_table(["training setup", "accuracy", "macro-F1", "skew index", "paper (mBERT, Amazon)"], rows))
-    md += ["", "Skew index: favoured-label share of group A + that of group B − 1 (0: predictions do not depend on "
-           "the language group; > 0: they follow the training skew).", ""]
+        row = [role_title(role), fmt(*r["accuracy"][:2]), fmt(*r["macro_f1"][:2]), fmt(*r["skew_index"][:2])]
+        if numbers:
+            paper = numbers.accuracy.get(role)
+            row.append("–" if paper is None else f"{paper:.3f}")
+        rows.append(row)
+    header = ["training setup", "accuracy", "macro-F1", "skew index"]
+    md.append(_table(header + ([f"paper (mBERT, {numbers.dataset})"] if numbers else []), rows))
+    if collected.groups and any(not math.isnan(summary["roles"][r]["skew_index"][0]) for r in order):
+        md += ["", _skew_sentence(collected)]
+    md += [""]
     if "accuracy_probe" in figures:
         md += [f"![accuracy and probe]({figures['accuracy_probe'].relative_to(out)})", ""]
-    if collected.groups and collected.label_names:
-        md += ["## Test-set predictions per language group (Table 2)", ""]
-        header = ["model", "group"] + [f"{name} %" for name in collected.label_names]
+    if collected.groups and names:
+        md += [f"## Test-set predictions per language group{table_ref('Table 2')}", ""]
+        header = ["model", "group"] + [f"{name} %" for name in names]
         rows = []
-        for role in ("balanced", "imbalanced", "imbalanced+cw"):
+        for role in order:
             for group, langs in collected.groups.items():
-                dists = np.array([group_distribution(r, group, collected.label_names) for r in roles.get(role, [])])
-                if not len(dists):
+                dists = np.array([group_distribution(r, group, names) for r in roles[role]])
+                if not len(dists) or np.isnan(dists).all():
                     continue
                 fav = set((collected.favoured or {}).get(group, []))
-                cells = [
-                    (f"**{v:.1f}**" if c in fav else f"{v:.1f}") for c, v in enumerate(dists.mean(axis=0))
-                ]
-                rows.append([ROLE_TITLES[role], f"{group} ({','.join(langs)})"] + cells)
+                cells = [("–" if math.isnan(v) else (f"**{v:.1f}**" if c in fav else f"{v:.1f}"))
+                         for c, v in enumerate(dists.mean(axis=0))]
+                rows.append([role_title(role), f"{group} ({','.join(langs)})"] + cells)
         md.append(_table(header, rows))
-        md += ["", "Bold: the labels the group's imbalanced training data over-represents. The test set is balanced "
-               "(25 % each), so a model that ignores language predicts the same distribution in both groups.",
-               "Paper, Table 2a (imbalanced mBERT, stars 1–5): FR,ES,JA "
-               + " / ".join(f"{v}" for v in PAPER_TABLE2["FR,ES,JA"]) + "; DE,EN,ZH "
-               + " / ".join(f"{v}" for v in PAPER_TABLE2["DE,EN,ZH"]) + ".", ""]
-    md += ["## Language identification probe (Table 4)", ""]
-    rows = []
-    for role in ROLE_ORDER:
-        r = summary["roles"].get(role)
-        if not r:
-            continue
-        paper = PAPER_PROBE.get(role)
-        rows.append([ROLE_TITLES[role], fmt(*r["probe_test"][:2]), fmt(*r["probe_external"][:2]),
-                     f"{paper[0]:.3f} / {paper[1]:.3f}" if paper else "–"])
-    md.append(_table(["model", "test set", "external corpus", "paper (original / Wikipedia)"], rows))
-    any_probe = next((p for r in collected.runs for p in r.probes.values()), None)
-    if any_probe:
-        s = any_probe.get("settings", {})
-        md += ["", f"Logistic regression on {any_probe.get('feature', 'first-token')} embeddings of the last layer, "
-               f"C = {s.get('C')}, {s.get('folds')}-fold CV. C = 1e-4 is the paper code's setting; so strong "
-               "a penalty needs many texts (with a few hundred, even the pretrained model can score near "
-               "chance), and a large C saturates near 1.0 and hides the difference: the sweep below shows both."]
-    sweep_rows = _c_sweep_rows(collected)
-    if sweep_rows:
-        roles_present = [r for r in ROLE_ORDER if r in sweep_rows[0][1]]
-        md += ["", "Probe accuracy over the regularisation strength C (test set | external corpus): where the "
-               "models separate, if anywhere.", ""]
-        md.append(_table(["C"] + [ROLE_TITLES[r] for r in roles_present],
-                         [[f"{c:g}"] + [cells.get(r, "–") for r in roles_present] for c, cells in sweep_rows]))
-    md += [""]
+        md += ["", "Bold: the labels the group's imbalanced training data over-represents. " + _test_mix_sentence(collected)]
+        if numbers:
+            paper_rows = "; ".join(f"{g} " + " / ".join(f"{v}" for v in vals) for g, vals in numbers.table2.items())
+            md += [f"Paper, Table 2 (imbalanced mBERT, {numbers.dataset}, {numbers.table2_labels}): {paper_rows}."]
+        md += [""]
+    language_tables = {role: mean_table([language_table(r, collected) for r in roles[role]]) for role in order}
+    if any(t is not None for t in language_tables.values()):
+        md += ["## Per-language results", "",
+               "One row per language (fairlearn's MetricFrame.by_group shape): n, accuracy, macro-F1 and the share "
+               "of predictions per label; the last row is the max − min difference over languages. "
+               "Mean over seeds where there are several.", ""]
+        for role, table in language_tables.items():
+            if table is not None:
+                md += [f"### {role_title(role)}", "", to_markdown(table), ""]
+    probe_roles = (["pretrained"] if "pretrained" in summary["roles"] else []) + order
+    has_probe = any(not math.isnan(summary["roles"][r]["probe_test"][0])
+                    or not math.isnan(summary["roles"][r]["probe_external"][0]) for r in probe_roles)
+    if has_probe:
+        md += [f"## Language identification probe{table_ref('Table 4')}", ""]
+        rows = []
+        for role in probe_roles:
+            r = summary["roles"][role]
+            row = [role_title(role), fmt(*r["probe_test"][:2]), fmt(*r["probe_external"][:2])]
+            if numbers:
+                paper = numbers.probe.get(role)
+                row.append(f"{paper[0]:.3f} / {paper[1]:.3f}" if paper else "–")
+            rows.append(row)
+        md.append(_table(["model", "test set", "external corpus"]
+                         + (["paper (original / Wikipedia)"] if numbers else []), rows))
+        any_probe = next((p for r in collected.runs for p in r.probes.values()), None)
+        if any_probe:
+            s = any_probe.get("settings", {})
+            md += ["", f"Logistic regression on {any_probe.get('feature', 'first-token')} embeddings of the last "
+                   f"layer, C = {s.get('C')}, {s.get('folds')}-fold CV. C = 1e-4 is the paper code's setting; so "
+                   "strong a penalty needs many texts (with a few hundred, even the pretrained model can score near "
+                   "chance), and a large C saturates near 1.0 and hides the difference: the sweep below shows both."]
+        sweep_rows = _c_sweep_rows(collected)
+        if sweep_rows:
+            present = {role for _, cells in sweep_rows for role in cells}
+            roles_present = [r for r in probe_roles if r in present]
+            md += ["", "Probe accuracy over the regularisation strength C (test set | external corpus): where the "
+                   "models separate, if anywhere.", ""]
+            md.append(_table(["C"] + [role_title(r) for r in roles_present],
+                             [[f"{c:g}"] + [cells.get(r, "–") for r in roles_present] for c, cells in sweep_rows]))
+        md += [""]
     if collected.shap_diffs:
-        md += ["## Cumulative SHAP difference (Figure 1)", ""]
+        titles = _diff_titles(collected)
+        md += [f"## Cumulative SHAP difference{table_ref('Figure 1')}", ""]
         shift = summary.get("shap_neutral_shift", {})
         if shift:
-            rows = [[name] + [fmt(*v[g][:2], digits=4) for g in collected.groups] for name, v in sorted(shift.items())]
+            rows = [[name if titles.get(name, name) == name else f"{titles[name]} ({name})"] + [fmt(*v[g][:2], digits=4) for g in collected.groups]
+                    for name, v in sorted(shift.items())]
             md.append(_table(["comparison"] + [f"group {g}: neutral tokens, favoured labels" for g in collected.groups], rows))
             md += ["", "Mean cumulative SHAP difference of neutral tokens (|S_bal| ≤ threshold) on the labels each "
                    "group's imbalanced data over-represents. The paper finds this positive: uninformative tokens of "
                    "an over-represented language come to push towards that label.", ""]
+        md += ["In the figures and in shap_diff.csv, negative / neutral / positive are SHAP token categories "
+               "(tokens split by the balanced model's value at ± the threshold) and base is the base value: they "
+               "are not labels. Each panel is one label.", ""]
         for key, path in sorted(figures.items()):
             if key.startswith("shap_diff"):
-                md += [f"![{key}]({path.relative_to(out)})", ""]
+                name = key.removeprefix("shap_diff_").rpartition("_seed")[0]
+                md += [f"![{key}]({path.relative_to(out)})", "",
+                       f"{titles.get(name, name)}, seed {key.rpartition('_seed')[2]}.", ""]
+    if links:
+        md += ["## Token views", "",
+               "Each explained example's tokens coloured by SHAP value for the predicted and the true label, the "
+               "balanced model beside the compared one, examples with the largest neutral-token shift first "
+               "(self-contained HTML, opens offline).", ""]
+        md += [f"- [{name}]({path.relative_to(out)})" for name, path in sorted(links.items())] + [""]
     md += ["## Runs", ""]
-    md.append(_table(["run", "seed", "test accuracy", "steps", "train s"],
-                     [[str(r.path), str(r.seed), f"{r.metrics['test']['accuracy']:.3f}",
+    md.append(_table(["run", "setup", "seed", "test accuracy", "steps", "train s"],
+                     [[str(r.path), role_title(r.role), str(r.seed), f"{r.metrics['test']['accuracy']:.3f}",
                        str(r.metrics['train']['steps']), f"{r.metrics['train']['seconds']:.0f}"]
-                      for r in sorted(collected.runs, key=lambda r: (r.seed, ROLE_ORDER.index(r.role)))]))
+                      for r in sorted(collected.runs, key=lambda r: (r.seed, role_sort_key(r.role)))]))
     return "\n".join(md) + "\n"
 
 
+def _refresh_model_cards(collected: Collected) -> list[Path]:
+    """Rewrite each run's README.md with its probes and the SHAP difference it was compared in."""
+    from langtrainer.reporting.model_card import write_model_card
+
+    written = []
+    for run in collected.runs:
+        folder = RunDir(run.path)
+        if not (folder.has_model() or folder.model_card_path.exists()):
+            continue
+        diff = next((d for d in collected.shap_diffs.values()
+                     if d.get("imbalanced") and Path(d["imbalanced"]).resolve() in (folder.shap_dir.resolve(),
+                                                                                   folder.path.resolve())), None)
+        written.append(write_model_card(folder, shap_diff=diff))
+    return written
+
+
+def _write_token_views(collected: Collected, out: Path) -> dict[str, Path]:
+    """A token view per run with SHAP results, and one per SHAP comparison whose two SHAP folders are there."""
+    from langtrainer.analysis.shap import load_shap_result
+    from langtrainer.reporting.token_view import write_comparison_view, write_run_view
+
+    links = {}
+    for run in sorted(collected.runs, key=lambda r: (r.seed, role_sort_key(r.role))):
+        try:
+            result = load_shap_result(run.path)
+        except UserError:
+            continue
+        title = f"{run.name} ({role_title(run.role)}), seed {run.seed}"
+        links[title] = write_run_view(result, out / f"token_view_run_{run.path.name}_seed{run.seed}.html",
+                                      title=f"Token view: {title}")
+    for (seed, name), diff in sorted(collected.shap_diffs.items()):
+        bal, other = diff.get("balanced"), diff.get("imbalanced")
+        if not bal or not other:
+            continue
+        try:
+            a, b = load_shap_result(bal), load_shap_result(other)
+        except UserError:
+            continue
+        title = f"{diff.get('comparison') or name}, seed {seed}"
+        links[title] = write_comparison_view(a, b, out / f"token_view_diff_{name}_seed{seed}.html", title=title,
+                                             threshold=float(diff.get("threshold", 0.01)))
+    return links
+
+
 def write_report(dirs: Iterable[str | Path], out: str | Path) -> Path:
-    """Collect, summarise, plot, and write out/report.md (+ report.json, PNGs)."""
+    """Collect, summarise, plot, and write out/report.md (+ report.json, PNGs, token views); refresh model cards."""
     import shutil
 
     from langtrainer.preflight import UNLOCKED_TEMP_AGE_S, check_output_folder, remove_stale_temporaries
@@ -538,12 +855,15 @@ def write_report(dirs: Iterable[str | Path], out: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out, UNLOCKED_TEMP_AGE_S)  # half-written files of a killed report
     summary = summarise(collected)
-    figures = {"accuracy_probe": plot_accuracy_and_probe(by_role(collected.runs), collected.pretrained_probes, out)}
+    figures = {"accuracy_probe": plot_accuracy_and_probe(by_role(collected.runs), collected.pretrained_probes, out,
+                                                         paper=collected.paper)}
     for (seed, name), png in sorted(collected.shap_figures.items()):
         target = out / f"shap_diff_{name}_seed{seed}.png"
         if png.resolve() != target.resolve():
             with atomic.atomic_path(target) as tmp:
                 shutil.copyfile(png, tmp)
         figures[f"shap_diff_{name}_seed{seed}"] = target
+    links = _write_token_views(collected, out)
+    _refresh_model_cards(collected)
     atomic.write_json(out / "report.json", summary)
-    return atomic.write_text(out / "report.md", render_markdown(collected, summary, figures, out))
+    return atomic.write_text(out / "report.md", render_markdown(collected, summary, figures, out, links))

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from transformers import TrainingArguments
 
+from langtrainer.defaults import HEAD_LEARNING_RATE, LEARNING_RATE
 from langtrainer.errors import UserError
 
 if TYPE_CHECKING:
@@ -72,8 +73,8 @@ def build_training_args(recipe: "Recipe", output_dir: Path, has_eval: bool) -> L
         logging_steps=10,
         report_to="none",
         disable_tqdm=True,
-        learning_rate=5e-5,
-        head_learning_rate=5e-4,
+        learning_rate=LEARNING_RATE,
+        head_learning_rate=HEAD_LEARNING_RATE,
         lr_scheduler_type="linear",
         warmup_steps=0,
         use_cpu=not torch.cuda.is_available(),
@@ -88,7 +89,7 @@ def build_training_args(recipe: "Recipe", output_dir: Path, has_eval: bool) -> L
         mask_entropy=loss.mask_entropy,
         language_sampler=recipe.data.sampler or "none",
     )
-    owned = [key for key in recipe.training if key != "report_to" and run_owned_reason(key)]
+    owned = [key for key in recipe.training if run_owned_reason(key)]
     if owned:  # a Recipe built in code skips the recipe reader's refusal
         raise UserError(f"training.{owned[0]} cannot be set in a recipe: {run_owned_reason(owned[0])}")
     kwargs = {**defaults, **recipe.training, **managed}
@@ -101,17 +102,17 @@ def build_training_args(recipe: "Recipe", output_dir: Path, has_eval: bool) -> L
 
 
 # TrainingArguments fields that langtrainer sets itself or that reach outside
-# the run folder (another folder, the Hub, a tracking service): a recipe's
-# `training:` may not set them. Field -> what to use instead.
-_NO_UPLOAD = "langtrainer never uploads; publish the finished run folder yourself"
+# the run folder (another folder, the Hub): a recipe's `training:` may not set
+# them. Field -> what to use instead. (`report_to` stays the user's choice:
+# the loggers write into the run's logs/ or where their own settings say.)
+_NO_UPLOAD = "langtrainer never uploads to the Hub; publish the finished run folder yourself"
 RUN_OWNED_FIELDS = {
     "output_dir": "the run folder is finetune's --output-dir/-o",
-    "logging_dir": "training logs go to the run folder's metrics.json (log_history)",
+    "logging_dir": "training logs go to the run folder's logs/",
     "overwrite_output_dir": "give finetune a new --output-dir, or --resume",
     "resume_from_checkpoint": "use finetune --resume",
     "seed": "set the recipe's top-level 'seed'",
     "local_rank": "processes are started by finetune --num-processes / --accelerate-config",
-    "report_to": "training logs go to the run folder's metrics.json (log_history)",
     "label_names": "langtrainer names the label column itself (data.columns.label for the source)",
     "push_to_hub": _NO_UPLOAD,
     "hub_token": _NO_UPLOAD,

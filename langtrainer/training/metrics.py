@@ -97,19 +97,29 @@ def skew_index(
     groups: Mapping[str, Sequence[str]],
     favoured: Mapping[str, Sequence[int]],
 ) -> float:
-    """How much predictions follow each group's training skew.
+    """How much predictions follow each group's training skew, for any number of groups.
 
-    For each of two groups, the share of its predictions that fall in the labels
-    its training data over-represents; the index is the sum minus 1. Shared bias
-    (all languages leaning the same way) cancels: 0 means no language-driven
-    skew, positive means predictions follow the training skew.
+    For each group g, the share of its predictions in the labels its training
+    data over-represents (F_g) minus the mean share of the other groups'
+    predictions in F_g; the index is the mean over groups. Shared bias (all
+    languages leaning the same way) cancels: 0 means no language-driven skew,
+    positive means predictions follow the training skew. With two groups whose
+    favoured labels split the label set it equals share_A(F_A) + share_B(F_B) − 1.
     """
     predictions = np.asarray(predictions)
     languages = np.asarray(languages)
-    total = 0.0
+    masks = {}
     for group, members in groups.items():
         mask = np.isin(languages, list(members))
         if not mask.any():
             return float("nan")
-        total += float(np.isin(predictions[mask], list(favoured[group])).mean())
-    return total - 1.0
+        masks[group] = mask
+    if len(masks) < 2:
+        return float("nan")
+    terms = []
+    for group, mask in masks.items():
+        labels = list(favoured[group])
+        own = float(np.isin(predictions[mask], labels).mean())
+        others = [float(np.isin(predictions[m], labels).mean()) for g, m in masks.items() if g != group]
+        terms.append(own - float(np.mean(others)))
+    return float(np.mean(terms))

@@ -124,6 +124,7 @@ class LangTrainer(Trainer):
         self.class_weights = self._make_class_weights()
         self._side_metrics: dict[str, list[float]] = defaultdict(list)
         self._mask_step, self._mask_call = -1, 0
+        self._step_learning_rates: dict[str, float] = {}
 
     # ------------------------------------------------------------ weights
 
@@ -232,7 +233,27 @@ class LangTrainer(Trainer):
             for key, values in self._side_metrics.items():
                 logs[key] = float(np.mean(values))
             self._side_metrics.clear()
+        if "learning_rate" in logs:
+            logs.update(self.group_learning_rates())
         super().log(logs, start_time)
+
+    def group_learning_rates(self) -> dict[str, float]:
+        """learning_rate_<group> (body, head) of the last optimizer step.
+
+        The Trainer's own `learning_rate` is the first group's only, taken
+        before the scheduler steps; these are taken at the same point (a
+        post-step hook of the optimizer), so body's equals it.
+        """
+        return dict(self._step_learning_rates)
+
+    def _record_learning_rates(self, optimizer, *args, **kwargs) -> None:
+        rates: dict[str, float] = {}
+        for group in optimizer.param_groups:
+            name = group.get("group")
+            if name and f"learning_rate_{name}" not in rates:
+                lr = group["lr"]
+                rates[f"learning_rate_{name}"] = float(lr.item() if torch.is_tensor(lr) else lr)
+        self._step_learning_rates = rates
 
     # ------------------------------------------------------------ optimiser
 
@@ -264,6 +285,8 @@ class LangTrainer(Trainer):
         optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
         optimizer_kwargs = {k: v for k, v in optimizer_kwargs.items() if k not in ("lr",)}
         self.optimizer = optimizer_cls(groups, lr=self.args.learning_rate, **optimizer_kwargs)
+        if hasattr(self.optimizer, "register_step_post_hook"):
+            self.optimizer.register_step_post_hook(self._record_learning_rates)
         return self.optimizer
 
     # ------------------------------------------------------------ evaluation
@@ -278,6 +301,7 @@ class LangTrainer(Trainer):
         )
         if self.args.world_size > 1:
             self._exact_loss_from_gathered(output, dataloader, metric_key_prefix)
+        self._add_plain_cross_entropy(output, metric_key_prefix)
         # Evaluators run here, before evaluate() logs, so their numbers reach
         # every logger and can select the best checkpoint.
         if metric_key_prefix == "eval":
@@ -292,6 +316,19 @@ class LangTrainer(Trainer):
                 for key, value in extra.items():
                     output.metrics[f"{metric_key_prefix}_{key}"] = value
         return output
+
+    def _add_plain_cross_entropy(self, output, prefix: str) -> None:
+        """<prefix>_ce: the unweighted cross-entropy, beside the (class-weighted) <prefix>_loss.
+
+        Only where the loop gathered logits and labels (with compute_metrics, or in predict).
+        """
+        logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+        if logits is None or output.label_ids is None or f"{prefix}_ce" in output.metrics:
+            return
+        output.metrics[f"{prefix}_ce"] = float(F.cross_entropy(
+            torch.as_tensor(np.asarray(logits), dtype=torch.float32),
+            torch.as_tensor(np.asarray(output.label_ids), dtype=torch.long),
+        ))
 
     def _evaluators(self) -> list[Any]:
         """The declared evaluators, then callbacks that compute eval metrics (each once)."""

@@ -1,0 +1,277 @@
+"""The run folder's model card (RUN/README.md) in the Hugging Face Hub's format.
+
+A YAML header (languages, `library_name: transformers`, base model, tags,
+metrics and a `model-index` with the test accuracies) and a body a reader of
+a shared model needs: how it was trained (class weights, entropy term,
+learning rates), its languages and labels, accuracy and prediction shares per
+language, and, when they exist, the language-ID probe and the SHAP
+difference. Everything comes from the run folder (recipe.yaml, metrics.json,
+probe_*.json, shap_diff.json); `finetune` writes the card, `report` refreshes it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from langtrainer import atomic
+from langtrainer.defaults import HEAD_LEARNING_RATE, LEARNING_RATE
+from langtrainer.errors import UserError
+from langtrainer.reporting.tables import MetricTable, metric_table, to_markdown
+from langtrainer.rundir import RunDir, read_json
+
+# Builtin models are conversions of Hub models: the card names the Hub original.
+BUILTIN_BASES = {"builtin:multilingual-e5-small": "intfloat/multilingual-e5-small"}
+TAGS = ["langtrainer", "text-classification", "multilingual", "class-imbalance"]
+PAPER = "Jung & van der Plas, EACL Findings 2024"
+
+
+def _hub_id(name: str | None) -> str | None:
+    """`name` when it reads as a Hub repo id (owner/name or name), not a local path or builtin."""
+    if not name:
+        return None
+    if name in BUILTIN_BASES:
+        return BUILTIN_BASES[name]
+    if name.startswith(("builtin:", "/", ".", "~")) or os.path.exists(name) or name.count("/") > 1:
+        return None
+    return name
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def card_metadata(recipe: Mapping[str, Any], metrics: Mapping[str, Any],
+                  languages_table: MetricTable | None) -> dict[str, Any]:
+    """The YAML header: what the Hub indexes (languages, base model, metrics)."""
+    model = recipe.get("model") or {}
+    data = recipe.get("data") or {}
+    test = metrics.get("test") or {}
+    languages = list(metrics.get("languages") or data.get("languages") or [])
+    meta: dict[str, Any] = {}
+    if languages:
+        meta["language"] = languages
+    meta["library_name"] = "transformers"
+    meta["pipeline_tag"] = "text-classification"
+    base = _hub_id(model.get("name_or_path"))
+    if base:
+        meta["base_model"] = base
+    source = _hub_id(data.get("source"))
+    if source:
+        meta["datasets"] = [source]
+    meta["tags"] = list(TAGS)
+    meta["metrics"] = ["accuracy", "f1"]
+    results = []
+    for key, name in (("accuracy", "test accuracy"), ("macro_f1", "test macro-F1")):
+        if isinstance(test.get(key), (int, float)):
+            results.append({"type": "accuracy" if key == "accuracy" else "f1", "value": round(float(test[key]), 4),
+                            "name": name})
+    if languages_table is not None:
+        for lang, row in languages_table.frame.iterrows():
+            if not math.isnan(row["accuracy"]):
+                results.append({"type": "accuracy", "value": round(float(row["accuracy"]), 4),
+                                "name": f"test accuracy ({lang})"})
+    if results:
+        meta["model-index"] = [{
+            "name": str(recipe.get("name") or metrics.get("recipe") or "model"),
+            "results": [{
+                "task": {"type": "text-classification", "name": "Text Classification"},
+                "dataset": {"name": str(data.get("source") or "test set"), "type": source or "local",
+                            "split": "test"},
+                "metrics": results,
+            }],
+        }]
+    return meta
+
+
+def _setup_rows(recipe: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
+    model = recipe.get("model") or {}
+    data = recipe.get("data") or {}
+    imbalance = recipe.get("imbalance") or {}
+    loss = recipe.get("loss") or {}
+    training = recipe.get("training") or {}
+    train = metrics.get("train") or {}
+    mode = loss.get("class_weights", metrics.get("class_weights_mode", "none"))
+    weights = mode if mode == "none" else (
+        f"{mode} ({loss.get('weight_scheme', 'inverse')}, reduction {loss.get('reduction', 'mean')})")
+    entropy = float(loss.get("mask_entropy") or 0.0)
+    encoder_lr = float(training.get("learning_rate", LEARNING_RATE))
+    batch = training.get("per_device_train_batch_size", 8)
+    accumulation = training.get("gradient_accumulation_steps", 1)
+    rows = [
+        ("base model", str(model.get("name_or_path", "–"))),
+        ("data", str(data.get("source", "–"))),
+        ("training subset", str(imbalance.get("subset") or metrics.get("subset") or "–")),
+        ("class weights", weights),
+        ("masked-input entropy term", f"coefficient {entropy:g}" if entropy > 0 else "off"),
+        ("encoder learning rate", f"{encoder_lr:g}"),
+        ("head learning rate", f"{float(training.get('head_learning_rate', HEAD_LEARNING_RATE) or encoder_lr):g}"),
+        ("schedule", str(training.get("lr_scheduler_type", "linear"))),
+        ("epochs", f"{training.get('num_train_epochs', 3)}"),
+        ("batch size", f"{batch} × {accumulation} accumulation" if accumulation != 1 else str(batch)),
+        ("max length (tokens)", str(model.get("max_length", "–"))),
+        ("seed", str(recipe.get("seed", metrics.get("seed", "–")))),
+    ]
+    if data.get("sampler"):
+        rows.insert(4, ("sampler", str(data["sampler"])))
+    if train:
+        rows.append(("optimizer steps", str(train.get("steps", "–"))))
+        if isinstance(train.get("examples"), int):
+            rows.append(("training examples", str(train["examples"])))
+    return rows
+
+
+def _skew_lines(recipe: Mapping[str, Any], label_names: list[str]) -> list[str]:
+    imbalance = recipe.get("imbalance") or {}
+    groups, distribution = imbalance.get("groups") or {}, imbalance.get("distribution") or {}
+    if not distribution or imbalance.get("subset") != "imbalanced":
+        return []
+    lines = ["Label distribution of the imbalanced training data (%):", ""]
+    header = ["group", "languages"] + label_names
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "|".join("---" for _ in header) + "|")
+    for name, row in distribution.items():
+        members = ",".join(groups.get(name, [name]))
+        lines.append("| " + " | ".join([str(name), members] + [f"{float(v):g}" for v in row]) + " |")
+    return lines + [""]
+
+
+def _class_weight_lines(metrics: Mapping[str, Any], label_names: list[str]) -> list[str]:
+    weights, languages = metrics.get("class_weights"), metrics.get("languages") or []
+    if not weights or len(weights) != len(languages):
+        return []
+    header = ["language"] + label_names
+    lines = ["Class weights per language (the loss multiplies each example's cross-entropy by its cell):", "",
+             "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for lang, row in zip(languages, weights):
+        lines.append("| " + " | ".join([str(lang)] + [f"{float(w):.3f}" for w in row]) + " |")
+    return lines + [""]
+
+
+def _probe_lines(probes: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    rows = []
+    for data, probe in sorted(probes.items()):
+        if "accuracy_mean" not in probe:
+            continue
+        settings = probe.get("settings") or {}
+        base = (probe.get("base") or {}).get("accuracy_mean")
+        rows.append(f"| {data} | {_fmt(probe['accuracy_mean'])} ± {_fmt(probe.get('accuracy_std'))} | "
+                    f"{_fmt(base)} | {settings.get('C', '–')} | {settings.get('folds', '–')} |")
+    if not rows:
+        return []
+    return ["## Language identification probe", "",
+            "How well a logistic regression tells the input's language from the model's "
+            "embeddings: higher after fine-tuning means the model separates languages more "
+            "(the paper finds this with label imbalance, less so with per-language class weights).", "",
+            "| data | accuracy (mean ± std over folds) | pretrained model | C | folds |",
+            "|---|---|---|---|---|", *rows, ""]
+
+
+def _shap_diff_lines(diff: Mapping[str, Any]) -> list[str]:
+    by_group = diff.get("by_group") or {}
+    by_language = diff.get("by_language") or {}
+    table, kind = (by_group, "group") if by_group else (by_language, "language")
+    if not table:
+        return []
+    units = sorted({unit for per_label in table.values() for unit in per_label})
+    header = ["label"] + [f"{kind} {u}" if kind == "group" else u for u in units]
+    lines = ["## SHAP difference", "",
+             f"Mean cumulative SHAP difference of neutral tokens ({diff.get('comparison', 'compared − balanced')}), "
+             f"per label and {kind}: tokens whose balanced-model SHAP value is within ±{diff.get('threshold', 0.01):g}. "
+             "Positive values mean uninformative tokens push this model towards the label more than in the "
+             "balanced model.", "",
+             "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for label, per_unit in table.items():
+        cells = []
+        for unit in units:
+            value = ((per_unit.get(unit) or {}).get("neutral") or {}).get("mean")
+            cells.append(_fmt(value, 4) if isinstance(value, (int, float)) else "–")
+        lines.append("| " + " | ".join([str(label)] + cells) + " |")
+    return lines + [""]
+
+
+def render_model_card(run: RunDir | str | os.PathLike, probes: Mapping[str, Mapping[str, Any]] | None = None,
+                      shap_diff: Mapping[str, Any] | None = None) -> str:
+    """README.md text for a finished run (probe and SHAP-diff results read from the run unless given)."""
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    metrics = run.read_metrics()
+    if "test" not in metrics:
+        raise UserError(f"'{run.path}' holds no finished run (no {RunDir.METRICS} with test results)")
+    recipe = run.raw_recipe() or {}
+    probes = run.read_probes() if probes is None else probes
+    shap_diff = (read_json(run.shap_diff_path) or None) if shap_diff is None else shap_diff
+    label_names = [str(n) for n in metrics.get("label_names") or []]
+    languages = list(metrics.get("languages") or [])
+    groups = metrics.get("groups") or {}
+    test = metrics["test"]
+    by_language = metric_table(test, label_names, "language", languages)
+    by_group = metric_table(test, label_names, "group", list(groups)) if groups else None
+    header = yaml.safe_dump(card_metadata(recipe, metrics, by_language), sort_keys=False, allow_unicode=True)
+    name = str(recipe.get("name") or metrics.get("recipe") or run.path.name)
+    description = recipe.get("description")
+    md = ["---", header.rstrip("\n"), "---", "", f"# {name}", ""]
+    md += [f"A {len(label_names)}-label text classifier for {len(languages)} languages "
+           f"({', '.join(languages)}), fine-tuned with langtrainer, which implements {PAPER}: "
+           "per-language class weights and a masked-input entropy term against a model that learns "
+           "'this language => this label' from training data whose label mix differs by language.", ""]
+    if description:
+        md += [str(description), ""]
+    md += ["## Training setup", "", "| setting | value |", "|---|---|"]
+    md += [f"| {key} | {value} |" for key, value in _setup_rows(recipe, metrics)]
+    md += [""]
+    md += _skew_lines(recipe, label_names)
+    md += _class_weight_lines(metrics, label_names)
+    md += ["## Languages and labels", "", f"Languages: {', '.join(languages) or '–'}.", "",
+           "Labels (id: name): " + ", ".join(f"{i}: {n}" for i, n in enumerate(label_names)) + ".", ""]
+    md += ["## Test results", ""]
+    overall = [f"accuracy {_fmt(test.get('accuracy'))}", f"macro-F1 {_fmt(test.get('macro_f1'))}"]
+    n = test.get("n", metrics.get("test_examples"))
+    if n is not None:
+        overall.append(f"{n} examples")
+    if isinstance(test.get("skew_index"), (int, float)):
+        overall.append(f"skew index {_fmt(test['skew_index'])}")
+    md += ["Overall: " + ", ".join(overall) + ".", ""]
+    shares = test.get("prediction_shares")
+    if isinstance(shares, Mapping) and shares:
+        md += ["Share of predictions per label: "
+               + ", ".join(f"{k} {100 * float(v):.1f} %" for k, v in shares.items()) + ".", ""]
+    if by_language is not None:
+        md += ["Per language (the last row: max − min over languages). Where the test set has the same label "
+               "mix in every language, prediction shares that differ between languages mean the model uses "
+               "the language as a cue.", "", to_markdown(by_language), ""]
+    if by_group is not None:
+        md += ["Per language group (bold: labels the group's imbalanced training data over-represents):", "",
+               to_markdown(by_group, favoured=metrics.get("favoured_labels"), members=groups), ""]
+    md += _probe_lines(probes)
+    if shap_diff:
+        md += _shap_diff_lines(shap_diff)
+    md += ["## How to use", "", "```python", "from transformers import pipeline", "",
+           'classifier = pipeline("text-classification", model="PATH_OR_REPO_OF_THIS_MODEL")',
+           "```", "", f"Written by langtrainer from the run folder ({RunDir.RECIPE}, {RunDir.METRICS}).", ""]
+    return "\n".join(md)
+
+
+def write_model_card(run: RunDir | str | os.PathLike, **kwargs) -> Path:
+    """Write (or refresh) RUN/README.md atomically; see `render_model_card`."""
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    return atomic.write_text(run.model_card_path, render_model_card(run, **kwargs))
+
+
+def read_card_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The YAML header of a model card (UserError when it has none)."""
+    text = Path(path).read_text(encoding="utf-8")
+    if not text.startswith("---\n"):
+        raise UserError(f"'{path}' has no YAML header")
+    end = text.find("\n---\n", 4)
+    if end < 0:
+        raise UserError(f"'{path}' has an unterminated YAML header")
+    meta = yaml.safe_load(text[4:end])
+    if not isinstance(meta, dict):
+        raise UserError(f"'{path}' has a YAML header that is not a mapping")
+    return meta

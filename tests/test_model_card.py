@@ -1,0 +1,73 @@
+"""RUN/README.md: a Hub model card whose header parses and whose numbers are the run's."""
+
+import json
+
+import pytest
+
+from langtrainer.errors import UserError
+from langtrainer.reporting.model_card import read_card_metadata, write_model_card
+from langtrainer.rundir import RunDir
+from results_fixtures import LABELS3, LANGS3, write_tidy_run
+
+ACC = {"de": 0.81, "pt": 0.64, "sw": 0.47}
+SHARES = {"de": [0.5, 0.25, 0.25], "pt": [0.2, 0.6, 0.2], "sw": [0.1, 0.2, 0.7]}
+
+
+@pytest.fixture
+def run(tmp_path):
+    return RunDir(write_tidy_run(tmp_path / "run", "mine_cw", "imbalanced", "per_language", 3, ACC, SHARES))
+
+
+def test_card_header_parses_and_lists_per_language_accuracy(run):
+    path = write_model_card(run)
+    assert path == run.model_card_path and path.name == "README.md"
+    meta = read_card_metadata(path)
+    assert meta["language"] == LANGS3
+    assert meta["library_name"] == "transformers"
+    assert meta["base_model"] == "intfloat/multilingual-e5-small"  # the builtin's Hub original
+    assert "datasets" not in meta  # a local file is no Hub dataset
+    results = meta["model-index"][0]["results"][0]["metrics"]
+    by_name = {m["name"]: m["value"] for m in results}
+    assert by_name["test accuracy (de)"] == 0.81 and by_name["test accuracy (sw)"] == 0.47
+    assert by_name["test accuracy"] == pytest.approx((0.81 + 0.64 + 0.47) / 3, abs=1e-4)
+
+    text = path.read_text()
+    # the per-language table: accuracy, macro-F1 and prediction shares (percent), then max − min
+    assert "| language | n | accuracy | macro-F1 | predicted negative % | predicted neutral % | predicted positive % |" in text
+    assert "| pt | 90 | 0.640 | 0.620 | 20.0 | 60.0 | 20.0 |" in text
+    assert "| max − min |  | 0.340 | 0.340 | 40.0 | 40.0 | 50.0 |" in text
+    # the group table bolds each group's favoured label
+    assert "| south (pt) | 90 | 0.640 | 0.620 | 20.0 | **60.0** | 20.0 |" in text
+    # the training setup says what a user of the model must know
+    assert "| class weights | per_language (inverse, reduction mean) |" in text
+    assert "| masked-input entropy term | coefficient 0.5 |" in text
+    assert "| encoder learning rate | 3e-05 |" in text and "| head learning rate | 0.001 |" in text
+    assert "| sw | 3.000 | 2.000 | 1.000 |" in text  # the class-weight table
+    assert "Labels (id: name): 0: negative, 1: neutral, 2: positive." in text
+    assert "Language identification probe" not in text and "SHAP difference" not in text
+
+
+def test_card_adds_probe_and_shap_diff_when_present(run):
+    (run.path / "probe_test.json").write_text(json.dumps(
+        {"accuracy_mean": 0.734, "accuracy_std": 0.02, "settings": {"C": 0.0001, "folds": 5},
+         "base": {"accuracy_mean": 0.512}}))
+    by_group = {label: {g: {"neutral": {"mean": v, "std": 0.0, "n": 5}} for g, v in zip(("north", "south"), vals)}
+                for label, vals in zip(LABELS3, ([0.0123, -0.002], [0.0, 0.004], [-0.01, 0.02]))}
+    (run.shap_diff_path).write_text(json.dumps(
+        {"comparison": "mine_cw − mine_bal", "threshold": 0.01, "by_group": by_group, "by_language": {}}))
+    text = write_model_card(run).read_text()
+    assert "| test | 0.734 ± 0.020 | 0.512 | 0.0001 | 5 |" in text
+    assert "(mine_cw − mine_bal)" in text
+    assert "| label | group north | group south |" in text and "| negative | 0.0123 | -0.0020 |" in text
+
+
+def test_card_of_an_unfinished_run_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="no finished run"):
+        write_model_card(tmp_path)
+
+
+def test_header_without_yaml_is_a_user_error(tmp_path):
+    card = tmp_path / "README.md"
+    card.write_text("# no header\n")
+    with pytest.raises(UserError, match="no YAML header"):
+        read_card_metadata(card)
