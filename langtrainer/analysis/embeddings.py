@@ -105,6 +105,12 @@ def _encode(tokenizer, texts: list[str], text_pairs: list[str] | None, max_lengt
     model_max = getattr(tokenizer, "model_max_length", None)
     if isinstance(model_max, int) and 0 < model_max < 100_000:
         max_length = min(max_length, model_max)
+    from langtrainer.models.tokenizers import clip_text
+
+    # Memory per text bounded by max_length, not by the text (a 50 MB text would otherwise be tokenised whole).
+    texts = [clip_text(t, max_length) for t in texts]
+    if text_pairs is not None:
+        text_pairs = [clip_text(t, max_length) for t in text_pairs]
     if text_pairs is None:
         encoded = tokenizer(texts, truncation=True, max_length=max_length)
     else:
@@ -147,25 +153,7 @@ def extract_embeddings(
         hidden_size = int(getattr(encoder.config, "hidden_size", 0) or 0)
         return {layer: np.zeros((0, hidden_size), dtype=np.float32) for layer in layer_ids}
 
-<<<<<<< HEAD
-    model_max = getattr(tokenizer, "model_max_length", None)
-    if isinstance(model_max, int) and 0 < model_max < 100_000:
-        max_length = min(max_length, model_max)
-    from langtrainer.models.tokenizers import clip_text
-
-    # Memory per text bounded by max_length, not by the text (a 50 MB text would otherwise be tokenised whole).
-    texts = [clip_text(t, max_length) for t in texts]
-    if text_pairs is not None:
-        text_pairs = [clip_text(t, max_length) for t in text_pairs]
-    if text_pairs is None:
-        encoded = tokenizer(texts, truncation=True, max_length=max_length)
-    else:
-        encoded = tokenizer(texts, text_pairs, truncation=True, max_length=max_length)
-    keys = [k for k in ("input_ids", "token_type_ids") if k in encoded]
-    examples = [{k: encoded[k][i] for k in keys} for i in range(len(texts))]
-=======
     examples = _encode(tokenizer, texts, text_pairs, max_length)
->>>>>>> main
     # Longest first: a batch that does not fit in memory fails at once, and
     # padding inside each batch stays small.
     order = sorted(range(len(texts)), key=lambda i: -len(examples[i]["input_ids"]))
