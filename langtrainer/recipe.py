@@ -2,9 +2,11 @@
 
 A recipe says which model, which data and which label skew, how the loss is
 weighted, how training runs (`training:` passes through to
-`TrainingArguments`) and how the analysis is done. Unknown keys and wrong
-types are `UserError`s that name the key and the closest valid one, so a typo
-fails in a second instead of after an hour of training. `extends: other.yaml`
+`TrainingArguments`, except the fields langtrainer owns or that reach outside
+the run) and how the analysis is done. Unknown keys, wrong types and numbers
+that cannot work (a NaN learning rate, a batch of 0) are `UserError`s that
+name the key, so a typo fails in a second instead of after an hour of
+training. YAML is read by `safe_yaml` (alias budget, no tags). `extends: other.yaml`
 lets sibling recipes share a base; `--set a.b=c` overrides any field.
 """
 
