@@ -233,9 +233,12 @@ def audit_command(
     """Measure how much the language predicts the label (chi-square, Cramér's V, NMI, eq. 2 weights)."""
     from langtrainer import atomic
     from langtrainer.data.audit import audit_target
+    from langtrainer.preflight import check_output_file
 
     columns = column_mapping(text=text_column, label=label_column, language=language_column, group=group_column,
                              id=id_column)
+    if json_out is not None:
+        check_output_file(json_out, "--json")
     with make_progress(options.quiet) as progress:
         audited = audit_target(target.expanduser(), split, columns, set_ or [], config,
                                progress=stepper(progress, "building subsets"))

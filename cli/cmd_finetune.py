@@ -42,6 +42,9 @@ def finetune_command(
     subset: Optional[str] = typer.Option(None, "--subset", help="none (the data as it is) | balanced | imbalanced: "
                                          "overrides imbalance.subset."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
+    resume_inexact: bool = typer.Option(
+        False, "--resume-inexact", help="Like --resume, also from a checkpoint without its random-number state "
+        "(the result then differs from an uninterrupted run)."),
     num_processes: Optional[int] = typer.Option(
         None, "--num-processes", help="Train in N processes (DDP, one per GPU; gloo on CPU) via accelerate launch."
     ),
@@ -54,7 +57,8 @@ def finetune_command(
     from langtrainer.training import distributed as launch
     from langtrainer.errors import UserError
     from langtrainer.models.classifier import check_local_model
-    from langtrainer.pipelines.finetune import finetune
+    from langtrainer.pipelines.finetune import check_run, finetune
+    from langtrainer.preflight import check_model_max_length, check_output_folder
     from langtrainer.recipe import load_recipe
     from langtrainer.rundir import RunDir
 
@@ -65,13 +69,16 @@ def finetune_command(
         overrides.append(f"imbalance.subset={subset}")
     loaded = load_recipe(recipe, overrides)
     check_local_model(loaded)  # before the slow imports: a typo in the model path fails in a second
+    check_model_max_length(loaded)
     run_dir = output_dir or default_run_dir(loaded)
+    check_output_folder(run_dir, "--output-dir")
     quiet = options.quiet
+    resume = resume or resume_inexact
     if launch.needs_launch(num_processes, accelerate_config):
         # Fail fast here, with exit 2, on what would fail in every process.
-        RunDir(run_dir).check_writable(resume)
-        RunDir(run_dir).check_recipe(loaded)
-        args = launch_arguments(recipe, list(set_ or []), run_dir, subset, resume, quiet, options.verbose)
+        check_run(loaded, RunDir(run_dir), resume, resume_inexact)
+        args = launch_arguments(recipe, list(set_ or []), run_dir, subset, resume, quiet, options.verbose,
+                                resume_inexact)
         if not quiet:
             how = f"{num_processes} processes" if num_processes else f"config {accelerate_config}"
             err_console.print(f"launching {loaded.name} through accelerate ({how})", highlight=False)
@@ -88,7 +95,7 @@ def finetune_command(
             progress.update(task, completed=step, total=total or None, rate=rate)
 
         try:
-            metrics = finetune(loaded, run_dir, resume=resume, progress=report)
+            metrics = finetune(loaded, run_dir, resume=resume, progress=report, resume_inexact=resume_inexact)
         except UserError:
             launch.note_user_error()  # a launching `finetune --num-processes` then exits 2 too
             raise
@@ -104,7 +111,8 @@ def default_run_dir(recipe) -> Path:
     return Path("runs") / f"{recipe.name}-{recipe.imbalance.subset}-seed{recipe.seed}"
 
 
-def launch_arguments(recipe_path, overrides, run_dir, subset, resume, quiet, verbose) -> list[str]:
+def launch_arguments(recipe_path, overrides, run_dir, subset, resume, quiet, verbose,
+                     resume_inexact: bool = False) -> list[str]:
     """The same `finetune` command for the launched processes, without the launch options."""
     args = ["finetune", str(recipe_path)]
     for item in overrides:
@@ -113,7 +121,7 @@ def launch_arguments(recipe_path, overrides, run_dir, subset, resume, quiet, ver
     if subset is not None:
         args += ["--subset", subset]
     if resume:
-        args.append("--resume")
+        args.append("--resume-inexact" if resume_inexact else "--resume")
     if quiet:
         args.append("--quiet")
     if verbose:

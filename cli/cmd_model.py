@@ -22,8 +22,12 @@ def prepare_command(
 ) -> None:
     """Convert a builtin model into a Hugging Face folder (once; later calls reuse it)."""
     from langtrainer.models import builtin_model_dir, count_parameters, is_prepared, prepare_builtin_model
+    from langtrainer.preflight import check_output_folder
 
-    folder = out.expanduser() if out is not None else builtin_model_dir(name, arch)
+    folder = builtin_model_dir(name, arch)  # checks the name and the arch before anything is shown
+    if out is not None:
+        folder = out.expanduser()
+        check_output_folder(folder, "--out")
     reused = is_prepared(folder, arch)
     start = time.perf_counter()
     with make_progress(options.quiet or reused) as progress:

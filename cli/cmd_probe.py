@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from langtrainer.cli.common import options, console, make_progress, setup_logging, user_errors
+from langtrainer.cli.common import options, console, make_progress, user_errors
 
 
 def _fmt(mean: float, std: float) -> str:
@@ -67,6 +67,7 @@ def render_probe(report: dict) -> list[Table]:
     return tables
 
 
+@user_errors
 def probe_command(
     ckpt: str = typer.Option(..., "--ckpt", help="Run directory (or any HF model folder / builtin:NAME)."),
     data: Optional[str] = typer.Option(
@@ -97,23 +98,15 @@ def probe_command(
     Settings not given here come from the run's recipe.yaml (analysis.probe),
     else langtrainer's defaults; the JSON records which came from where.
     """
-    _probe(ckpt, data, external, external_configs, layer, feature, folds, per_language, C, c_sweep, standardize,
-           compare_base, languages, seed, max_length, batch_size, out, options.quiet, options.verbose)
-
-
-@user_errors
-def _probe(ckpt, data, external, external_configs, layer, feature, folds, per_language, C, c_sweep, standardize,
-           compare_base, languages, seed, max_length, batch_size, out, quiet, verbose):
     from langtrainer.analysis.probe import DEFAULT_C_SWEEP
     from langtrainer.analysis.probe_options import ProbeOptions
     from langtrainer.errors import UserError
-    from langtrainer.pipelines.probe import probe_and_write
+    from langtrainer.pipelines.probe import check_probe, probe_and_write
 
-    setup_logging(verbose)
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # the rich bar below is the progress display
-    if not verbose:  # load reports (e.g. a base model's unused pooler) are noise here
+    if not options.verbose:  # load reports (e.g. a base model's unused pooler) are noise here
         hf_logging.set_verbosity_error()
     if layer is not None and layer != "all":
         try:
@@ -125,7 +118,8 @@ def _probe(ckpt, data, external, external_configs, layer, feature, folds, per_la
                             external_configs=external_configs, feature=feature, layer=layer, seed=seed,
                             languages=language_list, max_length=max_length)
 
-    with make_progress(quiet) as progress:
+    check_probe(ckpt, settings, out, batch_size)  # before the progress display: a bad input gets one line
+    with make_progress() as progress:
         task = progress.add_task("embedding texts", total=None, rate="")
 
         def report_progress(done: int, total: int) -> None:

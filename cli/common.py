@@ -81,9 +81,25 @@ def set_global_options(
     setup_logging(verbose)
 
 
+# An error line quotes user values (a path, a recipe value): a huge one must not become a huge line.
+MAX_MESSAGE = 280
+
+
+def one_line(message: str, limit: int = MAX_MESSAGE) -> str:
+    """`message` as one line of at most `limit` characters (first line; the middle elided)."""
+    lines = [line for line in message.splitlines() if line.strip()]
+    line = lines[0].strip() if lines else ""
+    if len(line) > limit:
+        keep = limit - 5
+        line = f"{line[: keep - keep // 4]} ... {line[len(line) - keep // 4:]}"
+    return line
+
+
 def fail(message: str) -> "typer.Exit":
     """Print one line on stderr and exit 2."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]error:[/] {escape(one_line(message))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -95,7 +111,7 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            fail(str(exc) or type(exc).__name__)
 
     return wrapper  # type: ignore[return-value]
 

@@ -2,9 +2,11 @@
 
 A recipe says which model, which data and which label skew, how the loss is
 weighted, how training runs (`training:` passes through to
-`TrainingArguments`) and how the analysis is done. Unknown keys and wrong
-types are `UserError`s that name the key and the closest valid one, so a typo
-fails in a second instead of after an hour of training. `extends: other.yaml`
+`TrainingArguments`, except the fields langtrainer owns or that reach outside
+the run) and how the analysis is done. Unknown keys, wrong types and numbers
+that cannot work (a NaN learning rate, a batch of 0) are `UserError`s that
+name the key, so a typo fails in a second instead of after an hour of
+training. YAML is read by `safe_yaml` (alias budget, no tags). `extends: other.yaml`
 lets sibling recipes share a base; `--set a.b=c` overrides any field.
 """
 
@@ -14,17 +16,18 @@ import copy
 import dataclasses
 import difflib
 import functools
+import math
 import os
 import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import yaml
 
-from langtrainer import atomic
+from langtrainer import atomic, safe_yaml
 from langtrainer.errors import UserError
 
 
@@ -201,6 +204,9 @@ def _describe(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+_NUMBER = re.compile(r"[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Check `value` against the annotation `tp`, converting int->float only."""
     origin = typing.get_origin(tp)
@@ -246,6 +252,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise bad
         return value
     if tp is float:
+        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+            return float(value)  # '5e-5' from a YAML 1.1 reader, or quoted
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
         return float(value)
@@ -287,9 +295,14 @@ def validate_training(raw: Any) -> dict[str, Any]:
     """Check `training:` keys and scalar types against LangTrainingArguments."""
     if not isinstance(raw, dict):
         raise UserError(f"training: expected a mapping of TrainingArguments fields, got {raw!r}")
+    from langtrainer.training.args import run_owned_reason
+
     fields = training_argument_types()
     out = {}
     for key, value in raw.items():
+        reason = run_owned_reason(str(key))
+        if reason is not None:
+            raise UserError(f"training.{key} cannot be set in a recipe: {reason}")
         if key not in fields:
             raise UserError(
                 f"unknown recipe key 'training.{key}': not a TrainingArguments field{_closest(str(key), fields)}"
@@ -379,6 +392,8 @@ def _deep_merge(base: dict, override: dict) -> dict:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise UserError(f"recipe '{path}' is a folder: give a YAML file")
     if not path.is_file():
         raise UserError(f"recipe '{path}' does not exist")
     try:
@@ -386,7 +401,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise UserError(f"recipe '{path}' is not UTF-8 text") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = safe_yaml.parse(text)
+    except UserError as exc:
+        raise UserError(f"recipe '{path}' is not valid YAML: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
@@ -482,7 +499,9 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not sep or not key or any(not part for part in key.split(".")):
         raise UserError(f"--set expects KEY=VALUE with a dotted key, e.g. training.num_train_epochs=1; got {item!r}")
     try:
-        value = yaml.safe_load(text) if text.strip() else ""
+        value = safe_yaml.parse(text) if text.strip() else ""
+    except UserError as exc:
+        raise UserError(f"--set {key}: {exc}") from None
     except yaml.YAMLError:
         value = text
     return key.split("."), value
@@ -533,11 +552,20 @@ def check_recipe(recipe: Recipe) -> None:
             f"name {recipe.name!r} must be a plain folder name: letters, digits, '.', '_', '+', '-' "
             "(no '/', no '..', not starting with '.'), at most 128 characters"
         )
+    if not 0 <= recipe.seed < SEED_LIMIT:
+        raise UserError(f"seed must be in [0, 2**32), got {recipe.seed}")
     if len(set(data.languages)) != len(data.languages):
         raise UserError("data.languages lists a language twice")
+    for lang in data.languages:
+        if not lang.strip() or lang != lang.strip():
+            raise UserError(f"data.languages: {lang!r} is not a language code (blank or surrounded by spaces)")
     for name in ("train_per_language", "validation_per_language", "test_per_cell"):
         if getattr(data, name) < 0:
             raise UserError(f"data.{name} must be >= 0")
+    if imb.subset != "none":
+        for name in ("train_per_language", "test_per_cell"):
+            if getattr(data, name) < 1:
+                raise UserError(f"data.{name} must be >= 1 (got {getattr(data, name)}): nothing to train or test on")
     for name in ("validation_fraction", "test_fraction"):
         value = getattr(data, name)
         if not 0.0 <= value < 1.0:  # also refuses nan
@@ -554,6 +582,9 @@ def check_recipe(recipe: Recipe) -> None:
                 if data.languages and lang not in data.languages:
                     raise UserError(f"imbalance.groups.{group}: language '{lang}' is not in data.languages")
     if imb.distribution:
+        for key, row in imb.distribution.items():
+            if not all(math.isfinite(v) and v >= 0 for v in row):
+                raise UserError(f"imbalance.distribution.{key}: percentages must be finite and >= 0, got {row}")
         valid = set(data.languages) | set(imb.groups or {})
         for key in imb.distribution:
             if valid and key not in valid:
@@ -563,11 +594,107 @@ def check_recipe(recipe: Recipe) -> None:
                 )
     if recipe.model.max_length < 8:
         raise UserError("model.max_length must be at least 8")
+    _check_values(recipe)
     strategy = recipe.training.get("train_sampling_strategy", "random")
     if data.sampler == "per_language_balanced" and strategy not in ("random", None):
         raise UserError(
             f"data.sampler: per_language_balanced draws the training order itself; "
             f"it cannot be combined with training.train_sampling_strategy={strategy}"
+        )
+
+
+SEED_LIMIT = 2**32  # numpy's and torch's seeding accept [0, 2**32)
+
+
+def _positive(v: float) -> bool:
+    return math.isfinite(v) and v > 0
+
+
+def _non_negative(v: float) -> bool:
+    return math.isfinite(v) and v >= 0
+
+
+def _at_least_one(v: float) -> bool:
+    return v >= 1
+
+
+def _unit(v: float) -> bool:
+    return 0 <= v < 1
+
+
+# (where, check, what it must be). Fields a recipe leaves out are not checked
+# (TrainingArguments' defaults are valid); None means "unset" for optional ones.
+_RECIPE_RULES: list[tuple[str, Callable[[float], bool], str]] = [
+    ("loss.effective_number_beta", lambda v: 0 < v < 1, "in (0, 1)"),
+    ("loss.mask_entropy", _non_negative, "a finite number >= 0"),
+    ("analysis.probe.C", _positive, "a finite number > 0 (the paper: 1e-4)"),
+    ("analysis.probe.folds", lambda v: v >= 2, "at least 2"),
+    ("analysis.probe.per_language", _at_least_one, ">= 1"),
+    ("analysis.probe.during_training_per_language", _non_negative, ">= 0 (0 = off)"),
+    ("analysis.shap.subsample", _at_least_one, ">= 1"),
+    ("analysis.shap.max_evals", lambda v: v >= 4, ">= 4"),
+    ("analysis.shap.batch_size", _at_least_one, ">= 1"),
+    ("analysis.shap.threshold", _non_negative, "a finite number >= 0 (the paper: 0.01)"),
+    ("analysis.shap.during_training_per_language", _non_negative, ">= 0 (0 = off)"),
+    ("analysis.shap.during_training_max_evals", lambda v: v >= 4, ">= 4"),
+]
+_TRAINING_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "learning_rate": (_positive, "a finite number > 0"),
+    "head_learning_rate": (_positive, "a finite number > 0 (or null: the learning_rate)"),
+    "num_train_epochs": (_positive, "a finite number > 0"),
+    "max_steps": (lambda v: v == -1 or v > 0, "> 0 (or -1: num_train_epochs decides)"),
+    "per_device_train_batch_size": (_at_least_one, ">= 1"),
+    "per_device_eval_batch_size": (_at_least_one, ">= 1"),
+    "gradient_accumulation_steps": (_at_least_one, ">= 1"),
+    "eval_accumulation_steps": (_at_least_one, ">= 1 (or null)"),
+    "logging_steps": (_positive, "> 0"),
+    "save_steps": (_positive, "> 0"),
+    "eval_steps": (_positive, "> 0 (or null)"),
+    "warmup_steps": (_non_negative, ">= 0"),
+    "warmup_ratio": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "weight_decay": (_non_negative, "a finite number >= 0"),
+    "max_grad_norm": (_non_negative, "a finite number >= 0"),
+    "adam_beta1": (_unit, "in [0, 1)"),
+    "adam_beta2": (_unit, "in [0, 1)"),
+    "adam_epsilon": (_non_negative, "a finite number >= 0"),
+    "label_smoothing_factor": (_unit, "in [0, 1)"),
+    "dataloader_num_workers": (_non_negative, ">= 0"),
+    "save_total_limit": (_at_least_one, ">= 1 (or null: keep all)"),
+    "torch_empty_cache_steps": (_at_least_one, ">= 1 (or null)"),
+    "data_seed": (lambda v: 0 <= v < SEED_LIMIT, "in [0, 2**32) (or null: the recipe's seed)"),
+    "ddp_timeout": (_positive, "> 0"),
+    "eval_delay": (_non_negative, ">= 0"),
+    "neftune_noise_alpha": (_non_negative, "a finite number >= 0 (or null)"),
+}
+
+
+# What evaluation logs (training.metrics, the probe and SHAP callbacks), without the eval_ prefix.
+_EVAL_METRIC_PREFIXES = ("loss", "accuracy", "macro_f1", "pred_", "skew_index", "lid_", "shap_", "ce",
+                         "difference", "by_language", "by_group", "prediction_shares")
+
+
+def _check_values(recipe: Recipe) -> None:
+    """Numbers that type-check but cannot work (a NaN learning rate, a batch of 0, ...)."""
+    for where, ok, what in _RECIPE_RULES:
+        node: Any = recipe
+        for part in where.split("."):
+            node = getattr(node, part)
+        if node is not None and not ok(node):
+            raise UserError(f"{where} must be {what}, got {node}")
+    for key, value in recipe.training.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"training.{key} must be a finite number, got {value}")
+        rule = _TRAINING_RULES.get(key)
+        if rule is not None and not rule[0](value):
+            raise UserError(f"training.{key} must be {rule[1]}, got {value}")
+    metric = recipe.training.get("metric_for_best_model")
+    if isinstance(metric, str) and not metric.removeprefix("eval_").startswith(_EVAL_METRIC_PREFIXES):
+        # The Trainer would find out only at the first evaluation, after an epoch of training.
+        raise UserError(
+            f"training.metric_for_best_model {metric!r} is not a metric langtrainer logs "
+            "(loss, accuracy, macro_f1, accuracy_<language>, pred_<language>_<label>, skew_index, lid_accuracy, shap_...)"
         )
 
 

@@ -6,6 +6,7 @@ A run folder is what `finetune` writes and what `probe`, `shap`, `shap-diff`,
     RUN/
       config.json, model.safetensors, tokenizer files   a standard HF checkpoint
       recipe.yaml        the resolved recipe (every default filled in)
+      identity.json      recipe hash, seed and data/ fingerprint: what the folder belongs to
       data/              the subsets (save_to_disk) + data/distribution.json
       metrics.json       written last: its presence means the run is finished
       checkpoints/       Trainer checkpoints while training (for --resume)
@@ -72,8 +73,9 @@ class RunDir:
     CHECKPOINTS = "checkpoints"
     STAGING = ".model.tmp"
     SHAP = "shap"
-    LOCK = ".lock"
     MODEL_CONFIG = "config.json"
+    IDENTITY = "identity.json"
+    RNG_STATE_GLOB = "rng_state*.pth"  # the Trainer's rng_state.pth, or rng_state_<rank>.pth per process
     LOGS = "logs"
     MODEL_CARD = "README.md"
     SHAP_DIFF = "shap_diff.json"
@@ -115,6 +117,10 @@ class RunDir:
     @property
     def model_config_path(self) -> Path:
         return self.path / self.MODEL_CONFIG
+
+    @property
+    def identity_path(self) -> Path:
+        return self.path / self.IDENTITY
 
     @property
     def logs_dir(self) -> Path:
@@ -248,9 +254,11 @@ class RunDir:
         """The saved recipe as plain YAML data, or None when missing or unreadable."""
         import yaml
 
+        from langtrainer import safe_yaml
+
         try:
-            raw = yaml.safe_load(self.recipe_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, yaml.YAMLError):
+            raw = safe_yaml.parse(self.recipe_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, yaml.YAMLError):  # UserError (a refused document) is a ValueError
             return None
         return raw if isinstance(raw, dict) else None
 
@@ -306,24 +314,181 @@ class RunDir:
         """Hold an exclusive lock on the folder for the lifetime of a command.
 
         A second command on the same folder fails at once with a UserError
-        instead of mixing its files into the first one's.
+        instead of mixing its files into the first one's. The lock is on the
+        folder itself (flock of its descriptor), so no lock file is left
+        behind and a killed holder releases it with its last descriptor.
+        The folder must exist (see `claim`).
         """
         import fcntl
 
-        self.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path / self.LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise UserError(f"'{self.path}' is in use by another langtrainer command; wait for it to finish") from None
+                raise UserError(
+                    f"'{self.path}' is in use by another langtrainer command (a finetune writing into it); "
+                    "wait for it to finish or give another --output-dir"
+                ) from None
             yield
         finally:
             os.close(fd)
 
+    def check_not_in_use(self) -> None:
+        """UserError when another command holds the folder's lock (checked before the folder's content,
+        which a running command is changing)."""
+        if self.path.is_dir():
+            with self.lock():
+                pass
+
+    @contextlib.contextmanager
+    def claim(self) -> Iterator[None]:
+        """Create the folder if needed and hold its lock; on a UserError, remove what this call created.
+
+        Leftovers of killed writers (`.NAME.XXXX.tmp`) are removed once the
+        lock is held: no other command can be writing them then.
+        """
+        from langtrainer.preflight import remove_stale_temporaries
+
+        created = _topmost_missing(self.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            with self.lock():
+                remove_stale_temporaries(self.path)
+                yield
+        except UserError:
+            if created is not None:
+                import shutil
+
+                shutil.rmtree(created, ignore_errors=True)
+            raise
+
+    # -- identity ------------------------------------------------------------------
+    def data_fingerprint(self) -> str | None:
+        """sha256 over data/'s files (names, sizes, and the bytes of its small JSON files), None without data/."""
+        import hashlib
+
+        if not self.has_data():
+            return None
+        digest = hashlib.sha256()
+        # Only what write_subsets writes: datasets adds cache-*.arrow files beside them when a run tokenises.
+        written = (p for p in self.data_path.rglob("*")
+                   if p.is_file() and (p.suffix == ".json" or p.name.startswith("data-")))
+        for path in sorted(written):
+            rel = path.relative_to(self.data_path).as_posix()
+            size = path.stat().st_size
+            digest.update(f"{rel}\0{size}\0".encode())
+            if path.suffix == ".json" and size < 10_000_000:
+                digest.update(path.read_bytes())
+        return digest.hexdigest()
+
+    def read_identity(self) -> dict[str, Any] | None:
+        """The identity file, None when absent; UserError when present but unreadable."""
+        if not self.identity_path.exists():
+            return None
+        identity = read_json(self.identity_path)
+        if not identity.get("recipe_sha256"):
+            raise UserError(f"'{self.identity_path}' is damaged, so the run cannot be checked: "
+                            "delete the folder or give another --output-dir")
+        return identity
+
+    def write_identity(self, recipe: "Recipe") -> Path:
+        """Record which recipe, seed and data this run folder belongs to."""
+        return atomic.write_json(self.identity_path, {
+            "recipe_sha256": recipe_sha256(recipe),
+            "seed": recipe.seed,
+            "data_sha256": self.data_fingerprint(),
+        })
+
+    def check_identity(self, recipe: "Recipe") -> None:
+        """UserError unless this folder's recipe, seed, data/ and identity file belong to `recipe`.
+
+        A folder without an identity file (from before them, or killed right
+        after recipe.yaml) is checked by what it has: its data/ by the
+        distribution.json it was built with, its checkpoints by recipe.yaml
+        (`check_recipe` compares it field by field); checkpoints without
+        either are refused.
+        """
+        if self.recipe_path.exists() and self.raw_recipe() is None:
+            raise UserError(f"'{self.recipe_path}' cannot be read, so the run cannot be checked: "
+                            "delete the folder or give another --output-dir")
+        identity = self.read_identity()
+        if identity is None:
+            if self.has_checkpoints() and not self.has_recipe():
+                raise UserError(f"'{self.path}' holds checkpoints but no {self.IDENTITY} or {self.RECIPE}, so they "
+                                "cannot be checked against the recipe: delete the folder or give another --output-dir")
+            if self.has_data():
+                self._check_data_origin(recipe)
+            return
+        if identity.get("seed") != recipe.seed:
+            raise UserError(f"'{self.path}' belongs to a run with seed {identity.get('seed')}, the recipe has seed "
+                            f"{recipe.seed}: give another --output-dir")
+        if identity["recipe_sha256"] != recipe_sha256(recipe):
+            raise UserError(f"'{self.path}' belongs to a run of another recipe ({self.IDENTITY} differs): use the "
+                            "same recipe and --set options, or another --output-dir")
+        if self.has_data():
+            self._check_data_origin(recipe)
+        recorded = identity.get("data_sha256")
+        if recorded is not None and self.data_fingerprint() != recorded:
+            raise UserError(f"'{self.data_path}' changed since the run began (or is missing): delete the folder "
+                            "or give another --output-dir")
+
+    def _check_data_origin(self, recipe: "Recipe") -> None:
+        """data/ was built for this recipe's seed, subset kind and skew (its distribution.json says so)."""
+        report = read_json(self.data_path / self.DISTRIBUTION)
+        if not report:
+            raise UserError(f"'{self.data_path}' has no readable {self.DISTRIBUTION}, so it cannot be checked: "
+                            "delete data/ (it is rebuilt) or give another --output-dir")
+        imb = recipe.imbalance
+        expected = {
+            "seed": recipe.seed,
+            "as-is": imb.subset == "none",
+            "groups": {k: list(v) for k, v in (imb.groups or {}).items()},
+            "distribution": {k: list(v) for k, v in (imb.distribution or {}).items()},
+        }
+        found = {
+            "seed": report.get("seed"),
+            "as-is": report.get("subset") == "none",
+            "groups": report.get("groups", expected["groups"]),
+            "distribution": report.get("distribution", expected["distribution"]),
+        }
+        for key, value in expected.items():
+            if found[key] != value:
+                raise UserError(f"'{self.data_path}' was built with another {key} ({found[key]!r}, the recipe: "
+                                f"{value!r}): delete data/ (it is rebuilt) or give another --output-dir")
+
+    def resume_state_is_exact(self, checkpoint: Path) -> bool:
+        """True when `checkpoint` holds the random-number state an exact resume needs."""
+        return any(checkpoint.glob(self.RNG_STATE_GLOB))
+
+
+def recipe_sha256(recipe: "Recipe") -> str:
+    """sha256 of the resolved recipe as recipe.yaml stores it."""
+    import hashlib
+
+    from langtrainer.recipe import dump_recipe
+
+    return hashlib.sha256(dump_recipe(recipe).encode("utf-8")).hexdigest()
+
+
+def _topmost_missing(path: Path) -> Path | None:
+    """The highest ancestor of `path` (or `path`) that does not exist yet: what mkdir(parents=True) creates."""
+    if path.exists():
+        return None
+    top = path
+    while not top.parent.exists() and top.parent != top:
+        top = top.parent
+    return top
+
 
 def write_subsets(subsets, distribution: dict[str, Any], target: Path) -> None:
-    """Save a DatasetDict with its distribution.json into `target`, atomically (used for data/ and `data build`)."""
+    """Save a DatasetDict with its distribution.json into `target`, atomically (used for data/ and `data build`).
+
+    Temporary copies of `target` that a killed build left beside it go first (old enough to be no live build's).
+    """
+    from langtrainer.preflight import UNLOCKED_TEMP_AGE_S, remove_stale_temporaries
+
+    remove_stale_temporaries(Path(target).parent, UNLOCKED_TEMP_AGE_S, name=Path(target).name)
     with atomic.atomic_dir(target) as tmp:
         subsets.save_to_disk(str(tmp))
         atomic.write_json(tmp / RunDir.DISTRIBUTION, distribution)

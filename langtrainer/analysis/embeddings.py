@@ -105,6 +105,12 @@ def _encode(tokenizer, texts: list[str], text_pairs: list[str] | None, max_lengt
     model_max = getattr(tokenizer, "model_max_length", None)
     if isinstance(model_max, int) and 0 < model_max < 100_000:
         max_length = min(max_length, model_max)
+    from langtrainer.models.tokenizers import clip_text
+
+    # Memory per text bounded by max_length, not by the text (a 50 MB text would otherwise be tokenised whole).
+    texts = [clip_text(t, max_length) for t in texts]
+    if text_pairs is not None:
+        text_pairs = [clip_text(t, max_length) for t in text_pairs]
     if text_pairs is None:
         encoded = tokenizer(texts, truncation=True, max_length=max_length)
     else:

@@ -22,6 +22,7 @@ training folds only, in front of the regression.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -105,6 +106,29 @@ def _make_classifier(C: float, max_iter: int, standardize: bool, seed: int):
     return make_pipeline(StandardScaler(), regression) if standardize else regression
 
 
+def check_probe_options(C: float | None, folds: int | None, per_language: int | None, batch_size: int,
+                        seed: int | None,
+                        ckpt: str | None = None) -> None:
+    """The probe's numbers (and a local --ckpt's existence), checked before any model is loaded."""
+    from langtrainer.models import looks_like_local_path
+    from langtrainer.preflight import check_positive, check_seed
+
+    if ckpt is not None and not ckpt.startswith("builtin:") and not Path(ckpt).expanduser().exists() \
+            and looks_like_local_path(ckpt):
+        raise UserError(f"--ckpt '{ckpt}' does not exist: give a run folder, an HF model folder or builtin:NAME")
+
+    # None: not given here (the run's recipe or a default decides, and is checked then).
+    if C is not None:
+        check_positive(C, "--C")
+    if folds is not None and folds < 2:
+        raise UserError(f"--folds must be at least 2, got {folds}")
+    if per_language is not None:
+        check_positive(per_language, "--per-language", integer=True)
+    check_positive(batch_size, "--batch-size", integer=True)
+    if seed is not None:
+        check_seed(seed)
+
+
 def probe_language(
     features: np.ndarray,
     languages: Sequence[str],
@@ -126,8 +150,8 @@ def probe_language(
     from sklearn.model_selection import StratifiedKFold
     from threadpoolctl import threadpool_limits
 
-    if C <= 0:
-        raise UserError(f"C must be positive, got {C}")
+    if not (isinstance(C, (int, float)) and math.isfinite(C) and C > 0):
+        raise UserError(f"C must be a finite number > 0, got {C}")
     X, y, names = _check_inputs(features, languages, folds)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     predicted = np.empty_like(y)

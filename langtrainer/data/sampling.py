@@ -627,6 +627,11 @@ def _recipe_pools(recipe: Any):
         test_fraction=getattr(data, "test_fraction", 0.1),
     )
     languages = list(data.languages) or sorted(pools["train"]["language"].unique())
+    for group, members in (recipe.imbalance.groups or {}).items():
+        absent = [lang for lang in members if lang not in languages]
+        if absent:
+            raise UserError(f"imbalance.groups.{group}: language(s) {', '.join(map(repr, absent))} are not in the data "
+                            f"(languages present: {', '.join(languages)})")
     return pools, label_names, languages
 
 

@@ -76,6 +76,9 @@ def plan_demo(out: str | Path, seeds: int = 1, quick: bool = False, overrides: S
 
     mie adds the masked-input entropy variants (MIE_VARIANTS) and their shap-diff.
     """
+    from langtrainer.preflight import check_model_max_length, check_output_folder
+
+    check_output_folder(out, "--out")
     raw = apply_overrides(load_raw(base), [*(QUICK_OVERRIDES if quick else []), *overrides])
     base_recipe = recipe_from_dict(raw)
     variants = {**VARIANTS, **(MIE_VARIANTS if mie else {})}
@@ -86,6 +89,7 @@ def plan_demo(out: str | Path, seeds: int = 1, quick: bool = False, overrides: S
             recipe = recipe_from_dict(apply_overrides(raw, [*variant_overrides, f"seed={seed}",
                                                             f"name={base_recipe.name}_{variant}"]))
             recipes[(seed, variant)] = recipe
+    check_model_max_length(base_recipe)
     return DemoPlan(Path(out), seed_list, recipes, base_recipe, tuple(variants),
                     {**DIFFS, **(MIE_DIFFS if mie else {})})
 

@@ -13,7 +13,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from langtrainer.errors import UserError
 from langtrainer.models.classifier import check_local_model, load_model_for_classification
@@ -248,16 +248,29 @@ def publish(trainer, run: RunDir, metrics: dict[str, Any], keep_checkpoints: boo
             shutil.rmtree(run.checkpoints, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def _removed_on_user_error(run: RunDir) -> Iterator[None]:
-    """A run folder this call creates is removed again when setup fails with a UserError."""
-    created = not run.exists()
-    try:
-        yield
-    except UserError:
-        if created:
-            shutil.rmtree(run.path, ignore_errors=True)
-        raise
+def check_run(recipe: Recipe, run: RunDir, resume: bool, resume_inexact: bool = False, locked: bool = False) -> None:
+    """Everything about the run folder that must hold before (and again once it is locked) a run writes."""
+    if not locked:
+        run.check_not_in_use()
+    run.check_writable(resume)
+    run.check_recipe(recipe)  # a leftover data/ of another recipe must not be reused
+    run.check_identity(recipe)
+    if resume and run.is_finished() and not run.has_model():
+        raise UserError(f"'{run.path}' has {run.METRICS} but no model ({run.MODEL_CONFIG}): the run is damaged; "
+                        "delete the folder and train again")
+    if resume and not run.is_finished() and run.has_checkpoints():
+        checkpoint = run.last_complete_checkpoint()
+        if checkpoint is not None:
+            from langtrainer.models.folder import check_model_folder
+
+            try:
+                check_model_folder(checkpoint)  # whole weights, or the Trainer fails deep inside loading them
+            except UserError as exc:
+                raise UserError(f"cannot resume: {exc}; delete {checkpoint.name} to resume from an earlier "
+                                "checkpoint") from None
+        if checkpoint is not None and not run.resume_state_is_exact(checkpoint) and not resume_inexact:
+            raise UserError(f"'{checkpoint}' has no random-number state (rng_state.pth), so resuming would not give "
+                            "the uninterrupted run's result: pass --resume-inexact to continue anyway")
 
 
 def finetune(
@@ -267,32 +280,48 @@ def finetune(
     progress: ProgressFn | None = None,
     callbacks: list | None = None,
     keep_checkpoints: bool = False,
+    resume_inexact: bool = False,
 ) -> dict[str, Any]:
-    """Train the recipe's training split and write the run folder; return metrics.json's content."""
+    """Train the recipe's training split and write the run folder; return metrics.json's content.
+
+    The main process holds the folder's lock from its first check to the
+    last file (a second `finetune` into it fails at once). `resume_inexact`
+    resumes from a checkpoint without its random-number state.
+    """
+    from langtrainer.preflight import check_model_max_length
+    from langtrainer.recipe import check_recipe
+    from langtrainer.training.distributed import is_main_process
+
+    resume = resume or resume_inexact
+    check_recipe(recipe)  # a Recipe built in code gets the recipe reader's checks too
     check_local_model(recipe)
+    check_model_max_length(recipe)
     import torch
     from transformers import set_seed
 
     run = RunDir(run_dir)
-    run.check_writable(resume)
-    run.check_recipe(recipe)  # a leftover data/ of another recipe must not be reused
+    check_run(recipe, run, resume, resume_inexact)  # before the folder is made: a refusal leaves nothing
     if resume and run.is_finished():
         logger.info("%s is already finished; nothing to resume", run.path)
         return run.read_metrics()
     cpu = uses_cpu(recipe)
-    set_seed(recipe.seed)
-    # Under a multi-process launch the main process writes recipe.yaml, data/,
-    # the datasets.map caches and any converted builtin model first; the
-    # others wait, then read them (no two processes write the same file).
-    with _removed_on_user_error(run):
+    main = is_main_process()
+    with run.claim() if main else contextlib.nullcontext():
+        if main:
+            check_run(recipe, run, resume, resume_inexact, locked=True)  # again: no other command writes here now
+        set_seed(recipe.seed)
+        # Under a multi-process launch the main process writes recipe.yaml, data/,
+        # the datasets.map caches and any converted builtin model first; the
+        # others wait, then read them (no two processes write the same file).
         with main_process_first(cpu) as is_main:
             if is_main:
-                run.path.mkdir(parents=True, exist_ok=True)
                 run.write_recipe(recipe)
             inputs = prepare_inputs(recipe, run)
+            if is_main:
+                run.write_identity(recipe)
         trainer = build_trainer(recipe, run, inputs, callbacks or [], progress)
-    metrics = run_metrics(recipe, trainer, inputs, train(trainer, run, resume))
-    publish(trainer, run, metrics, keep_checkpoints)
+        metrics = run_metrics(recipe, trainer, inputs, train(trainer, run, resume))
+        publish(trainer, run, metrics, keep_checkpoints)
     # No process returns before the run folder is complete.
     wait_for_everyone(cpu)
     del trainer

@@ -20,6 +20,33 @@ def data_label(data: str) -> str:
     return data if data in ("test", "external") else Path(data).stem
 
 
+def check_probe(ckpt: str | os.PathLike, options: ProbeOptions, out: str | os.PathLike | None = None,
+                batch_size: int = 64) -> tuple[ProbeOptions, dict[str, str], Path]:
+    """Every check before a model is loaded: the checkpoint, the resolved numbers, the output path.
+
+    Returns the resolved options, their sources and where the JSON goes
+    (default: the run folder's probe_<data>.json).
+    """
+    from langtrainer.analysis.probe import check_probe_options
+    from langtrainer.preflight import check_output_file
+
+    check_probe_options(C=options.C, folds=options.folds, per_language=options.per_language,
+                        batch_size=batch_size, seed=options.seed, ckpt=str(ckpt))
+    local = Path(ckpt).expanduser()
+    run = RunDir(local) if local.is_dir() else None
+    resolved, sources = options.resolve(run)
+    check_probe_options(C=resolved.C, folds=resolved.folds, per_language=resolved.per_language,
+                        batch_size=batch_size, seed=resolved.seed)
+    if out is None:
+        if run is None:
+            raise UserError(f"--ckpt {ckpt} is not a local folder: give --out FILE")
+        out = run.probe_path(data_label(resolved.data))
+    out = check_output_file(out, "--out")
+    if resolved.layer == "all":
+        check_output_file(out.with_suffix(".png"), "--out (its .png)")
+    return resolved, sources, out
+
+
 def probe_and_write(
     ckpt: str | os.PathLike,
     options: ProbeOptions,
@@ -37,13 +64,7 @@ def probe_and_write(
     to the run folder's probe_<data>.json; a layer curve (layer "all") is
     also drawn next to it as PNG.
     """
-    local = Path(ckpt).expanduser()
-    run = RunDir(local) if local.is_dir() else None
-    resolved, sources = options.resolve(run)
-    if out is None:
-        if run is None:
-            raise UserError(f"--ckpt {ckpt} is not a local folder: give --out FILE")
-        out = run.probe_path(data_label(resolved.data))
+    resolved, sources, out = check_probe(ckpt, options, out, batch_size)
     # The paper's code probes the whole test split; the recipe's per_language (its
     # "1000 articles per language") caps the external corpus and files unless given.
     per_language = resolved.per_language

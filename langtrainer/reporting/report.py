@@ -868,9 +868,12 @@ def write_report(dirs: Iterable[str | Path], out: str | Path) -> Path:
     """Collect, summarise, plot, and write out/report.md (+ report.json, PNGs, token views); refresh model cards."""
     import shutil
 
-    out = Path(out)
+    from langtrainer.preflight import UNLOCKED_TEMP_AGE_S, check_output_folder, remove_stale_temporaries
+
+    out = check_output_folder(out, "--out")
+    collected = collect(list(dirs))  # before anything is made: a report on nothing leaves no folder
     out.mkdir(parents=True, exist_ok=True)
-    collected = collect(list(dirs))
+    remove_stale_temporaries(out, UNLOCKED_TEMP_AGE_S)  # half-written files of a killed report
     summary = summarise(collected)
     figures = {"accuracy_probe": plot_accuracy_and_probe(by_role(collected.runs), collected.pretrained_probes, out,
                                                          paper=collected.paper)}

@@ -130,6 +130,9 @@ def build_training_args(recipe: "Recipe", output_dir: Path, has_eval: bool) -> L
         mask_entropy_input=loss.mask_entropy_input,
         language_sampler=recipe.data.sampler or "none",
     )
+    owned = [key for key in recipe.training if run_owned_reason(key)]
+    if owned:  # a Recipe built in code skips the recipe reader's refusal
+        raise UserError(f"training.{owned[0]} cannot be set in a recipe: {run_owned_reason(owned[0])}")
     kwargs = {**defaults, **recipe.training, **managed}
     if "seed" in recipe.training and recipe.training["seed"] != recipe.seed:
         raise UserError("set the seed with the recipe's top-level 'seed', not training.seed")
@@ -137,3 +140,38 @@ def build_training_args(recipe: "Recipe", output_dir: Path, has_eval: bool) -> L
         return LangTrainingArguments(**kwargs)
     except (ValueError, TypeError) as exc:
         raise UserError(f"training: {str(exc).splitlines()[0]}") from None
+
+
+# TrainingArguments fields that langtrainer sets itself or that reach outside
+# the run folder (another folder, the Hub): a recipe's `training:` may not set
+# them. Field -> what to use instead. (`report_to` stays the user's choice:
+# the loggers write into the run's logs/ or where their own settings say.)
+_NO_UPLOAD = "langtrainer never uploads to the Hub; publish the finished run folder yourself"
+RUN_OWNED_FIELDS = {
+    "output_dir": "the run folder is finetune's --output-dir/-o",
+    "logging_dir": "training logs go to the run folder's logs/",
+    "overwrite_output_dir": "give finetune a new --output-dir, or --resume",
+    "resume_from_checkpoint": "use finetune --resume",
+    "seed": "set the recipe's top-level 'seed'",
+    "local_rank": "processes are started by finetune --num-processes / --accelerate-config",
+    "label_names": "langtrainer names the label column itself (data.columns.label for the source)",
+    "push_to_hub": _NO_UPLOAD,
+    "hub_token": _NO_UPLOAD,
+    "hub_private_repo": _NO_UPLOAD,
+    "hub_model_id": _NO_UPLOAD,
+    "hub_strategy": _NO_UPLOAD,
+    "hub_always_push": _NO_UPLOAD,
+    "hub_revision": _NO_UPLOAD,
+    "push_to_hub_model_id": _NO_UPLOAD,
+    "push_to_hub_organization": _NO_UPLOAD,
+    "push_to_hub_token": _NO_UPLOAD,
+}
+
+
+def run_owned_reason(name: str) -> str | None:
+    """Why `training.<name>` is refused (what to use instead), or None when a recipe may set it."""
+    if name in RUN_OWNED_FIELDS:
+        return RUN_OWNED_FIELDS[name]
+    if name.startswith(("hub_", "push_to_hub", "trackio_")):
+        return _NO_UPLOAD
+    return None

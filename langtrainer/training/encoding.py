@@ -9,9 +9,13 @@ def tokenize(dataset, tokenizer, max_length: int):
     """input_ids/attention_mask/labels + language; text columns dropped."""
     has_pair = "text_pair" in dataset.column_names
 
+    from langtrainer.models.tokenizers import clip_text
+
     def encode(batch):
-        pairs = batch["text_pair"] if has_pair else None
-        enc = tokenizer(batch["text"], pairs, truncation=True, max_length=max_length)
+        # Clipped by characters first: the memory of one text is bounded by max_length, not by the text.
+        texts = [clip_text(t, max_length) for t in batch["text"]]
+        pairs = [clip_text(t, max_length) for t in batch["text_pair"]] if has_pair else None
+        enc = tokenizer(texts, pairs, truncation=True, max_length=max_length)
         enc["labels"] = batch["label"]
         return enc
 

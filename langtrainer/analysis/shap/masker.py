@@ -169,6 +169,11 @@ def prepare(spec: MaskerSpec, encoder: Encoder, text: str, text_pair: str | None
     tokenizer = spec.tokenizer
     if text_pair is not None and not spec.sep_token:
         raise UserError("text pairs need a tokenizer with a sep_token")
+    from langtrainer.models.tokenizers import clip_text
+
+    # Clipped by characters first: truncate_to_fit tokenises the whole text, whatever its length.
+    text = clip_text(text, encoder.max_length)
+    text_pair = clip_text(text_pair, encoder.max_length) if text_pair is not None else None
     text, text_pair = truncate_to_fit(spec, text, text_pair, encoder.max_length)
     joined = text if text_pair is None else text + spec.sep_token + text_pair
     segments, feature_ids = spec.masker.token_segments(joined)

@@ -1,0 +1,159 @@
+"""Checks of a command's inputs against the world, before any work is done.
+
+Types and ranges of recipe values are checked when the recipe is read
+(`langtrainer.recipe`); what needs the file system is checked here: that an
+output path can be written as the kind of thing the command writes there,
+that `model.max_length` fits the model's position embeddings, that numeric
+command-line options are usable. Each check raises `UserError` and writes
+nothing, so a failed command leaves no trace.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from langtrainer.errors import UserError
+
+if TYPE_CHECKING:
+    from langtrainer.recipe import Recipe
+
+SEED_LIMIT = 2**32
+BUILTIN_MAX_POSITIONS = 512  # multilingual-e5-small (XLM-R positions 514, two taken by the padding offset)
+# Position-embedding tables that start at padding_idx + 1 (the first two rows are not positions).
+_OFFSET_MODEL_TYPES = ("xlm-roberta", "roberta", "camembert", "xlm-roberta-xl", "longformer")
+
+
+# ------------------------------------------------------------------ output paths
+
+def _nearest_existing(path: Path) -> Path:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return probe
+
+
+def _check_parent(path: Path, flag: str) -> None:
+    existing = _nearest_existing(path.parent if not path.exists() else path)
+    if existing != path and not existing.is_dir():
+        raise UserError(f"{flag} '{path}': '{existing}' is a file, so no folder can be made under it")
+    target = existing if existing.is_dir() else existing.parent
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} '{path}': '{target}' is not writable")
+
+
+def check_output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """`path` can be written as a file: not a folder, under a writable folder (made if missing)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise UserError(f"{flag} '{path}' is a folder: give a file name")
+    _check_parent(path, flag)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UserError(f"{flag} '{path}' is not writable")
+    return path
+
+
+def check_output_folder(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """`path` can be written as a folder: not a file, under a writable folder (made if missing)."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{flag} '{path}' is a file: give a folder")
+    _check_parent(path, flag)
+    if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} '{path}' is not writable")
+    return path
+
+
+# ------------------------------------------------------------------ leftovers of killed writers
+
+def stale_temporaries(folder: str | os.PathLike, older_than_s: float = 0.0, name: str | None = None) -> list[Path]:
+    """Hidden `.NAME.XXXX.tmp` / `.NAME.old-PID` entries that `langtrainer.atomic` leaves when killed
+    (only those of `name` when given), last changed more than `older_than_s` seconds ago."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    now = time.time()
+    found = []
+    for entry in folder.iterdir():
+        entry_name = entry.name
+        if not entry_name.startswith(f".{name}." if name else ".") or not (
+                entry_name.endswith(".tmp") or ".old-" in entry_name):
+            continue
+        try:
+            if now - entry.lstat().st_mtime < older_than_s:
+                continue
+        except OSError:
+            continue
+        found.append(entry)
+    return sorted(found)
+
+
+# A live atomic write in a folder no lock protects (data build --out's parent) is younger than this.
+UNLOCKED_TEMP_AGE_S = 24 * 3600
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, older_than_s: float = 0.0,
+                             name: str | None = None) -> list[Path]:
+    """Delete what `stale_temporaries` finds; only call it while no other writer can use `folder`
+    (under the run lock), or with an age that no live write reaches."""
+    removed = []
+    for entry in stale_temporaries(folder, older_than_s, name):
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+# ------------------------------------------------------------------ numbers
+
+def check_positive(value: float, flag: str, integer: bool = False) -> None:
+    bad = not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0
+    if bad or (integer and value < 1):
+        raise UserError(f"{flag} must be {'an integer >= 1' if integer else 'a finite number > 0'}, got {value}")
+
+
+def check_seed(value: int, flag: str = "--seed") -> None:
+    if not 0 <= value < SEED_LIMIT:
+        raise UserError(f"{flag} must be in [0, 2**32), got {value}")
+
+
+# ------------------------------------------------------------------ the model
+
+def max_positions(model_dir: str | os.PathLike) -> int | None:
+    """Tokens a local model can take (its config's position table), or None when unknown."""
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    positions = config.get("max_position_embeddings")
+    if not isinstance(positions, int) or isinstance(positions, bool) or positions <= 0:
+        return None
+    if config.get("model_type") in _OFFSET_MODEL_TYPES:
+        positions -= 2
+    return positions
+
+
+def check_model_max_length(recipe: "Recipe") -> None:
+    """`model.max_length` fits the model: longer inputs would index past its position embeddings."""
+    name = recipe.model.name_or_path
+    if name.startswith("builtin:"):
+        limit, what = BUILTIN_MAX_POSITIONS, name
+    else:
+        folder = Path(name).expanduser()
+        if not folder.is_dir():
+            return  # a Hub id: its config is read when the model is loaded
+        limit, what = max_positions(folder), f"'{name}'"
+        if limit is None:
+            return
+    if recipe.model.max_length > limit:
+        raise UserError(f"model.max_length {recipe.model.max_length} is more than the {limit} positions of "
+                        f"model {what}: set model.max_length <= {limit}")
