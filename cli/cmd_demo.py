@@ -8,10 +8,11 @@ from typing import List, Optional
 
 import typer
 
-from langtrainer.cli.common import options, console, make_progress, setup_logging, user_errors
+from langtrainer.cli.common import console, make_progress, user_errors
 from langtrainer.cli.cmd_recipe import SET_HELP
 
 
+@user_errors
 def demo_command(
     out: Path = typer.Option(Path("demo-out"), "--out", "-o", help="Output directory (re-running continues it)."),
     seeds: int = typer.Option(1, "--seeds", min=1, help="Number of seeds (0, 1, ...): 3 gives mean ± std."),
@@ -22,17 +23,11 @@ def demo_command(
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
 ) -> None:
     """Reproduce the paper's findings offline: train bal / imbal / imbal+weights, probe, SHAP, report."""
-    _demo(out, seeds, quick, mie, set_ or [], options.quiet, options.verbose)
-
-
-@user_errors
-def _demo(out, seeds, quick, mie, overrides, quiet, verbose):
     from langtrainer.pipelines.demo import plan_demo, run_demo
 
-    setup_logging(verbose)
-    plan = plan_demo(out, seeds=seeds, quick=quick, overrides=overrides, mie=mie)
+    plan = plan_demo(out, seeds=seeds, quick=quick, overrides=set_ or [], mie=mie)
     started = time.perf_counter()
-    with make_progress(quiet) as progress:
+    with make_progress() as progress:
         tasks: dict[str, int] = {}
 
         def report(stage: str, done: int, total: int, detail: str) -> None:
@@ -47,20 +42,15 @@ def _demo(out, seeds, quick, mie, overrides, quiet, verbose):
     console.print(f"[bold green]report:[/] {result['report']}  ({minutes:.1f} min)")
 
 
+@user_errors
 def report_command(
     run_dirs: List[Path] = typer.Argument(..., help="Run directories or a demo output directory."),
     out: Path = typer.Option(..., "--out", "-o", help="Where report.md and its figures go."),
 ) -> None:
     """Write report.md (accuracy, predictions per language and group, probe, SHAP difference, token views)
     with plain-language verdicts; refresh each run's model card (README.md)."""
-    _report(run_dirs, out)
-
-
-@user_errors
-def _report(run_dirs, out):
     from langtrainer.reporting.report import write_report
 
-    setup_logging(False)
     path = write_report(run_dirs, out)
     console.print(f"[bold green]report:[/] {path}")
 

@@ -525,6 +525,14 @@ class DemoDir:
     def seed_dir(self, seed: int) -> Path:
         return self.path / f"seed{seed}"
 
+    @staticmethod
+    def seed_of(path: str | os.PathLike) -> int | None:
+        """The seed of the innermost seed<N> folder on `path`, or None outside a demo's seed folder."""
+        for part in reversed(Path(path).parts):
+            if part.startswith("seed") and part[len("seed"):].isdigit():
+                return int(part[len("seed"):])
+        return None
+
     def seeds(self) -> list[int]:
         """The seeds whose folders exist, in order."""
         found = []
@@ -550,6 +558,10 @@ class DemoDir:
 
     def shap_diff_dir(self, seed: int, name: str) -> Path:
         return self.seed_dir(seed) / self.SHAP_DIFF / name
+
+    def has_shap_diff(self, seed: int, name: str) -> bool:
+        """The seed's comparison `name` was written (its summary exists)."""
+        return (self.shap_diff_dir(seed, name) / RunDir.SHAP_DIFF).is_file()
 
     def shap_diff_dirs(self, seed: int) -> dict[str, Path]:
         root = self.seed_dir(seed) / self.SHAP_DIFF

@@ -283,56 +283,17 @@ def probe_texts(
     languages (those the data has); languages that are asked for must all be
     there. `per_language` caps every source.
     """
-    from langtrainer.analysis.probe_corpus import describe_source, load_config_corpus, load_table_texts
-
     asked = [str(lang) for lang in languages] if languages is not None else None
     wanted = asked
     if data != "test" and wanted is None:
         wanted = run_languages(model_dir)
         if wanted is not None:
             logger.info("probe restricted to the fine-tuning languages %s", wanted)
-    if data == "test":
-        frame = run_dir_test_frame(model_dir)
-        if frame is None:
-            raise UserError(
-                f"--data test needs a run directory with a saved test split ({model_dir}/data); "
-                "use --data external or a file"
-            )
-        source = f"{Path(model_dir) / 'data'} [test]"
-    elif data == "external" and external_configs and (external.startswith("builtin:") or Path(external).is_file()):
-        raise UserError(
-            f"external_configs names per-language configs of a Hub id or Hub-shaped folder, but {external} is "
-            "one table: set analysis.probe.external_configs to null"
-        )
-    elif data == "external" and external_configs:
-        if wanted is None:
-            wanted = sorted(external_configs) if isinstance(external_configs, Mapping) else None
-        frame = load_config_corpus(external, external_configs, wanted or [], per_language, seed)
-        source = describe_source(external, external_configs)
-    elif data == "external":
-        frame = load_table_texts(external)
-        source = external
-    else:
-        frame = load_table_texts(data)
-        source = str(data)
+    if data == "external" and external_configs and wanted is None and isinstance(external_configs, Mapping):
+        wanted = sorted(external_configs)
+    frame, source = _read_probe_source(model_dir, data, external, external_configs, wanted, per_language, seed)
     frame = _clean_frame(frame, source)
-    available = sorted(frame["language"].unique())
-    if asked is not None:
-        absent = [lang for lang in asked if lang not in available]
-        if absent:
-            raise UserError(
-                f"{source} has no text in {', '.join(absent)} (it has: {', '.join(available)})"
-            )
-    elif wanted is not None:
-        absent = [lang for lang in wanted if lang not in available]
-        if absent:
-            logger.warning("%s has no text in the fine-tuning language(s) %s", source, ", ".join(absent))
-        wanted = [lang for lang in wanted if lang in available]
-        if not wanted:
-            raise UserError(
-                f"{source} has none of the fine-tuning languages (it has: {', '.join(available)}); "
-                "choose some with --languages"
-            )
+    wanted = _check_probe_languages(frame, source, asked, wanted)
     frame = sample_per_language(frame, per_language, seed, asked if asked is not None else wanted)
     if per_language is not None and data == "external":
         counts = frame["language"].value_counts()
@@ -340,6 +301,55 @@ def probe_texts(
         if short:
             logger.warning("fewer than %d external texts for %s", per_language, short)
     return frame, source
+
+
+def _read_probe_source(model_dir, data: str, external: str, external_configs, wanted: list[str] | None,
+                       per_language: int | None, seed: int) -> tuple[pd.DataFrame, str]:
+    """The raw texts of `data` (see probe_texts) and a description of their source."""
+    from langtrainer.analysis.probe_corpus import describe_source, load_config_corpus, load_table_texts
+
+    if data == "test":
+        frame = run_dir_test_frame(model_dir)
+        if frame is None:
+            raise UserError(
+                f"--data test needs a run directory with a saved test split ({model_dir}/data); "
+                "use --data external or a file"
+            )
+        return frame, f"{Path(model_dir) / 'data'} [test]"
+    if data != "external":
+        return load_table_texts(data), str(data)
+    if not external_configs:
+        return load_table_texts(external), external
+    if external.startswith("builtin:") or Path(external).is_file():
+        raise UserError(
+            f"external_configs names per-language configs of a Hub id or Hub-shaped folder, but {external} is "
+            "one table: set analysis.probe.external_configs to null"
+        )
+    return load_config_corpus(external, external_configs, wanted or [], per_language, seed), \
+        describe_source(external, external_configs)
+
+
+def _check_probe_languages(frame: pd.DataFrame, source: str, asked: list[str] | None,
+                           wanted: list[str] | None) -> list[str] | None:
+    """Languages asked for must all be there; of the fine-tuning languages, those that are (at least one)."""
+    available = sorted(frame["language"].unique())
+    if asked is not None:
+        absent = [lang for lang in asked if lang not in available]
+        if absent:
+            raise UserError(f"{source} has no text in {', '.join(absent)} (it has: {', '.join(available)})")
+        return wanted
+    if wanted is None:
+        return None
+    absent = [lang for lang in wanted if lang not in available]
+    if absent:
+        logger.warning("%s has no text in the fine-tuning language(s) %s", source, ", ".join(absent))
+    wanted = [lang for lang in wanted if lang in available]
+    if not wanted:
+        raise UserError(
+            f"{source} has none of the fine-tuning languages (it has: {', '.join(available)}); "
+            "choose some with --languages"
+        )
+    return wanted
 
 
 # --------------------------------------------------------------------------- models
@@ -388,17 +398,11 @@ def load_encoder(model_dir: str | Path):
 
 
 def _recipe_max_length(model_dir: str | Path) -> int | None:
-    recipe = Path(model_dir) / "recipe.yaml"
-    if not recipe.is_file():
-        return None
-    import yaml
+    """The run's training max length (its recipe's model.max_length), None for a folder without a recipe."""
+    from langtrainer.rundir import RunDir
 
-    try:
-        loaded = yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}
-        value = (loaded.get("model") or {}).get("max_length")
-    except (yaml.YAMLError, AttributeError):
-        return None
-    return int(value) if isinstance(value, int) and value > 0 else None
+    value = RunDir(model_dir).recipe_value("model", "max_length")
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 # --------------------------------------------------------------------------- run

@@ -286,7 +286,7 @@ def write_shap_diff(result: ShapDiffResult, out: str | os.PathLike) -> dict[str,
     return {
         "csv": write_text(out / "shap_diff.csv", result.by_language.to_csv(index=False)),
         "examples_csv": write_text(out / "shap_diff_examples.csv", result.per_example.to_csv(index=False)),
-        "json": write_json(out / "shap_diff.json", shap_diff_report(result)),
+        "json": write_json(out / RunDir.SHAP_DIFF, shap_diff_report(result)),
     }
 
 

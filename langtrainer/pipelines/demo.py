@@ -12,7 +12,6 @@ it stopped.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 from langtrainer import atomic
 from langtrainer.recipe import Recipe, apply_overrides, load_raw, recipe_from_dict
-from langtrainer.rundir import RunDir
+from langtrainer.rundir import DemoDir, write_subsets
 
 logger = logging.getLogger(__name__)
 
@@ -94,145 +93,156 @@ def plan_demo(out: str | Path, seeds: int = 1, quick: bool = False, overrides: S
                     {**DIFFS, **(MIE_DIFFS if mie else {})})
 
 
-def _build_data(recipe: Recipe, data_dir: Path) -> None:
-    from langtrainer.data.sampling import build_from_recipe
+class _Stages:
+    """The demo's stages for one plan; each skips what an earlier invocation finished.
 
-    subsets, report = build_from_recipe(recipe)
-    with atomic.atomic_dir(data_dir) as tmp:
-        subsets.save_to_disk(str(tmp))
-        atomic.write_json(tmp / "distribution.json", report)
+    Stage times of earlier, interrupted invocations are kept (timings.json):
+    each stage runs once.
+    """
 
+    def __init__(self, plan: DemoPlan, progress: DemoProgress | None):
+        from langtrainer.models import resolve_model_path
 
-def _copy_data(data_dir: Path, run_dir: Path) -> None:
-    target = run_dir / "data"
-    if target.exists():
-        return
-    with atomic.atomic_dir(target) as tmp:
-        shutil.copytree(data_dir, tmp, dirs_exist_ok=True)
+        self.plan, self.progress = plan, progress
+        self.demo = DemoDir(plan.out)
+        self.timings: dict[str, float] = self.demo.read_timings()
+        self.base_model = str(resolve_model_path(plan.base.model.name_or_path, arch=plan.base.model.arch))
+
+    def tell(self, stage: str, done: int, total: int, detail: str = "") -> None:
+        if self.progress is not None:
+            self.progress(stage, done, total, detail)
+
+    def timed(self, key: str, fn: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        result = fn()
+        self.timings[key] = round(time.perf_counter() - started, 1)
+        self.demo.write_timings(self.timings)
+        return result
+
+    def data(self, seed: int) -> None:
+        """The seed's subsets, built once (from the imbalanced recipe: it holds the design) and shared."""
+        from langtrainer.data.sampling import build_from_recipe
+
+        target = self.demo.data_dir(seed)
+        if target.exists():
+            return
+        self.tell(f"seed {seed}: subsets", 0, 1)
+        self.timed(f"seed{seed}/data", lambda: write_subsets(*build_from_recipe(self.plan.recipes[(seed, "imbal")]),
+                                                            target))
+
+    def train(self, seed: int) -> None:
+        from langtrainer.pipelines.finetune import finetune
+
+        for variant in self.plan.variants:
+            run = self.demo.run(seed, variant)
+            if run.is_finished():
+                continue
+            run.copy_data_from(self.demo.data_dir(seed))
+            stage = f"seed {seed}: train {variant}"
+            resume = run.checkpoints.exists()
+            self.timed(f"seed{seed}/train/{variant}", lambda: finetune(
+                self.plan.recipes[(seed, variant)], run.path, resume=resume,
+                progress=lambda step, total, logs: self.tell(stage, step, total, _loss_text(logs)),
+            ))
+
+    def probes(self, seed: int) -> None:
+        """Every model (the pretrained one included) on the test split and the external corpus."""
+        targets = {"pretrained": (self.base_model, self.demo.pretrained(seed))}
+        targets.update({v: (str(self.demo.run(seed, v).path), self.demo.run(seed, v)) for v in self.plan.variants})
+        for name, (model, where) in targets.items():
+            for data in ("test", "external"):
+                target = where.probe_path(data)
+                if target.exists():
+                    continue
+                source = self._pretrained_data(seed, data) if name == "pretrained" else data
+                stage = f"seed {seed}: probe {name} ({data})"
+                result = self.timed(f"seed{seed}/probe/{name}/{data}", lambda: self._probe(model, source, data, seed,
+                                                                                           stage))
+                atomic.write_json(target, result)
+
+    def _probe(self, model: str, source: str, data: str, seed: int, stage: str) -> dict[str, Any]:
+        from langtrainer.analysis.probe import run_probe
+
+        settings, base = self.plan.base.analysis.probe, self.plan.base
+        return run_probe(
+            model,
+            data=source,
+            layer=settings.layer,
+            feature=settings.feature,
+            folds=settings.folds,
+            per_language=settings.per_language if data == "external" else None,
+            C=settings.C,
+            languages=base.data.languages,
+            seed=seed,
+            max_length=base.model.max_length,
+            c_sweep=(1e-4, 1e-2, 1.0),
+            external=settings.external,
+            external_configs=settings.external_configs,
+            progress=lambda done, total: self.tell(stage, done, total),
+        )
+
+    def _pretrained_data(self, seed: int, data: str) -> str:
+        """The pretrained model has no run folder: point it at a file of the seed's test split."""
+        if data != "test":
+            return data
+        target = self.demo.pretrained_test_path(seed)
+        if not target.exists():
+            import datasets
+
+            frame = datasets.load_from_disk(str(self.demo.data_dir(seed)))["test"].to_pandas()
+            with atomic.atomic_path(target) as tmp:
+                frame.to_parquet(tmp)
+        return str(target)
+
+    def shap(self, seed: int) -> None:
+        from langtrainer.analysis.shap import ShapOptions, run_shap
+        from langtrainer.analysis.shap.store import read_manifest
+
+        settings = self.plan.base.analysis.shap
+        for variant in self.plan.variants:
+            run = self.demo.run(seed, variant)
+            if (read_manifest(run.shap_dir) or {}).get("complete"):
+                continue
+            stage = f"seed {seed}: SHAP {variant}"
+            self.timed(f"seed{seed}/shap/{variant}", lambda: run_shap(
+                run.path,
+                ShapOptions(subsample=settings.subsample, max_evals=settings.max_evals,
+                            batch_size=settings.batch_size, seed=seed),
+                progress=lambda done, total: self.tell(stage, done, total),
+            ))
+
+    def diffs(self, seed: int) -> None:
+        from langtrainer.analysis.shap_diff import compute_shap_diff
+        from langtrainer.pipelines.shap import write_shap_diff_outputs
+
+        for name, (bal, other) in self.plan.diffs.items():
+            if self.demo.has_shap_diff(seed, name):
+                continue
+            self.tell(f"seed {seed}: shap-diff {name}", 0, 1)
+            result = compute_shap_diff(self.demo.run(seed, bal).shap_dir, self.demo.run(seed, other).shap_dir,
+                                       threshold=self.plan.base.analysis.shap.threshold,
+                                       groups=self.plan.base.imbalance.groups)
+            write_shap_diff_outputs(result, self.demo.shap_diff_dir(seed, name))
+
+    def report(self) -> Path:
+        from langtrainer.reporting.report import write_report
+
+        self.tell("report", 0, 1)
+        return self.timed("report", lambda: write_report([self.plan.out], self.demo.report_dir))
 
 
 def run_demo(plan: DemoPlan, progress: DemoProgress | None = None) -> dict[str, Any]:
     """Run every stage that has not finished yet; return timings and the report path."""
-    from langtrainer.analysis.shap import ShapOptions, run_shap
-    from langtrainer.pipelines.finetune import finetune
-    from langtrainer.models import resolve_model_path
-    from langtrainer.analysis.probe import run_probe
-    from langtrainer.reporting.report import write_report
-    from langtrainer.analysis.shap_diff import compute_shap_diff
-    from langtrainer.pipelines.shap import write_shap_diff_outputs
-
-    def tell(stage: str, done: int, total: int, detail: str = "") -> None:
-        if progress is not None:
-            progress(stage, done, total, detail)
-
-    # Stage times of earlier, interrupted invocations are kept: each stage runs once.
-    timings: dict[str, float] = _read_json(plan.out / "timings.json")
-
-    def timed(key: str, fn: Callable[[], Any]) -> Any:
-        started = time.perf_counter()
-        result = fn()
-        timings[key] = round(time.perf_counter() - started, 1)
-        atomic.write_json(plan.out / "timings.json", timings)
-        return result
-
     plan.out.mkdir(parents=True, exist_ok=True)
-    base_model = str(resolve_model_path(plan.base.model.name_or_path, arch=plan.base.model.arch))
-    probe_settings = plan.base.analysis.probe
-    shap_settings = plan.base.analysis.shap
+    stages = _Stages(plan, progress)
     for seed in plan.seeds:
-        seed_dir = plan.out / f"seed{seed}"
-        data_dir = seed_dir / "data"
-        if not data_dir.exists():
-            tell(f"seed {seed}: subsets", 0, 1)
-            timed(f"seed{seed}/data", lambda: _build_data(plan.recipes[(seed, "imbal")], data_dir))
-        for variant in plan.variants:
-            recipe = plan.recipes[(seed, variant)]
-            run_dir = seed_dir / variant
-            run = RunDir(run_dir)
-            if run.is_finished():
-                continue
-            _copy_data(data_dir, run_dir)
-            stage = f"seed {seed}: train {variant}"
-            resume = run.checkpoints.exists()
-            timed(f"seed{seed}/train/{variant}", lambda: finetune(
-                recipe, run_dir, resume=resume,
-                progress=lambda step, total, logs: tell(stage, step, total, _loss_text(logs)),
-            ))
-        probe_targets = {"pretrained": (base_model, seed_dir / "pretrained")}
-        probe_targets.update({v: (str(seed_dir / v), seed_dir / v) for v in plan.variants})
-        for name, (model, where) in probe_targets.items():
-            for data in ("test", "external"):
-                target = where / f"probe_{data}.json"
-                if target.exists():
-                    continue
-                stage = f"seed {seed}: probe {name} ({data})"
-                result = timed(f"seed{seed}/probe/{name}/{data}", lambda: run_probe(
-                    model,
-                    data=_pretrained_data(seed_dir, data) if name == "pretrained" else data,
-                    layer=probe_settings.layer,
-                    feature=probe_settings.feature,
-                    folds=probe_settings.folds,
-                    per_language=probe_settings.per_language if data == "external" else None,
-                    C=probe_settings.C,
-                    languages=plan.base.data.languages,
-                    seed=seed,
-                    max_length=plan.base.model.max_length,
-                    c_sweep=(1e-4, 1e-2, 1.0),
-                    external=probe_settings.external,
-                    external_configs=probe_settings.external_configs,
-                    progress=lambda done, total: tell(stage, done, total),
-                ))
-                atomic.write_json(target, result)
-        for variant in plan.variants:
-            if _shap_complete(seed_dir / variant / "shap"):
-                continue
-            stage = f"seed {seed}: SHAP {variant}"
-            timed(f"seed{seed}/shap/{variant}", lambda: run_shap(
-                seed_dir / variant,
-                ShapOptions(subsample=shap_settings.subsample, max_evals=shap_settings.max_evals,
-                            batch_size=shap_settings.batch_size, seed=seed),
-                progress=lambda done, total: tell(stage, done, total),
-            ))
-        groups = plan.base.imbalance.groups
-        for diff_name, (bal, other) in plan.diffs.items():
-            target = seed_dir / "shap_diff" / diff_name
-            if (target / "shap_diff.json").exists():
-                continue
-            tell(f"seed {seed}: shap-diff {diff_name}", 0, 1)
-            result = compute_shap_diff(seed_dir / bal / "shap", seed_dir / other / "shap",
-                                       threshold=shap_settings.threshold, groups=groups)
-            write_shap_diff_outputs(result, target)
-    tell("report", 0, 1)
-    report = timed("report", lambda: write_report([plan.out], plan.out / "report"))
-    return {"report": report, "timings": timings}
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    import json
-
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _shap_complete(shap_dir: Path) -> bool:
-    return bool(_read_json(shap_dir / "manifest.json").get("complete"))
-
-
-def _pretrained_data(seed_dir: Path, data: str) -> str:
-    """The pretrained model has no run dir: point it at seed's test split file."""
-    if data != "test":
-        return data
-    target = seed_dir / "pretrained" / "test.parquet"
-    if not target.exists():
-        import datasets
-
-        frame = datasets.load_from_disk(str(seed_dir / "data"))["test"].to_pandas()
-        with atomic.atomic_path(target) as tmp:
-            frame.to_parquet(tmp)
-    return str(target)
+        stages.data(seed)
+        stages.train(seed)
+        stages.probes(seed)
+        stages.shap(seed)
+        stages.diffs(seed)
+    report = stages.report()
+    return {"report": report, "timings": stages.timings}
 
 
 def _loss_text(logs: dict[str, float]) -> str:

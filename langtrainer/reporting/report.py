@@ -147,13 +147,6 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise UserError(f"cannot read '{path}': {exc}") from None
 
 
-def _seed_of(path: Path) -> int | None:
-    for part in reversed(path.parts):
-        if part.startswith("seed") and part[4:].isdigit():
-            return int(part[4:])
-    return None
-
-
 def _test_label_shares(run_dir: Path, label_names: list[str]) -> dict[str, list[float]] | None:
     """Per language, the test set's label shares (from data/distribution.json), or None."""
     counts = (RunDir(run_dir).read_distribution().get("counts") or {}).get("test")
@@ -212,11 +205,12 @@ def collect(dirs: Iterable[str | Path]) -> Collected:
             favoured = favoured or metrics.get("favoured_labels")
             if test_shares is None and label_names:
                 test_shares = _test_label_shares(run.path, label_names)
-        for probe_path in sorted(root.rglob(f"{DemoDir.PRETRAINED}/probe_*.json")):
-            seed = _seed_of(probe_path) or 0
-            pretrained.setdefault(seed, {})[probe_path.stem.removeprefix("probe_")] = _read_json(probe_path)
+        for folder in sorted(p for p in root.rglob(DemoDir.PRETRAINED) if p.is_dir()):
+            seed = DemoDir.seed_of(folder) or 0
+            for data, probe_path in RunDir(folder).probe_paths().items():
+                pretrained.setdefault(seed, {})[data] = _read_json(probe_path)
         for diff_path in sorted(root.rglob(RunDir.SHAP_DIFF)):
-            seed = _seed_of(diff_path) or 0
+            seed = DemoDir.seed_of(diff_path) or 0
             diffs[(seed, diff_path.parent.name)] = _read_json(diff_path)
             png = diff_path.with_suffix(".png")
             if png.exists():
@@ -517,80 +511,81 @@ def _mitigation_phrases(role: str) -> tuple[str, str]:
     return f"Does training with {phrase}", f"Training with {phrase}"
 
 
-def _verdicts(summary: dict[str, Any]) -> list[str]:
-    """One line per finding; 'yes' only when the difference exceeds 2 standard errors."""
-    comp = summary["comparisons"]
+def _judge(comp: dict[str, Any], question: str, key: str, expected_sign: int, yes: str, opposite: str) -> str | None:
+    """A verdict line on comparison `key`: 'yes' only when the difference exceeds 2 standard errors."""
+    c = comp.get(key)
+    if c is None:
+        return None
+    diff = expected_sign * c["mean"]
+    detail = f"({c['mean']:+.3f} ± {c['se']:.3f} SE, {c['n_seeds']} seed{'s' if c['n_seeds'] > 1 else ''})"
+    if c["clear"] and diff > 0:
+        return f"**{question}** Yes: {yes} {detail}."
+    if c["clear"] and diff < 0:
+        return f"**{question}** No, the opposite: {opposite} {detail}."
+    return f"**{question}** Not shown: the difference is within the noise {detail}."
 
-    def judge(question: str, key: str, expected_sign: int, yes: str, opposite: str) -> str | None:
-        c = comp.get(key)
-        if c is None:
-            return None
-        diff = expected_sign * c["mean"]
-        detail = f"({c['mean']:+.3f} ± {c['se']:.3f} SE, {c['n_seeds']} seed{'s' if c['n_seeds'] > 1 else ''})"
-        if c["clear"] and diff > 0:
-            return f"**{question}** Yes: {yes} {detail}."
-        if c["clear"] and diff < 0:
-            return f"**{question}** No, the opposite: {opposite} {detail}."
-        return f"**{question}** Not shown: the difference is within the noise {detail}."
 
-    lines = [
-        judge("Does the imbalance hurt accuracy?", "accuracy:balanced-imbalanced", +1,
-              "balanced − imbalanced accuracy", "the imbalanced model is more accurate"),
-        judge("Do the imbalanced model's predictions follow each language's training skew?",
-              "skew_index:balanced-imbalanced", -1, "balanced − imbalanced skew index",
-              "the balanced model is more skewed"),
-        judge("Are languages more identifiable in the imbalanced model (test set)?",
-              "probe_test:balanced-imbalanced", -1, "balanced − imbalanced probe accuracy",
-              "the balanced model is more language-separable"),
-        judge("Are languages more identifiable in the imbalanced model (external corpus)?",
-              "probe_external:balanced-imbalanced", -1,
-              "balanced − imbalanced probe accuracy", "the balanced model is more language-separable"),
-    ]
-    roles = summary["roles"]
+def _shared_bias_note(summary: dict[str, Any], role: str) -> str:
+    """The skew index cannot see one label taking much of every group: say so beside it."""
     n_labels = max(len(summary.get("label_names") or []), 1)
+    shared = (summary["roles"].get(role) or {}).get("shared_bias")
+    if not shared or shared[1] < 1.5 / n_labels:
+        return ""
+    label, share = shared
+    amount = "all" if share >= 0.995 else f"at least {100 * share:.0f} %"
+    return (f" The skew index does not see a bias that every group shares: '{label}' takes {amount} "
+            f"of every group's predictions in the {role_title(role)} model (see the prediction table).")
 
-    def shared_bias_note(role: str) -> str:
-        """The skew index cannot see one label taking much of every group: say so beside it."""
-        shared = (roles.get(role) or {}).get("shared_bias")
-        if not shared or shared[1] < 1.5 / n_labels:
-            return ""
-        label, share = shared
-        amount = "all" if share >= 0.995 else f"at least {100 * share:.0f} %"
-        return (f" The skew index does not see a bias that every group shares: '{label}' takes {amount} "
-                f"of every group's predictions in the {role_title(role)} model (see the prediction table).")
 
-    if lines[1]:
-        lines[1] += shared_bias_note("imbalanced")
-    gap = comp.get("accuracy:balanced-imbalanced")
-    for role in sorted(roles, key=role_sort_key):
-        if not role.startswith("imbalanced+"):
-            continue
-        subject, short = _mitigation_phrases(role)
-        name = role_title(role)
-        lines += [
-            judge(f"{subject} recover accuracy?", f"accuracy:{role}-imbalanced", +1,
-                  f"{name} − imbalanced accuracy", "it lowers accuracy"),
-            judge(f"{subject} remove the prediction skew?", f"skew_index:{role}-imbalanced", -1,
-                  f"{name} − imbalanced skew index", "it increases the skew"),
-        ]
-        if lines[-1]:
-            lines[-1] += shared_bias_note(role)
-        lines += [
-            judge(f"{subject} make languages less identifiable (test set)?", f"probe_test:{role}-imbalanced", -1,
-                  f"{name} − imbalanced probe accuracy", "languages become more separable"),
-            judge(f"{subject} make languages less identifiable (external corpus)?",
-                  f"probe_external:{role}-imbalanced", -1, f"{name} − imbalanced probe accuracy",
-                  "languages become more separable"),
-        ]
-        recovered = comp.get(f"accuracy:{role}-imbalanced")
-        if gap and recovered and gap["clear"] and gap["mean"] > 0:
-            lines.append(f"{short} recover{'' if short == 'Weights' else 's'} "
-                         f"{100 * recovered['mean'] / gap['mean']:.0f} % of the accuracy gap (point estimate).")
+def _mitigation_verdicts(summary: dict[str, Any], role: str) -> list[str | None]:
+    """Does a mitigation (an imbalanced+... setup) undo what the imbalance did?"""
+    comp = summary["comparisons"]
+    subject, short = _mitigation_phrases(role)
+    name = role_title(role)
+    skew = _judge(comp, f"{subject} remove the prediction skew?", f"skew_index:{role}-imbalanced", -1,
+                  f"{name} − imbalanced skew index", "it increases the skew")
+    lines = [
+        _judge(comp, f"{subject} recover accuracy?", f"accuracy:{role}-imbalanced", +1,
+               f"{name} − imbalanced accuracy", "it lowers accuracy"),
+        skew + _shared_bias_note(summary, role) if skew else None,
+        _judge(comp, f"{subject} make languages less identifiable (test set)?", f"probe_test:{role}-imbalanced", -1,
+               f"{name} − imbalanced probe accuracy", "languages become more separable"),
+        _judge(comp, f"{subject} make languages less identifiable (external corpus)?",
+               f"probe_external:{role}-imbalanced", -1, f"{name} − imbalanced probe accuracy",
+               "languages become more separable"),
+    ]
+    gap, recovered = comp.get("accuracy:balanced-imbalanced"), comp.get(f"accuracy:{role}-imbalanced")
+    if gap and recovered and gap["clear"] and gap["mean"] > 0:
+        lines.append(f"{short} recover{'' if short == 'Weights' else 's'} "
+                     f"{100 * recovered['mean'] / gap['mean']:.0f} % of the accuracy gap (point estimate).")
+    return lines
+
+
+def _verdicts(summary: dict[str, Any]) -> list[str]:
+    """One line per finding, then per mitigation, then per SHAP comparison."""
+    comp = summary["comparisons"]
+    skew = _judge(comp, "Do the imbalanced model's predictions follow each language's training skew?",
+                  "skew_index:balanced-imbalanced", -1, "balanced − imbalanced skew index",
+                  "the balanced model is more skewed")
+    lines = [
+        _judge(comp, "Does the imbalance hurt accuracy?", "accuracy:balanced-imbalanced", +1,
+               "balanced − imbalanced accuracy", "the imbalanced model is more accurate"),
+        skew + _shared_bias_note(summary, "imbalanced") if skew else None,
+        _judge(comp, "Are languages more identifiable in the imbalanced model (test set)?",
+               "probe_test:balanced-imbalanced", -1, "balanced − imbalanced probe accuracy",
+               "the balanced model is more language-separable"),
+        _judge(comp, "Are languages more identifiable in the imbalanced model (external corpus)?",
+               "probe_external:balanced-imbalanced", -1,
+               "balanced − imbalanced probe accuracy", "the balanced model is more language-separable"),
+    ]
+    for role in sorted(summary["roles"], key=role_sort_key):
+        if role.startswith("imbalanced+"):
+            lines += _mitigation_verdicts(summary, role)
     for name, shift in sorted(summary.get("shap_neutral_shift", {}).items()):
-        line = _shap_verdict(name, shift)
-        if line:
-            lines.append(line)
+        lines.append(_shap_verdict(name, shift))
     return [line for line in lines if line]
+
+
 def _shap_verdict(name: str, shift: dict[str, tuple[float, float, int]]) -> str | None:
     """Per group, the mean neutral-token shift; with several seeds 'yes' only beyond 2 SE of the seed mean."""
     values = {g: v for g, v in shift.items() if not math.isnan(v[0])}
@@ -682,19 +677,35 @@ def _diff_titles(collected: Collected) -> dict[str, str]:
     return titles
 
 
-def render_markdown(collected: Collected, summary: dict[str, Any], figures: dict[str, Path], out: Path,
-                    links: dict[str, Path] | None = None) -> str:
-    roles = by_role(collected.runs)
-    order = sorted(roles, key=role_sort_key)
+@dataclass
+class _Page:
+    """What every section of report.md reads."""
+
+    collected: Collected
+    summary: dict[str, Any]
+    figures: dict[str, Path]
+    out: Path
+    links: dict[str, Path]
+    roles: dict[str, list[Run]]
+    order: list[str]
+    numbers: Any
+    names: list[str]
+
+    def table_ref(self, ref: str) -> str:
+        """' (Table N)' beside a heading, only where the runs are the paper's analogue."""
+        return f" ({ref})" if self.numbers else ""
+
+
+def _intro_section(page: "_Page") -> list[str]:
+    """Title, seeds, the data's labels, languages and groups, and the verdicts."""
+    collected, summary, numbers = page.collected, page.summary, page.numbers
     seeds = summary["seeds"]
-    numbers = PAPER.get(collected.paper) if collected.paper else None
-    table_ref = (lambda ref: f" ({ref})") if numbers else (lambda ref: "")
     intro = f"Seeds: {', '.join(map(str, seeds))}. Numbers are mean ± std over seeds where there are several."
     if numbers:
         intro += (f" The paper's numbers (mBERT, {numbers.dataset}: the closest analogue) are shown for "
                   "orientation only: different data, model and size.")
     md = ["# langtrainer report", "", intro, ""]
-    names = collected.label_names
+    names = page.names
     facts = [f"{len(names)} labels ({', '.join(names)})"]
     if collected.languages:
         facts.append(f"{len(collected.languages)} languages ({', '.join(collected.languages)})")
@@ -705,7 +716,14 @@ def render_markdown(collected: Collected, summary: dict[str, Any], figures: dict
     md += [f"- {line}" for line in verdicts] or [
         "- No verdicts: they compare a balanced run with an imbalanced one (and mitigations with the imbalanced "
         "one) of the same data, and these runs hold no such pair."]
-    md += ["", f"## Task accuracy{table_ref('Table 3')}", ""]
+    return md
+
+
+def _accuracy_section(page: "_Page") -> list[str]:
+    """Table 3: accuracy, macro-F1 and skew index per training setup."""
+    collected, summary, figures = page.collected, page.summary, page.figures
+    out, order, numbers = page.out, page.order, page.numbers
+    md: list[str] = ["", f"## Task accuracy{page.table_ref('Table 3')}", ""]
     rows = []
     for role in order:
         r = summary["roles"][role]
@@ -721,8 +739,15 @@ def render_markdown(collected: Collected, summary: dict[str, Any], figures: dict
     md += [""]
     if "accuracy_probe" in figures:
         md += [f"![accuracy and probe]({figures['accuracy_probe'].relative_to(out)})", ""]
+    return md
+
+
+def _predictions_section(page: "_Page") -> list[str]:
+    """Table 2: test-set prediction shares per language group."""
+    collected, roles, order, numbers, names = page.collected, page.roles, page.order, page.numbers, page.names
+    md: list[str] = []
     if collected.groups and names:
-        md += [f"## Test-set predictions per language group{table_ref('Table 2')}", ""]
+        md += [f"## Test-set predictions per language group{page.table_ref('Table 2')}", ""]
         header = ["model", "group"] + [f"{name} %" for name in names]
         rows = []
         for role in order:
@@ -740,6 +765,13 @@ def render_markdown(collected: Collected, summary: dict[str, Any], figures: dict
             paper_rows = "; ".join(f"{g} " + " / ".join(f"{v}" for v in vals) for g, vals in numbers.table2.items())
             md += [f"Paper, Table 2 (imbalanced mBERT, {numbers.dataset}, {numbers.table2_labels}): {paper_rows}."]
         md += [""]
+    return md
+
+
+def _languages_section(page: "_Page") -> list[str]:
+    """Per-language tables (MetricFrame.by_group shape) per training setup."""
+    collected, roles, order = page.collected, page.roles, page.order
+    md: list[str] = []
     language_tables = {role: mean_table([language_table(r, collected) for r in roles[role]]) for role in order}
     if any(t is not None for t in language_tables.values()):
         md += ["## Per-language results", "",
@@ -749,11 +781,18 @@ def render_markdown(collected: Collected, summary: dict[str, Any], figures: dict
         for role, table in language_tables.items():
             if table is not None:
                 md += [f"### {role_title(role)}", "", to_markdown(table), ""]
+    return md
+
+
+def _probe_section(page: "_Page") -> list[str]:
+    """Table 4: the language-identification probe and its C sweep."""
+    collected, summary, order, numbers = page.collected, page.summary, page.order, page.numbers
+    md: list[str] = []
     probe_roles = (["pretrained"] if "pretrained" in summary["roles"] else []) + order
     has_probe = any(not math.isnan(summary["roles"][r]["probe_test"][0])
                     or not math.isnan(summary["roles"][r]["probe_external"][0]) for r in probe_roles)
     if has_probe:
-        md += [f"## Language identification probe{table_ref('Table 4')}", ""]
+        md += [f"## Language identification probe{page.table_ref('Table 4')}", ""]
         rows = []
         for role in probe_roles:
             r = summary["roles"][role]
@@ -780,9 +819,16 @@ def render_markdown(collected: Collected, summary: dict[str, Any], figures: dict
             md.append(_table(["C"] + [role_title(r) for r in roles_present],
                              [[f"{c:g}"] + [cells.get(r, "–") for r in roles_present] for c, cells in sweep_rows]))
         md += [""]
+    return md
+
+
+def _shap_section(page: "_Page") -> list[str]:
+    """Figure 1: the cumulative SHAP difference, its neutral-token summary and figures."""
+    collected, summary, figures, out = page.collected, page.summary, page.figures, page.out
+    md: list[str] = []
     if collected.shap_diffs:
         titles = _diff_titles(collected)
-        md += [f"## Cumulative SHAP difference{table_ref('Figure 1')}", ""]
+        md += [f"## Cumulative SHAP difference{page.table_ref('Figure 1')}", ""]
         shift = summary.get("shap_neutral_shift", {})
         if shift:
             rows = [[name if titles.get(name, name) == name else f"{titles[name]} ({name})"] + [fmt(*v[g][:2], digits=4) for g in collected.groups]
@@ -806,17 +852,43 @@ def render_markdown(collected: Collected, summary: dict[str, Any], figures: dict
                 name = key.removeprefix("shap_diff_").rpartition("_seed")[0]
                 md += [f"![{key}]({path.relative_to(out)})", "",
                        f"{titles.get(name, name)}, seed {key.rpartition('_seed')[2]}.", ""]
+    return md
+
+
+def _token_views_section(page: "_Page") -> list[str]:
+    """Links to the token-view pages."""
+    out, links = page.out, page.links
+    md: list[str] = []
     if links:
         md += ["## Token views", "",
                "Each explained example's tokens coloured by SHAP value for the predicted and the true label, the "
                "balanced model beside the compared one, examples with the largest neutral-token shift first "
                "(self-contained HTML, opens offline).", ""]
         md += [f"- [{name}]({path.relative_to(out)})" for name, path in sorted(links.items())] + [""]
-    md += ["## Runs", ""]
+    return md
+
+
+def _runs_section(page: "_Page") -> list[str]:
+    """Every run folder with its seed, accuracy and training size."""
+    collected, = page.collected,
+    md: list[str] = ["## Runs", ""]
     md.append(_table(["run", "setup", "seed", "test accuracy", "steps", "train s"],
                      [[str(r.path), role_title(r.role), str(r.seed), f"{r.metrics['test']['accuracy']:.3f}",
                        str(r.metrics['train']['steps']), f"{r.metrics['train']['seconds']:.0f}"]
                       for r in sorted(collected.runs, key=lambda r: (r.seed, role_sort_key(r.role)))]))
+    return md
+
+
+def render_markdown(collected: Collected, summary: dict[str, Any], figures: dict[str, Path], out: Path,
+                    links: dict[str, Path] | None = None) -> str:
+    """report.md: one section after another, each skipped when the runs hold nothing for it."""
+    roles = by_role(collected.runs)
+    page = _Page(collected, summary, figures, out, links or {}, roles, sorted(roles, key=role_sort_key),
+                 PAPER.get(collected.paper) if collected.paper else None, collected.label_names)
+    md: list[str] = []
+    for section in (_intro_section, _accuracy_section, _predictions_section, _languages_section, _probe_section,
+                    _shap_section, _token_views_section, _runs_section):
+        md += section(page)
     return "\n".join(md) + "\n"
 
 
