@@ -63,6 +63,7 @@ def test_shap_bar_plot_draws_the_stored_values(result):
     import matplotlib.pyplot as plt
     import shap
 
+    plt.close("all")  # shap draws on the current figure: start from a new one
     explanation = result.to_explanation(label="pos")[0]
     shap.plots.bar(explanation, show=False)
     widths = sorted(round(abs(p.get_width()), 4) for p in plt.gcf().axes[0].patches if abs(p.get_width()) > 0)
