@@ -72,10 +72,16 @@ def plot_shap_diff(result, ax=None, label=None):
     for k in range(len(names), rows * columns):
         axes[k // columns][k % columns].axis("off")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(max(len(labels), 1), 6), fontsize="small")
+    bottom = 0.0
+    if rows * columns > len(names):  # a spare panel holds the legend, clear of every tick label
+        spare = axes[rows - 1][columns - 1]
+        spare.legend(handles, labels, loc="center", ncol=2 if len(labels) > 4 else 1, title="language (group)")
+    else:
+        fig.legend(handles, labels, loc="lower center", ncol=min(max(len(labels), 1), 6), fontsize="small")
+        bottom = 0.45 / fig.get_figheight()  # room for one row of legend below the tick labels
     fig.suptitle(f"Average cumulative difference in SHAP value by token category "
                  f"(threshold {result.threshold:g}; bars: mean ± s.e. over examples)")
-    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+    fig.tight_layout(rect=(0, bottom, 1, 0.95))
     return axes[0][0]
 
 
