@@ -86,16 +86,9 @@ def finetune_command(
     main_process = launch.is_main_process()
     quiet = quiet or not main_process  # one progress display, one table
     with make_progress(quiet) as progress:
-        task = progress.add_task(f"training {loaded.name}", total=None, rate="")
-
-        def report(step: int, total: int, logs: dict) -> None:
-            rate = f"loss {logs['loss']:.3f}" if "loss" in logs else progress.tasks[task].fields.get("rate", "")
-            if "eval_loss" in logs:
-                rate = f"eval_loss {logs['eval_loss']:.3f} acc {logs.get('eval_accuracy', float('nan')):.3f}"
-            progress.update(task, completed=step, total=total or None, rate=rate)
-
         try:
-            metrics = finetune(loaded, run_dir, resume=resume, progress=report, resume_inexact=resume_inexact)
+            metrics = finetune(loaded, run_dir, resume=resume, progress=_training_progress(progress, loaded.name),
+                               resume_inexact=resume_inexact)
         except UserError:
             launch.note_user_error()  # a launching `finetune --num-processes` then exits 2 too
             raise
@@ -104,6 +97,19 @@ def finetune_command(
     console.print(render_test_metrics(metrics))
     console.print(f"run directory: [bold]{run_dir}[/] (test accuracy {metrics['test']['accuracy']:.3f}, "
                   f"{metrics['train']['steps_per_second']:.2f} steps/s)")
+
+
+def _training_progress(progress, name: str):
+    """finetune's progress callback: steps on the bar, the latest loss (or eval loss and accuracy) beside it."""
+    task = progress.add_task(f"training {name}", total=None, rate="")
+
+    def report(step: int, total: int, logs: dict) -> None:
+        rate = f"loss {logs['loss']:.3f}" if "loss" in logs else progress.tasks[task].fields.get("rate", "")
+        if "eval_loss" in logs:
+            rate = f"eval_loss {logs['eval_loss']:.3f} acc {logs.get('eval_accuracy', float('nan')):.3f}"
+        progress.update(task, completed=step, total=total or None, rate=rate)
+
+    return report
 
 
 def default_run_dir(recipe) -> Path:

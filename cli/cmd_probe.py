@@ -41,6 +41,9 @@ def render_probe(report: dict) -> list[Table]:
         style="bold",
     )
     main.add_row("chance", "", *[f"{m['result']['chance_accuracy']:.3f}" for m in models], style="dim")
+    if any(m["accuracy_mean"] <= m["result"]["chance_accuracy"] + 2 * m["accuracy_std"] for m in models):
+        main.caption = ((main.caption + "; ") if main.caption else "") + (
+            "at chance: this C is too strong for this many texts, so the probe measures nothing (try --c-sweep)")
     tables = [main]
 
     if report.get("layers"):
@@ -65,6 +68,14 @@ def render_probe(report: dict) -> list[Table]:
             )
         tables.append(sweep)
     return tables
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the rich bar is the progress display
+    if not options.verbose:  # load reports (e.g. a base model's unused pooler) are noise here
+        hf_logging.set_verbosity_error()
 
 
 @user_errors
@@ -103,11 +114,7 @@ def probe_command(
     from langtrainer.errors import UserError
     from langtrainer.pipelines.probe import check_probe, probe_and_write
 
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # the rich bar below is the progress display
-    if not options.verbose:  # load reports (e.g. a base model's unused pooler) are noise here
-        hf_logging.set_verbosity_error()
+    _quiet_transformers()
     if layer is not None and layer != "all":
         try:
             layer = int(layer)

@@ -44,22 +44,14 @@ def shap_command(
     id_column: Optional[str] = ID_COLUMN,
 ) -> None:
     """Token SHAP values (mask-token baseline, partition explainer) of a run's test set; resumable."""
-    from langtrainer.analysis.shap import ShapOptions, language_summary, load_shap_result, run_shap
+    from langtrainer.analysis.shap import ShapOptions, load_shap_result, run_shap
     from langtrainer.training import distributed as launch
 
     columns = column_mapping(text=text_column, label=label_column, language=language_column, id=id_column)
     settings = ShapOptions(split=split, subsample=subsample, max_evals=max_evals, batch_size=batch_size, seed=seed,
                            shard_size=shard_size, max_length=max_length, overwrite=overwrite)
     if launch.needs_launch(num_processes, None):
-        args = ["shap", "--ckpt", str(ckpt)]
-        for flag, value in (("--data", data), ("--out", out)):
-            if value is not None:
-                args += [flag, str(value)]
-        for name, value in settings.given().items():
-            args += ["--" + name.replace("_", "-"), str(value)]
-        for key, value in columns.items():
-            args += [f"--{key}-column", value]
-        args += (["--overwrite"] if overwrite else []) + options.flags()
+        args = _relaunch_args(ckpt, data, out, settings, columns, overwrite)
         raise typer.Exit(code=launch.relaunch(args, num_processes, None))
     quiet = options.quiet or not launch.is_main_process()
     start = time.perf_counter()
@@ -78,7 +70,27 @@ def shap_command(
         folder = run_shap(ckpt, settings, data=data, out=out, progress=report, columns=columns)
     if not launch.is_main_process():
         return
-    result = load_shap_result(folder)
+    console.print(render_shap_summary(load_shap_result(folder)))
+    console.print(f"wrote [bold]{folder}[/] in {time.perf_counter() - start:.1f} s")
+
+
+def _relaunch_args(ckpt, data, out, settings, columns: dict, overwrite: bool) -> list[str]:
+    """The same `shap` command for the launched processes, without --num-processes."""
+    args = ["shap", "--ckpt", str(ckpt)]
+    for flag, value in (("--data", data), ("--out", out)):
+        if value is not None:
+            args += [flag, str(value)]
+    for name, value in settings.given().items():
+        args += ["--" + name.replace("_", "-"), str(value)]
+    for key, value in columns.items():
+        args += [f"--{key}-column", value]
+    return args + (["--overwrite"] if overwrite else []) + options.flags()
+
+
+def render_shap_summary(result) -> Table:
+    """Per language: examples, mean tokens and mean |SHAP| of a SHAP result."""
+    from langtrainer.analysis.shap import language_summary
+
     arguments = result.manifest["arguments"]
     table = Table(title=f"SHAP values: {len(result)} examples, {result.n_classes} classes, "
                         f"max_evals {arguments['max_evals']}, max_length {arguments['max_length']}")
@@ -86,8 +98,7 @@ def shap_command(
         table.add_column(column, justify="left" if column == "language" else "right")
     for row in language_summary(result).itertuples(index=False):
         table.add_row(row.language, str(row.examples), f"{row.mean_tokens:.1f}", f"{row.mean_abs_shap:.3g}")
-    console.print(table)
-    console.print(f"wrote [bold]{folder}[/] in {time.perf_counter() - start:.1f} s")
+    return table
 
 
 @user_errors

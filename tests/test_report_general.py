@@ -119,3 +119,17 @@ def test_report_refreshes_model_cards_and_links_token_views(user_tree, tmp_path)
     assert read_card_metadata(card)["language"] == ["de", "pt", "sw"]
     assert "| negative | 0.0123 |" in card.read_text()
     assert not (user_tree / "bal" / "README.md").exists()  # no model there (hand-made folder)
+
+
+def test_a_probe_at_chance_is_called_so(user_tree, tmp_path):
+    """Within 2 std of always guessing the commonest language: the report says the probe measured nothing."""
+    def probe(mean, std, chance):
+        return {"accuracy_mean": mean, "accuracy_std": std, "settings": {"C": 1e-4, "folds": 5},
+                "feature": "first-token", "result": {"chance_accuracy": chance}}
+
+    (user_tree / "imbal" / "probe_test.json").write_text(json.dumps(probe(0.30, 0.02, 0.292)))  # 0.30 <= 0.332
+    (user_tree / "bal" / "probe_test.json").write_text(json.dumps(probe(0.45, 0.02, 0.292)))   # 0.45 > 0.332
+    text = write_report([user_tree], tmp_path / "report").read_text()
+    assert "The imbalanced probe on test (0.300) is at chance (0.292, always the commonest language)" in text
+    assert "The balanced probe" not in text
+    assert "`langtrainer probe --c-sweep` shows accuracy over C" in text  # no sweep in these probes

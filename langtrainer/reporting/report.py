@@ -611,6 +611,19 @@ def _shap_verdict(name: str, shift: dict[str, tuple[float, float, int]]) -> str 
             "(one seed, so no uncertainty attached; see the figure).")
 
 
+def _chance_notes(collected: Collected) -> list[str]:
+    """A probe within 2 standard deviations of always guessing the commonest language measured nothing."""
+    notes = []
+    for run in collected.runs:
+        for data, probe in sorted(run.probes.items()):
+            chance = (probe.get("result") or {}).get("chance_accuracy")
+            mean, std = probe.get("accuracy_mean"), probe.get("accuracy_std") or 0.0
+            if chance is not None and mean is not None and mean <= chance + 2 * std:
+                notes.append(f"The {role_title(run.role)} probe on {data} ({mean:.3f}) is at chance ({chance:.3f}, "
+                             "always the commonest language): at this C and this many texts it measures nothing.")
+    return ["", *notes] if notes else []
+
+
 def _c_sweep_rows(collected: Collected) -> list[tuple[float, dict[str, str]]]:
     """Per C: 'test | external' probe accuracy (mean over seeds) for each role."""
     values: dict[float, dict[str, dict[str, list[float]]]] = {}
@@ -736,6 +749,10 @@ def _accuracy_section(page: "_Page") -> list[str]:
     md.append(_table(header + ([f"paper (mBERT, {numbers.dataset})"] if numbers else []), rows))
     if collected.groups and any(not math.isnan(summary["roles"][r]["skew_index"][0]) for r in order):
         md += ["", _skew_sentence(collected)]
+    else:
+        md += ["", "Skew index –: it measures how far predictions follow each language group's training skew, "
+               "so it needs a recipe with a skew design (imbalance.groups and imbalance.distribution). The "
+               "per-language prediction shares below show any language-driven lean."]
     md += [""]
     if "accuracy_probe" in figures:
         md += [f"![accuracy and probe]({figures['accuracy_probe'].relative_to(out)})", ""]
@@ -809,7 +826,10 @@ def _probe_section(page: "_Page") -> list[str]:
             md += ["", f"Logistic regression on {any_probe.get('feature', 'first-token')} embeddings of the last "
                    f"layer, C = {s.get('C')}, {s.get('folds')}-fold CV. C = 1e-4 is the paper code's setting; so "
                    "strong a penalty needs many texts (with a few hundred, even the pretrained model can score near "
-                   "chance), and a large C saturates near 1.0 and hides the difference: the sweep below shows both."]
+                   "chance), and a large C saturates near 1.0 and hides the difference"
+                   + (": the sweep below shows both." if _c_sweep_rows(collected) else
+                      "; `langtrainer probe --c-sweep` shows accuracy over C.")]
+            md += _chance_notes(collected)
         sweep_rows = _c_sweep_rows(collected)
         if sweep_rows:
             present = {role for _, cells in sweep_rows for role in cells}
@@ -860,10 +880,12 @@ def _token_views_section(page: "_Page") -> list[str]:
     out, links = page.out, page.links
     md: list[str] = []
     if links:
+        compared = any(path.name.startswith("token_view_diff_") for path in links.values())
+        layout = ("per comparison the balanced model beside the compared one, examples with the largest "
+                  "neutral-token shift first; per run" if compared else "one page per run,")
         md += ["## Token views", "",
-               "Each explained example's tokens coloured by SHAP value for the predicted and the true label, the "
-               "balanced model beside the compared one, examples with the largest neutral-token shift first "
-               "(self-contained HTML, opens offline).", ""]
+               "Each explained example's tokens coloured by SHAP value for the predicted and the true label: "
+               f"{layout} every explained example (self-contained HTML, opens offline).", ""]
         md += [f"- [{name}]({path.relative_to(out)})" for name, path in sorted(links.items())] + [""]
     return md
 

@@ -26,14 +26,19 @@ def prediction_distribution(predictions: np.ndarray, n_labels: int) -> list[floa
 
 
 def _row(predictions: np.ndarray, labels: np.ndarray, label_names: Sequence[str]) -> dict[str, Any]:
-    """n, accuracy, macro-F1 and prediction shares of one slice of the rows."""
-    n_labels = len(label_names)
+    """n, accuracy, macro-F1 and prediction shares of one slice of the rows.
+
+    Macro-F1 averages over the labels the slice has or predicts: a label that
+    a language's test rows lack and the model never predicts for them is no
+    error of the model, and counting it as F1 = 0 would sink that language.
+    """
+    present = np.union1d(labels, predictions).tolist()
     return {
         "n": int(len(labels)),
         "accuracy": float(accuracy_score(labels, predictions)),
-        "macro_f1": float(f1_score(labels, predictions, average="macro", labels=list(range(n_labels)),
-                                   zero_division=0)),
-        "prediction_shares": dict(zip(label_names, prediction_distribution(predictions, n_labels))),
+        "macro_f1": float(f1_score(labels, predictions, average="macro", labels=present, zero_division=0))
+        if present else 0.0,
+        "prediction_shares": dict(zip(label_names, prediction_distribution(predictions, len(label_names)))),
     }
 
 
