@@ -15,7 +15,7 @@ import pytest
 
 from langtrainer.errors import UserError
 from langtrainer.rundir import RunDir
-from tiny_model import SAMPLE_TEXTS
+from tiny_model import SAMPLE_TEXTS, write_tiny_shap_run
 
 
 # ------------------------------------------------------------------ SHAP shards and manifest
@@ -23,16 +23,7 @@ from tiny_model import SAMPLE_TEXTS
 
 @pytest.fixture(scope="module")
 def shap_run(tiny_model_dir, tmp_path_factory):
-    import datasets
-
-    run = tmp_path_factory.mktemp("shapfault") / "run"
-    shutil.copytree(tiny_model_dir, run)
-    texts = [f"{t} {i}" for i, t in enumerate(t for ts in SAMPLE_TEXTS.values() for t in ts)]
-    langs = [lang for lang, ts in SAMPLE_TEXTS.items() for _ in ts]
-    rows = {"id": [f"ex{i:02d}" for i in range(len(texts))], "text": texts,
-            "label": [i % 4 for i in range(len(texts))], "language": langs}
-    datasets.DatasetDict({"test": datasets.Dataset.from_dict(rows)}).save_to_disk(str(run / "data"))
-    return run
+    return write_tiny_shap_run(tiny_model_dir, tmp_path_factory.mktemp("shapfault") / "run")
 
 
 def _values(result) -> list[np.ndarray]:

@@ -20,7 +20,7 @@ from langtrainer.analysis.probe import (
     probe_language,
     run_probe,
 )
-from tiny_model import SAMPLE_TEXTS
+from tiny_model import SAMPLE_TEXTS, tiny_test_frame
 
 LANGS = ["de", "en", "es", "fr", "ja", "zh"]
 
@@ -237,12 +237,7 @@ def test_extraction_errors(tiny):
 
 
 def _test_frame(per_language: int = 10) -> pd.DataFrame:
-    rows = []
-    for lang in ("de", "en", "fr"):
-        items = SAMPLE_TEXTS[lang]
-        for i in range(per_language):
-            rows.append({"id": f"{lang}{i}", "text": f"{items[i % 2]} {i}", "label": i % 4, "language": lang})
-    return pd.DataFrame(rows)
+    return tiny_test_frame(per_language)
 
 
 @pytest.fixture(scope="module")

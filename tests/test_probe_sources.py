@@ -14,16 +14,11 @@ from langtrainer.analysis.probe import probe_texts, run_probe
 from langtrainer.analysis.probe_options import ProbeOptions
 from langtrainer.errors import UserError
 from langtrainer.rundir import RunDir
-from tiny_model import SAMPLE_TEXTS
+from tiny_model import tiny_test_frame
 
 
 def _test_frame(per_language: int = 10) -> pd.DataFrame:
-    rows = []
-    for lang in ("de", "en", "fr"):
-        items = SAMPLE_TEXTS[lang]
-        for i in range(per_language):
-            rows.append({"id": f"{lang}{i}", "text": f"{items[i % 2]} {i}", "label": i % 4, "language": lang})
-    return pd.DataFrame(rows)
+    return tiny_test_frame(per_language)
 
 
 @pytest.fixture(scope="module")

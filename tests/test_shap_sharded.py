@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 
 from langtrainer.analysis.shap import ShapOptions, assign_shards, load_shap_result, run_shap
-from tiny_model import SAMPLE_TEXTS
+from tiny_model import write_tiny_shap_run
 
 
 def test_assign_shards_balances_token_counts():
@@ -25,16 +24,7 @@ def test_assign_shards_balances_token_counts():
 
 @pytest.fixture(scope="module")
 def run_dir(tiny_model_dir, tmp_path_factory):
-    import datasets
-
-    run = tmp_path_factory.mktemp("shard") / "run"
-    shutil.copytree(tiny_model_dir, run)
-    texts = [f"{t} {i}" for i, t in enumerate(t for ts in SAMPLE_TEXTS.values() for t in ts)]
-    langs = [lang for lang, ts in SAMPLE_TEXTS.items() for _ in ts]
-    rows = {"id": [f"ex{i:02d}" for i in range(len(texts))], "text": texts,
-            "label": [i % 4 for i in range(len(texts))], "language": langs}
-    datasets.DatasetDict({"test": datasets.Dataset.from_dict(rows)}).save_to_disk(str(run / "data"))
-    return run
+    return write_tiny_shap_run(tiny_model_dir, tmp_path_factory.mktemp("shard") / "run")
 
 
 OPTIONS = ShapOptions(max_evals=40, shard_size=3, seed=0)

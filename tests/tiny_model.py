@@ -72,3 +72,30 @@ def build_tiny_model(out_dir: str | Path, num_labels: int = 4, seed: int = 0) ->
     model.save_pretrained(out_dir)
     fast.save_pretrained(out_dir)
     return out_dir
+
+
+def tiny_test_frame(per_language: int = 10, languages=("de", "en", "fr")):
+    """A test split of sample texts: per language `per_language` rows, labels cycling over 4."""
+    import pandas as pd
+
+    rows = []
+    for lang in languages:
+        items = SAMPLE_TEXTS[lang]
+        for i in range(per_language):
+            rows.append({"id": f"{lang}{i}", "text": f"{items[i % 2]} {i}", "label": i % 4, "language": lang})
+    return pd.DataFrame(rows)
+
+
+def write_tiny_shap_run(model_dir, run) -> Path:
+    """A run folder to explain: the tiny checkpoint plus data/ with a test split of every sample text."""
+    import shutil
+
+    import datasets
+
+    shutil.copytree(model_dir, run)
+    texts = [f"{t} {i}" for i, t in enumerate(t for ts in SAMPLE_TEXTS.values() for t in ts)]
+    langs = [lang for lang, ts in SAMPLE_TEXTS.items() for _ in ts]
+    rows = {"id": [f"ex{i:02d}" for i in range(len(texts))], "text": texts,
+            "label": [i % 4 for i in range(len(texts))], "language": langs}
+    datasets.DatasetDict({"test": datasets.Dataset.from_dict(rows)}).save_to_disk(str(Path(run) / "data"))
+    return Path(run)
