@@ -300,12 +300,16 @@ def finetune(
     from transformers import set_seed
 
     run = RunDir(run_dir)
-    check_run(recipe, run, resume, resume_inexact)  # before the folder is made: a refusal leaves nothing
+    main = is_main_process()
+    # The other processes of a multi-process launch check nothing here: the main
+    # process holds the folder's lock (they would see it "in use") and writes into
+    # it while they start; the launching command checked the folder before launch.
+    if main:
+        check_run(recipe, run, resume, resume_inexact)  # before the folder is made: a refusal leaves nothing
     if resume and run.is_finished():
         logger.info("%s is already finished; nothing to resume", run.path)
         return run.read_metrics()
     cpu = uses_cpu(recipe)
-    main = is_main_process()
     with run.claim() if main else contextlib.nullcontext():
         if main:
             check_run(recipe, run, resume, resume_inexact, locked=True)  # again: no other command writes here now
