@@ -8,27 +8,28 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
+from langtrainer.artifacts import MetricRow, RunMetrics
 from langtrainer.cli.common import options, console, err_console, make_progress, user_errors
 from langtrainer.cli.cmd_recipe import SET_HELP
 
 
-def render_test_metrics(metrics: dict) -> Table:
+def render_test_metrics(metrics: RunMetrics) -> Table:
     """metrics.json's test table: per language and group, accuracy and prediction shares."""
-    test = metrics["test"]
-    names = metrics["label_names"]
-    table = Table(title=f"{metrics['recipe']} ({metrics['subset']} subset): test set")
+    test = metrics.test
+    names = metrics.label_names
+    table = Table(title=f"{metrics.recipe} ({metrics.subset} subset): test set")
     table.add_column("language")
     table.add_column("n", justify="right")
     table.add_column("accuracy", justify="right")
     for name in names:
         table.add_column(f"pred {name}", justify="right")
 
-    def add(unit: str, row: dict, **style) -> None:
-        shares = row["prediction_shares"]
-        table.add_row(unit, str(row["n"]), f"{row['accuracy']:.3f}",
+    def add(unit: str, row: MetricRow, **style) -> None:
+        shares = row.prediction_shares
+        table.add_row(unit, str(row.n), f"{row.accuracy:.3f}",
                       *[f"{100 * shares.get(name, 0.0):.1f}%" for name in names], **style)
 
-    for unit, row in {**test["by_language"], **test.get("by_group", {})}.items():
+    for unit, row in {**test.by_language, **(test.by_group or {})}.items():
         add(unit, row)
     add("all", test, style="bold")
     return table
@@ -95,8 +96,8 @@ def finetune_command(
     if not main_process:
         return
     console.print(render_test_metrics(metrics))
-    console.print(f"run directory: [bold]{run_dir}[/] (test accuracy {metrics['test']['accuracy']:.3f}, "
-                  f"{metrics['train']['steps_per_second']:.2f} steps/s)")
+    console.print(f"run directory: [bold]{run_dir}[/] (test accuracy {metrics.test.accuracy:.3f}, "
+                  f"{metrics.train['steps_per_second']:.2f} steps/s)")
 
 
 def _training_progress(progress, name: str):

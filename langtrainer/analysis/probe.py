@@ -35,6 +35,7 @@ from transformers import TrainerCallback
 
 from langtrainer import defaults
 from langtrainer.analysis.embeddings import FEATURES, extract_embeddings, num_hidden_layers
+from langtrainer.artifacts import ProbeModelBlock, ProbeReport
 from langtrainer.data.stratified import sample_per_language
 from langtrainer.errors import UserError
 
@@ -256,7 +257,11 @@ def run_languages(model_dir: str | Path) -> list[str] | None:
     from langtrainer.rundir import RunDir
 
     run = RunDir(model_dir)
-    for value in (run.recipe_value("data", "languages"), run.read_metrics().get("languages")):
+    try:
+        metrics = run.read_metrics()
+    except UserError:  # a damaged metrics.json: the recipe or the test split still say
+        metrics = None
+    for value in (run.recipe_value("data", "languages"), metrics.languages if metrics else None):
         if isinstance(value, list) and value:
             return [str(lang) for lang in value]
     test = run_dir_test_frame(model_dir)
@@ -503,8 +508,8 @@ def run_probe(
     max_length: int | None = None,
     external: str = EXTERNAL_SOURCE,
     external_configs: Mapping[str, str] | str | None = None,
-) -> dict[str, Any]:
-    """Probe a fine-tuned run (or any encoder) for language identifiability; the probe.json dict.
+) -> ProbeReport:
+    """Probe a fine-tuned run (or any encoder) for language identifiability; the probe JSON's object.
 
     data: "test" (the run's balanced test split), "external" (the corpus
     `external`, by default the builtin Debian Reference paragraphs, in the
@@ -547,20 +552,18 @@ def run_probe(
             compare_base, frame, layer, feature, probe_kwargs, c_sweep, batch_size, max_length, step(len(frame))
         )
     counts = frame["language"].value_counts()
-    return {
-        "kind": "langtrainer.analysis.probe",
-        "version": 1,
-        "data": str(data),
-        "data_source": source,
-        "feature": feature,
-        "layer_requested": layer,
-        "settings": {**probe_kwargs, "per_language": per_language, "batch_size": batch_size},
-        "languages": sorted(counts.index.tolist()),
-        "n_examples": int(len(frame)),
-        "n_per_language": {lang: int(counts[lang]) for lang in sorted(counts.index)},
-        **block,
-        "base": base_block,
-    }
+    return ProbeReport(
+        data=str(data),
+        data_source=source,
+        feature=feature,
+        layer_requested=layer,
+        settings={**probe_kwargs, "per_language": per_language, "batch_size": batch_size},
+        languages=sorted(counts.index.tolist()),
+        n_examples=int(len(frame)),
+        n_per_language={lang: int(counts[lang]) for lang in sorted(counts.index)},
+        block=ProbeModelBlock.from_dict(block),
+        base=None if base_block is None else ProbeModelBlock.from_dict(base_block),
+    )
 
 
 # --------------------------------------------------------------------------- training-time metric

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from langtrainer.artifacts import MetricFrame, RunMetrics
 from langtrainer.errors import UserError
 from langtrainer.models.classifier import check_local_model, load_model_for_classification
 from langtrainer.recipe import Recipe
@@ -205,32 +206,32 @@ def test_metrics(trainer, inputs: Inputs, recipe: Recipe) -> dict[str, Any]:
     return metrics
 
 
-def run_metrics(recipe: Recipe, trainer, inputs: Inputs, train_block: dict[str, Any]) -> dict[str, Any]:
+def run_metrics(recipe: Recipe, trainer, inputs: Inputs, train_block: dict[str, Any]) -> RunMetrics:
     """Everything metrics.json holds."""
     from langtrainer.training.evaluation import favoured_labels
 
     state = trainer.state
-    return {
-        "recipe": recipe.name,
-        "subset": recipe.imbalance.subset,
-        "class_weights_mode": recipe.loss.class_weights,
-        "sampler": recipe.data.sampler,
-        "seed": recipe.seed,
-        "groups": recipe.imbalance.groups,
-        "favoured_labels": favoured_labels(recipe, len(inputs.label_names)),
-        "test_examples": len(inputs.test),
-        "languages": trainer.languages,
-        "label_names": inputs.label_names,
-        "test": test_metrics(trainer, inputs, recipe),
-        "best_validation_loss": state.best_metric,
-        "best_checkpoint": Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None,
-        "train": train_block,
-        "class_weights": None if trainer.class_weights is None else trainer.class_weights.tolist(),
-        "log_history": state.log_history,
-    }
+    return RunMetrics(
+        recipe=recipe.name,
+        subset=recipe.imbalance.subset,
+        class_weights_mode=recipe.loss.class_weights,
+        sampler=recipe.data.sampler,
+        seed=recipe.seed,
+        groups=recipe.imbalance.groups,
+        favoured_labels=favoured_labels(recipe, len(inputs.label_names)),
+        test_examples=len(inputs.test),
+        languages=trainer.languages,
+        label_names=inputs.label_names,
+        test=MetricFrame.from_dict(test_metrics(trainer, inputs, recipe)),
+        best_validation_loss=state.best_metric,
+        best_checkpoint=Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None,
+        train=train_block,
+        class_weights=None if trainer.class_weights is None else trainer.class_weights.tolist(),
+        log_history=state.log_history,
+    )
 
 
-def publish(trainer, run: RunDir, metrics: dict[str, Any], keep_checkpoints: bool) -> None:
+def publish(trainer, run: RunDir, metrics: RunMetrics, keep_checkpoints: bool) -> None:
     """Best model, then metrics.json, then (unless kept) the checkpoints go."""
     if trainer.is_world_process_zero():
         shutil.rmtree(run.staging, ignore_errors=True)
@@ -281,7 +282,7 @@ def finetune(
     callbacks: list | None = None,
     keep_checkpoints: bool = False,
     resume_inexact: bool = False,
-) -> dict[str, Any]:
+) -> RunMetrics:
     """Train the recipe's training split and write the run folder; return metrics.json's content.
 
     The main process holds the folder's lock from its first check to the

@@ -22,7 +22,7 @@ from langtrainer import atomic
 from langtrainer.defaults import HEAD_LEARNING_RATE, LEARNING_RATE
 from langtrainer.errors import UserError
 from langtrainer.reporting.tables import MetricTable, metric_table, to_markdown
-from langtrainer.rundir import RunDir, read_json
+from langtrainer.rundir import RunDir
 
 # Builtin models are conversions of Hub models: the card names the Hub original.
 BUILTIN_BASES = {"builtin:multilingual-e5-small": "intfloat/multilingual-e5-small"}
@@ -200,12 +200,15 @@ def render_model_card(run: RunDir | str | os.PathLike, probes: Mapping[str, Mapp
                       shap_diff: Mapping[str, Any] | None = None) -> str:
     """README.md text for a finished run (probe and SHAP-diff results read from the run unless given)."""
     run = run if isinstance(run, RunDir) else RunDir(run)
-    metrics = run.read_metrics()
-    if "test" not in metrics:
+    finished = run.read_metrics()
+    if finished is None:
         raise UserError(f"'{run.path}' holds no finished run (no {RunDir.METRICS} with test results)")
+    # The sections below render the files' JSON shapes (artifacts.*.to_dict), as the Hub card shows them.
+    metrics = finished.to_dict()
     recipe = run.raw_recipe() or {}
     probes = run.read_probes() if probes is None else probes
-    shap_diff = (read_json(run.shap_diff_path) or None) if shap_diff is None else shap_diff
+    probes = {data: _as_dict(probe) for data, probe in probes.items()}
+    shap_diff = _as_dict(run.read_shap_diff() if shap_diff is None else shap_diff)
     label_names = [str(n) for n in metrics.get("label_names") or []]
     languages = list(metrics.get("languages") or [])
     groups = metrics.get("groups") or {}
@@ -255,6 +258,10 @@ def render_model_card(run: RunDir | str | os.PathLike, probes: Mapping[str, Mapp
            'classifier = pipeline("text-classification", model="PATH_OR_REPO_OF_THIS_MODEL")',
            "```", "", f"Written by langtrainer from the run folder ({RunDir.RECIPE}, {RunDir.METRICS}).", ""]
     return "\n".join(md)
+
+
+def _as_dict(value: Any) -> Any:
+    return value.to_dict() if hasattr(value, "to_dict") else value
 
 
 def write_model_card(run: RunDir | str | os.PathLike, **kwargs) -> Path:

@@ -117,13 +117,16 @@ def _shap_diff_panel(result, c: int, ax) -> None:
     ax.set_title(f"label: {result.label_names[c]}")
 
 
-def plot_probe_layers(report: dict, ax=None):
-    """Language-identification accuracy by layer (mean ± std over folds) from one probe JSON (`layer: all`).
+def plot_probe_layers(report, ax=None):
+    """Language-identification accuracy by layer (mean ± std over folds) from one probe
+    (an `artifacts.ProbeReport` or its JSON) with `layer: all`.
 
     One curve for the model and, when the probe compared a base model, one for
     the base; the dotted line is chance (the share of the largest language).
     """
     from matplotlib.ticker import MaxNLocator
+
+    report = report.to_dict() if hasattr(report, "to_dict") else report
 
     if not report.get("layers"):
         raise ValueError("the probe has no layer curve: run it with layer 'all'")

@@ -18,6 +18,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from langtrainer import atomic
+from langtrainer.artifacts import RunMetrics, ShapDiffReport
 from langtrainer.errors import UserError
 from langtrainer.reporting.tables import MetricTable, metric_table, to_markdown
 from langtrainer.rundir import DemoDir, RunDir
@@ -140,27 +141,10 @@ def paper_analogue_of(run_dir: Path, metrics: dict[str, Any], recipe: dict[str, 
     return None
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"cannot read '{path}': {exc}") from None
-
-
 def _test_label_shares(run_dir: Path, label_names: list[str]) -> dict[str, list[float]] | None:
     """Per language, the test set's label shares (from data/distribution.json), or None."""
-    counts = (RunDir(run_dir).read_distribution().get("counts") or {}).get("test")
-    if not isinstance(counts, dict) or not counts:
-        return None
-    shares = {}
-    for lang, per_label in counts.items():
-        if not isinstance(per_label, dict):
-            return None
-        total = sum(int(v) for v in per_label.values())
-        if total <= 0:
-            continue
-        shares[str(lang)] = [int(per_label.get(name, 0)) / total for name in label_names]
-    return shares or None
+    distribution = RunDir(run_dir).read_distribution()
+    return None if distribution is None else distribution.label_shares("test", label_names)
 
 
 def collect(dirs: Iterable[str | Path]) -> Collected:
@@ -181,9 +165,10 @@ def collect(dirs: Iterable[str | Path]) -> Collected:
         for metrics_path in sorted(root.rglob(RunDir.METRICS)):
             if any(part.startswith(".") for part in metrics_path.relative_to(root).parts):
                 continue
-            metrics = _read_json(metrics_path)
-            if "test" not in metrics:
+            finished = RunDir(metrics_path.parent).read_metrics()
+            if finished is None:
                 continue
+            metrics = finished.to_dict()
             recipe = RunDir(metrics_path.parent).raw_recipe()
             run = Run(
                 path=metrics_path.parent,
@@ -192,8 +177,8 @@ def collect(dirs: Iterable[str | Path]) -> Collected:
                 seed=int(metrics.get("seed", 0)),
                 metrics=metrics,
             )
-            for data, probe_path in RunDir(run.path).probe_paths().items():
-                probe = _read_json(probe_path)
+            for data, report in RunDir(run.path).read_probes().items():
+                probe = report.to_dict()
                 run.probes[data] = probe
                 if probe.get("base"):
                     pretrained.setdefault(run.seed, {}).setdefault(data, probe["base"])
@@ -207,11 +192,11 @@ def collect(dirs: Iterable[str | Path]) -> Collected:
                 test_shares = _test_label_shares(run.path, label_names)
         for folder in sorted(p for p in root.rglob(DemoDir.PRETRAINED) if p.is_dir()):
             seed = DemoDir.seed_of(folder) or 0
-            for data, probe_path in RunDir(folder).probe_paths().items():
-                pretrained.setdefault(seed, {})[data] = _read_json(probe_path)
+            for data, report in RunDir(folder).read_probes().items():
+                pretrained.setdefault(seed, {})[data] = report.to_dict()
         for diff_path in sorted(root.rglob(RunDir.SHAP_DIFF)):
             seed = DemoDir.seed_of(diff_path) or 0
-            diffs[(seed, diff_path.parent.name)] = _read_json(diff_path)
+            diffs[(seed, diff_path.parent.name)] = ShapDiffReport.read(diff_path).to_dict()
             png = diff_path.with_suffix(".png")
             if png.exists():
                 figures[(seed, diff_path.parent.name)] = png
