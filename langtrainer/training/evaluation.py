@@ -38,6 +38,31 @@ def evaluate_predictions(logits: np.ndarray, dataset, label_names: list[str], re
     return frame
 
 
+def prediction_table(logits: np.ndarray, rows, label_names: list[str]):
+    """predictions.parquet's rows (rundir.RunDir.write_predictions): per test row its id, language,
+    true and predicted label (names) and the softmax probability of each class."""
+    import pandas as pd
+
+    from langtrainer.rundir import probability_column
+
+    logits = np.asarray(logits, dtype=np.float64)
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    probabilities = shifted / shifted.sum(axis=-1, keepdims=True)
+    names = np.asarray(label_names, dtype=object)
+    n = len(logits)
+    ids = rows["id"] if "id" in rows.column_names else [f"test-{i}" for i in range(n)]
+    table = pd.DataFrame({
+        "id": [str(i) for i in ids],
+        "language": [str(lang) for lang in rows["language"]],
+        "label": names[np.asarray(rows["label"], dtype=np.int64)],
+        "predicted": names[logits.argmax(-1)],
+    })
+    for c, name in enumerate(label_names):
+        table[probability_column(name)] = probabilities[:, c]
+    table.attrs["label_names"] = list(label_names)
+    return table
+
+
 def make_compute_metrics(eval_dataset, label_names: list[str], recipe: "Recipe"):
     """The Trainer's compute_metrics on `eval_dataset`'s untokenized rows: flat keys for its logs."""
     def compute(eval_pred) -> dict[str, float]:
