@@ -200,7 +200,7 @@ def test_metrics(trainer, inputs: Inputs, recipe: Recipe, run: RunDir | None = N
     trainer.compute_metrics = None  # it is bound to the validation rows
     prediction = trainer.predict(inputs.test, metric_key_prefix="test")
     logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-    metrics = evaluate_predictions(logits, inputs.test_rows, inputs.label_names, recipe)
+    metrics = evaluate_predictions(logits, inputs.test_rows, inputs.label_names, recipe, uncertainty=True)
     if run is not None and trainer.is_world_process_zero():
         # Before metrics.json, which marks the run finished: a finished run always has its predictions.
         run.write_predictions(prediction_table(logits, inputs.test_rows, inputs.label_names))
@@ -213,9 +213,15 @@ def test_metrics(trainer, inputs: Inputs, recipe: Recipe, run: RunDir | None = N
 def run_metrics(recipe: Recipe, trainer, inputs: Inputs, train_block: dict[str, Any],
                 run: RunDir | None = None) -> dict[str, Any]:
     """Everything metrics.json holds."""
-    from langtrainer.training.evaluation import favoured_labels
+    from langtrainer.training.evaluation import favoured_labels, favoured_labels_from_training
 
     state = trainer.state
+    favoured = favoured_labels(recipe, len(inputs.label_names))
+    # As-is data has no design: each language's favoured labels come from its training rows.
+    favoured_by = "group" if favoured else "language"
+    if not favoured:
+        favoured = favoured_labels_from_training(inputs.train["labels"], inputs.train["language"],
+                                                 len(inputs.label_names))
     return {
         "recipe": recipe.name,
         "subset": recipe.imbalance.subset,
@@ -223,7 +229,8 @@ def run_metrics(recipe: Recipe, trainer, inputs: Inputs, train_block: dict[str, 
         "sampler": recipe.data.sampler,
         "seed": recipe.seed,
         "groups": recipe.imbalance.groups,
-        "favoured_labels": favoured_labels(recipe, len(inputs.label_names)),
+        "favoured_labels": favoured,
+        "favoured_labels_by": favoured_by,
         "test_examples": len(inputs.test),
         "languages": trainer.languages,
         "label_names": inputs.label_names,
