@@ -190,7 +190,10 @@ class MetricRow(Record):
     n: int | None = None
     accuracy: float | None = None
     macro_f1: float | None = None
+    label_shares: dict[str, float] | None = None  # the true labels' shares (runs from 4520572 on)
     prediction_shares: dict[str, float] = field(default_factory=dict)
+    accuracy_ci: list[float] | None = None  # 95 % Wilson interval (test block only)
+    macro_f1_ci: list[float] | None = None  # 95 % bootstrap interval (test block only)
 
 
 @dataclass
@@ -200,6 +203,9 @@ class MetricFrame(MetricRow):
 
     by_language: dict[str, MetricRow] = field(default_factory=dict)
     by_group: dict[str, MetricRow] | None = None
+    language_prediction_cmi: float | None = None  # I(language; prediction | label), training.language_dependence
+    language_prediction_cmi_p_value: float | None = None
+    language_prediction_cmi_permutations: int | None = None
     difference: dict[str, float] = field(default_factory=dict)
     skew_index: float | None = None
     loss: float | None = None
@@ -220,6 +226,7 @@ class RunMetrics(Artifact):
     sampler: str | None = None
     groups: dict[str, list[str]] | None = None
     favoured_labels: dict[str, list[int]] | None = None
+    favoured_labels_by: str | None = None  # "group" (the design's) or "language" (as-is: from the training rows)
     test_examples: int | None = None
     best_validation_loss: float | None = None
     best_checkpoint: str | None = None
