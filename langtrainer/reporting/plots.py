@@ -245,3 +245,25 @@ def plot_probe(values, ax=None, ylabel: str = "language-ID accuracy"):
     if series:
         ax.legend(fontsize=8, loc="upper center", ncol=2, frameon=False)
     return ax
+
+
+def plot_accuracy_and_probe(accuracy, probes, reference=None, reference_label: str = "paper",
+                            analogue: bool = False):
+    """The report's accuracy_probe figure: task accuracy per setup (`plot_accuracy`) and, when any probe
+    has a number, language-ID accuracy per model (`plot_probe`) beside it; returns the first axes.
+
+    `analogue` adds the paper's table names to the titles (runs that stand in for a paper experiment).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    has_probe = any(v is not None for per_data in probes.values() for values in per_data.values() for v in values)
+    _, axes = plt.subplots(1, 2 if has_probe else 1, figsize=(10, 3.8) if has_probe else (5.5, 3.8), squeeze=False)
+    plot_accuracy(accuracy, ax=axes[0][0], reference=reference, reference_label=reference_label)
+    axes[0][0].set_title("Task accuracy" + (" (Table 3 analogue)" if analogue else ""))
+    if has_probe:
+        plot_probe(probes, ax=axes[0][1])
+        axes[0][1].set_title("Language identifiability" + (" (Table 4 analogue)" if analogue else ""))
+    return axes[0][0]
