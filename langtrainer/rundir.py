@@ -258,14 +258,6 @@ class RunDir:
 
         return save_recipe(recipe, self.recipe_path)
 
-    def read_recipe(self) -> "Recipe | None":
-        """The run's resolved recipe, or None for a folder without one (a plain HF model)."""
-        if not self.recipe_path.is_file():
-            return None
-        from langtrainer.recipe import load_recipe
-
-        return load_recipe(self.recipe_path)
-
     def raw_recipe(self) -> dict[str, Any] | None:
         """The saved recipe as plain YAML data, or None when missing or unreadable."""
         import yaml
@@ -635,10 +627,6 @@ class DemoDir:
         """The seed's comparison `name` was written (its summary exists)."""
         return (self.shap_diff_dir(seed, name) / RunDir.SHAP_DIFF).is_file()
 
-    def shap_diff_dirs(self, seed: int) -> dict[str, Path]:
-        root = self.seed_dir(seed) / self.SHAP_DIFF
-        return {p.name: p for p in sorted(root.iterdir()) if p.is_dir()} if root.is_dir() else {}
-
     @property
     def timings_path(self) -> Path:
         return self.path / self.TIMINGS
@@ -652,7 +640,3 @@ class DemoDir:
 
     def write_timings(self, timings: dict[str, float]) -> None:
         atomic.write_json(self.timings_path, timings)
-
-    @staticmethod
-    def is_demo(path: str | os.PathLike) -> bool:
-        return bool(DemoDir(path).seeds())

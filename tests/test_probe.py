@@ -15,7 +15,7 @@ from langtrainer.analysis.embeddings import extract_embeddings
 from langtrainer.errors import UserError
 from langtrainer.data.stratified import sample_per_language
 from langtrainer.analysis.probe import (
-    ProbeCallback,
+    ProbeEvaluator,
     probe_c_sweep,
     probe_language,
     run_probe,
@@ -313,12 +313,14 @@ def test_run_probe_errors(tiny_model_dir, tmp_path):
 
 
 def test_probe_callback_returns_metric_and_restores_train_mode(tiny_model_dir):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from langtrainer.training.evaluator import Evaluator
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    callback = ProbeCallback.from_frame(_test_frame(), per_language=6, folds=3, C=1.0)
-    assert isinstance(callback, TrainerCallback)
+    callback = ProbeEvaluator.from_frame(_test_frame(), per_language=6, folds=3, C=1.0)
+    assert isinstance(callback, Evaluator)
     assert len(callback.texts) == 18
     model.train()
     metrics = callback.compute_eval_metrics(model, tokenizer)

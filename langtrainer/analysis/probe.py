@@ -31,7 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from transformers import TrainerCallback
+from langtrainer.training.evaluator import Evaluator
 
 from langtrainer import defaults
 from langtrainer.analysis.embeddings import FEATURES, extract_embeddings, num_hidden_layers
@@ -43,7 +43,6 @@ logger = logging.getLogger(__name__)
 
 PAPER_C = 1e-4
 DEFAULT_C_SWEEP: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
-DATA_CHOICES = ("test", "external")
 EXTERNAL_SOURCE = defaults.EXTERNAL_CORPUS  # the builtin stand-in for Wikipedia
 
 
@@ -569,7 +568,7 @@ def run_probe(
 # --------------------------------------------------------------------------- training-time metric
 
 
-class ProbeCallback(TrainerCallback):
+class ProbeEvaluator(Evaluator):
     """Language-identification accuracy as an evaluation metric during fine-tuning.
 
     LangTrainer calls `compute_eval_metrics` inside `evaluate()` and logs the
@@ -610,7 +609,7 @@ class ProbeCallback(TrainerCallback):
         self.metric_prefix = metric_prefix
 
     @classmethod
-    def from_frame(cls, frame, per_language: int = 200, seed: int = 0, **kwargs) -> "ProbeCallback":
+    def from_frame(cls, frame, per_language: int = 200, seed: int = 0, **kwargs) -> "ProbeEvaluator":
         """A callback on up to `per_language` rows per language of a DataFrame or datasets.Dataset."""
         if not isinstance(frame, pd.DataFrame):
             frame = frame.to_pandas()

@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 TABLE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
-CANONICAL = ("id", "text", "text_pair", "label", "language")
 _INT_TEXT = re.compile(r"^-?\d+$")
 
 

@@ -124,16 +124,16 @@ def evaluators_for(recipe: Recipe, validation) -> list:
     if validation is None:
         return evaluators
     if probe.during_training_per_language > 0:
-        from langtrainer.analysis.probe import ProbeCallback
+        from langtrainer.analysis.probe import ProbeEvaluator
 
-        evaluators.append(ProbeCallback.from_frame(
+        evaluators.append(ProbeEvaluator.from_frame(
             validation, per_language=probe.during_training_per_language, seed=recipe.seed, C=probe.C,
             folds=probe.folds, feature=probe.feature, layer=probe.layer, max_length=recipe.model.max_length,
         ))
     if shap.during_training_per_language > 0:
-        from langtrainer.analysis.shap import ShapCallback
+        from langtrainer.analysis.shap import ShapEvaluator
 
-        evaluators.append(ShapCallback.from_frame(
+        evaluators.append(ShapEvaluator.from_frame(
             validation, per_language=shap.during_training_per_language, seed=recipe.seed,
             max_evals=shap.during_training_max_evals, batch_size=shap.batch_size, threshold=shap.threshold,
         ))
