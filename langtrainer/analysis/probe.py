@@ -41,8 +41,8 @@ from langtrainer.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-PAPER_C = 1e-4
-DEFAULT_C_SWEEP: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+PAPER_C = defaults.PROBE_C
+DEFAULT_C_SWEEP = defaults.PROBE_C_SWEEP
 EXTERNAL_SOURCE = defaults.EXTERNAL_CORPUS  # the builtin stand-in for Wikipedia
 
 
@@ -135,7 +135,7 @@ def probe_language(
     C: float = PAPER_C,
     folds: int = 5,
     seed: int = 0,
-    max_iter: int = 1000,
+    max_iter: int = defaults.PROBE_MAX_ITER,
     standardize: bool = False,
     blas_threads: int | None = 1,
 ) -> ProbeResult:
@@ -202,7 +202,7 @@ def probe_c_sweep(
     Cs: Sequence[float] = DEFAULT_C_SWEEP,
     folds: int = 5,
     seed: int = 0,
-    max_iter: int = 1000,
+    max_iter: int = defaults.PROBE_MAX_ITER,
     standardize: bool = False,
 ) -> list[ProbeResult]:
     """`probe_language` at each C (same folds), to show where a probe saturates."""
@@ -502,7 +502,7 @@ def run_probe(
     progress: Callable[[int, int], None] | None = None,
     c_sweep: Sequence[float] | None = None,
     standardize: bool = False,
-    max_iter: int = 1000,
+    max_iter: int = defaults.PROBE_MAX_ITER,
     batch_size: int = 64,
     max_length: int | None = None,
     external: str = EXTERNAL_SOURCE,
@@ -590,7 +590,7 @@ class ProbeEvaluator(Evaluator):
         layer: int = -1,
         batch_size: int = 64,
         max_length: int = 512,
-        max_iter: int = 1000,
+        max_iter: int = defaults.PROBE_MAX_ITER,
         standardize: bool = False,
         metric_prefix: str = "lid",
     ):

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import yaml
 
 from langtrainer import atomic
-from langtrainer.defaults import HEAD_LEARNING_RATE, LEARNING_RATE
+from langtrainer.defaults import HEAD_LEARNING_RATE, LEARNING_RATE, SHAP_THRESHOLD
 from langtrainer.errors import UserError
 from langtrainer.reporting.tables import MetricTable, metric_table, to_markdown
 from langtrainer.rundir import RunDir
@@ -183,7 +183,7 @@ def _shap_diff_lines(diff: Mapping[str, Any]) -> list[str]:
     header = ["label"] + [f"{kind} {u}" if kind == "group" else u for u in units]
     lines = ["## SHAP difference", "",
              f"Mean cumulative SHAP difference of neutral tokens ({diff.get('comparison', 'compared − balanced')}), "
-             f"per label and {kind}: tokens whose balanced-model SHAP value is within ±{diff.get('threshold', 0.01):g}. "
+             f"per label and {kind}: tokens whose balanced-model SHAP value is within ±{diff.get('threshold', SHAP_THRESHOLD):g}. "
              "Positive values mean uninformative tokens push this model towards the label more than in the "
              "balanced model.", "",
              "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
