@@ -98,20 +98,30 @@ class ImbalanceConfig:
 
 @dataclass
 class LossConfig:
-    """Class weighting (eq. 2) and the masked-input entropy term (eq. 3)."""
+    """Class weighting (eq. 2) and the masked-input entropy term (eq. 3).
 
-    class_weights: Literal["none", "per_language", "global"] = "none"
-    weight_scheme: Literal["inverse", "sqrt_inverse", "effective_number"] = "inverse"
-    effective_number_beta: float = 0.999
-    # "mean": sum_i w_i l_i / N, the paper's reduction; "weighted_mean": sum_i w_i l_i / sum_i w_i.
-    reduction: Literal["mean", "weighted_mean"] = "mean"
-    mask_entropy: float = 0.0
-    # Eq. 3's term: "sum" over classes as printed, or "mean" over classes as the released
-    # code computes it (1/C of the sum).
-    mask_entropy_normalisation: Literal["sum", "mean"] = "sum"
-    # The all-[MASK] input: "drawn" = [CLS] + m [MASK] + [SEP] with m ~ U{1..L-2}; "last_row" =
-    # the released code's: the batch's last row with every non-pad token ([CLS], [SEP] too) masked.
-    mask_entropy_input: Literal["drawn", "last_row"] = "drawn"
+    The one declaration of the loss settings: the recipe's `loss:` block, and
+    `training.args.LangTrainingArguments`' fields of the same names (it
+    subclasses this, as trl's configs extend TrainingArguments), so a loss
+    setting is added here once.
+    """
+
+    class_weights: Literal["none", "per_language", "global"] = field(
+        default="none", metadata={"help": "none | per_language (eq. 2) | global class weights."})
+    weight_scheme: Literal["inverse", "sqrt_inverse", "effective_number"] = field(
+        default="inverse", metadata={"help": "inverse = eq. 2; sqrt_inverse; effective_number (Cui et al.)."})
+    effective_number_beta: float = field(default=0.999, metadata={"help": "beta of effective_number."})
+    reduction: Literal["mean", "weighted_mean"] = field(
+        default="mean", metadata={"help": "mean: sum w_i l_i / N (the paper); weighted_mean: sum w_i l_i / sum w_i."})
+    mask_entropy: float = field(
+        default=0.0, metadata={"help": "Coefficient of the masked-input entropy term (Annex A.3, eq. 3)."})
+    mask_entropy_normalisation: Literal["sum", "mean"] = field(
+        default="sum",
+        metadata={"help": "sum: sum_c p_c log p_c (eq. 3 as printed); mean: its mean over classes (the released code)."})
+    mask_entropy_input: Literal["drawn", "last_row"] = field(
+        default="drawn",
+        metadata={"help": "drawn: [CLS] + m [MASK] + [SEP], m drawn up to the batch length; "
+                          "last_row: the batch's last row, every non-pad token masked (the released code)."})
 
 
 @dataclass
