@@ -210,6 +210,8 @@ class MetricFrame(MetricRow):
     skew_index: float | None = None
     loss: float | None = None
     ce: float | None = None
+    language_adversary_loss: float | None = None  # loss.language_adversary on (training.adversary)
+    language_adversary_accuracy: float | None = None
 
 
 @dataclass
