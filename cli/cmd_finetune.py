@@ -38,7 +38,8 @@ def render_test_metrics(metrics: dict) -> Table:
 def finetune_command(
     recipe: Path = typer.Argument(..., help="Recipe YAML file, e.g. recipes/demo_imbal.yaml."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
-    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Run directory (default runs/<name>-<subset>-seed<seed>)."),
+    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Run directory (default runs/<name>-<subset>-<mitigations>-seed<seed>, "
+                                              "mitigations none, cw, sampler, mie, adversary joined by +)."),
     subset: Optional[str] = typer.Option(None, "--subset", help="none (the data as it is) | balanced | imbalanced: "
                                          "overrides imbalance.subset."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
@@ -113,8 +114,10 @@ def _training_progress(progress, name: str):
 
 
 def default_run_dir(recipe) -> Path:
-    """runs/<name>-<subset>-seed<seed>: the as-is, balanced and imbalanced runs of one recipe do not collide."""
-    return Path("runs") / f"{recipe.name}-{recipe.imbalance.subset}-seed{recipe.seed}"
+    """runs/<name>-<subset>-<mitigations>-seed<seed> (rundir.default_run_name)."""
+    from langtrainer.rundir import default_run_name
+
+    return Path("runs") / default_run_name(recipe)
 
 
 def launch_arguments(recipe_path, overrides, run_dir, subset, resume, quiet, verbose,
