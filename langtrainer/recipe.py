@@ -59,6 +59,8 @@ class DataConfig:
     """Where the examples come from and how many go into each subset."""
 
     source: str = "builtin:libreoffice-help"
+    # How reports and the model card name the dataset (default: the Hub id, builtin name or file name).
+    name: str | None = None
     hub_configs: dict[str, str] | None = None
     splits: dict[str, str] = field(
         default_factory=lambda: {"train": "train", "validation": "validation", "test": "test"}

@@ -24,3 +24,8 @@ def test_nothing_to_say_on_ample_data_and_thresholds_are_parameters():
     assert small_sample_warnings({"en": {"a": 10}}, {"en": 30}, {"en": {"a": 5.0}}) == []
     assert len(small_sample_warnings({"en": {"a": 10}}, {"en": 30}, min_test_rows=31, min_train_rows=11)) == 2
     assert counts_table([[1, 2], [3, 4]], ["de", "en"], ["a", "b"]) == {"de": {"a": 1, "b": 2}, "en": {"a": 3, "b": 4}}
+
+
+def test_a_label_absent_from_every_language_is_one_line():
+    lines = small_sample_warnings({"en": {"a": 50, "b": 0}, "fr": {"a": 40, "b": 0}})
+    assert lines == ["b: no training rows in any language: the model cannot learn it"]

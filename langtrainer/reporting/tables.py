@@ -46,6 +46,9 @@ class MetricTable:
         columns = [TRUE_PREFIX + name for name in self.label_names]
         return all(c in self.frame for c in columns) and bool(self.frame[columns].notna().all(axis=None))
 
+    def has_intervals(self) -> bool:
+        return all(c in self.frame for c in INTERVALS) and bool(self.frame[list(INTERVALS)].notna().any(axis=None))
+
     def excess_spread(self, label: str) -> float:
         """max − min over the units of (predicted − true) share of `label`; the predicted shares' spread
         when the true shares are unknown."""
@@ -143,7 +146,8 @@ def to_markdown(table: MetricTable, favoured: Mapping[str, Sequence[int]] | None
     """
     true_known = table.has_true_shares()
     label_header = [f"{name} % true / predicted" if true_known else f"predicted {name} %" for name in table.label_names]
-    header = [table.kind, "n", "accuracy [95 % CI]", "macro-F1 [95 % CI]"] + label_header
+    ci = " [95 % CI]" if table.has_intervals() else ""
+    header = [table.kind, "n", f"accuracy{ci}", f"macro-F1{ci}"] + label_header
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for unit, row in table.frame.iterrows():
         name = f"{unit} ({','.join(members[unit])})" if members and unit in members else str(unit)
@@ -178,3 +182,20 @@ def share_note(table: MetricTable) -> str:
     return (f"Label cells: the share of the {unit}'s predictions (%); this run did not record its test rows' true "
             f"label shares, so prediction shares that differ between {unit}s may be no more than each {unit}'s own "
             "label mix. Last row: max − min over " + unit + "s.")
+
+
+def cmi_sentence(test: Mapping[str, Any]) -> str | None:
+    """metrics.json's language_prediction_cmi in words, with its permutation test where recorded."""
+    value = test.get("language_prediction_cmi")
+    if not isinstance(value, (int, float)):
+        return None
+    text = (f"Language dependence beyond the label mix: I(language; prediction | true label) = {value:.4f} nats "
+            "(0 when, within each true label, every language gets the same prediction mix)")
+    p = test.get("language_prediction_cmi_p_value")
+    if not isinstance(p, (int, float)):
+        return text + "."
+    permutations = test.get("language_prediction_cmi_permutations")
+    test_text = f"permutation p = {p:.3g}, {permutations} permutations of the languages within each true label"
+    if p < 0.05:
+        return f"{text}; {test_text}: the predictions depend on the language beyond each language's label mix."
+    return f"{text}; {test_text}: not decided, no evidence of a dependence beyond the label mix."
