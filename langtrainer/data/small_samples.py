@@ -79,3 +79,29 @@ def counts_table(counts, languages, label_names) -> dict[str, dict[str, int]]:
     """A [languages x labels] array as the language -> label -> count mapping the warnings read."""
     return {str(lang): {str(name): int(counts[i][j]) for j, name in enumerate(label_names)}
             for i, lang in enumerate(languages)}
+
+
+def plan_small_samples(plan) -> list[str]:
+    """The warnings for a `data plan` (data.sampling.DesignPlan): as-is, its training cells, eq. 2
+    weights and test rows per language as the data has them; with a skew design, the test rows per
+    language the design draws (its training cells are the design's shares of data.train_per_language)."""
+    import numpy as np
+
+    from langtrainer.training.weighting import weights_from_counts
+
+    def rows(split: str) -> dict[str, int] | None:
+        counts = plan.needed.get(split) if not plan.as_is else plan.available.get(split)
+        if counts is None:
+            return None
+        if not plan.as_is:
+            counts = np.minimum(counts, plan.available[split])
+        return {lang: int(counts[i].sum()) for i, lang in enumerate(plan.languages)}
+
+    train = plan.available.get("train") if plan.as_is else None
+    train_counts = weights = None
+    if train is not None:
+        train_counts = counts_table(train, plan.languages, plan.label_names)
+        table = weights_from_counts(train, "inverse")
+        weights = {lang: {name: float(table[i, j]) for j, name in enumerate(plan.label_names)}
+                   for i, lang in enumerate(plan.languages)}
+    return small_sample_warnings(train_counts, rows("test"), weights)
