@@ -113,9 +113,10 @@ def test_card_on_a_natural_split_shows_true_shares_intervals_and_limitations(tmp
     assert "| en | 10 | 1.000 [0.72, 1.00] | 1.000 [1.00, 1.00] | 60.0 / **60.0** | 0.0 / 0.0 | 40.0 / 40.0 |" in text
     # sw: 1 of 3 right (Wilson 0.06-0.79); every row predicted negative
     assert "| sw | 3 | 0.333 [0.06, 0.79] |" in text and "33.3 / 100.0 | 0.0 / 0.0 | 66.7 / **0.0** |" in text
-    # last row: predicted − true spread per label: negative en 0, sw +66.7 -> 66.7
-    assert "| max − min |  | 0.667 | " in text and "| 66.7 | 0.0 | 66.7 |" in text
-    assert "only beyond what that mix explains" in text
+    # last row: spread of the true / of the predicted shares per label (negative: 60 vs 33.3 true,
+    # 60 vs 100 predicted)
+    assert "| max − min |  | 0.667 | " in text and "| 26.7 / 40.0 | 0.0 / 0.0 | 26.7 / 40.0 |" in text
+    assert "only beyond what the true label mix explains" in text
     assert "I(language; prediction | true label) = " in text and "1000 permutations" in text
     limitations = text[text.index("## Limitations"):text.index("## How to use")]
     assert "lowest in sw, 0.333 (95 % interval 0.06–0.79) on 3 test rows" in limitations

@@ -5,9 +5,10 @@ accuracy and macro-F1 with their 95 % intervals, and per label the true
 share of the unit's test rows beside the share of its predictions;
 `difference` is max − min of each metric over the rows (what
 `MetricFrame.difference()` reports). On a natural split each language has its
-own label mix, so the table's last row gives, per label, the spread of
-predicted − true share: prediction shares that differ by language point to a
-language cue only beyond what the true mix explains. The reader takes metrics.json's tidy `test` block (`by_language`,
+own label mix, so the table's last row gives, per label, the spread of the
+true shares beside that of the predicted ones: prediction shares that differ
+by language mean a language cue only beyond what the true mix explains. The
+reader takes metrics.json's tidy `test` block (`by_language`,
 `by_group`, `difference`) and, for runs written before that shape, the flat
 Trainer keys (`accuracy_<lang>`, `pred_<lang>_<label>`), where n and
 macro-F1 are unknown.
@@ -49,12 +50,9 @@ class MetricTable:
     def has_intervals(self) -> bool:
         return all(c in self.frame for c in INTERVALS) and bool(self.frame[list(INTERVALS)].notna().any(axis=None))
 
-    def excess_spread(self, label: str) -> float:
-        """max − min over the units of (predicted − true) share of `label`; the predicted shares' spread
-        when the true shares are unknown."""
-        predicted = self.frame[SHARE_PREFIX + label]
-        values = (predicted - self.frame[TRUE_PREFIX + label]) if self.has_true_shares() else predicted
-        values = values.dropna()
+    def spread(self, label: str, true: bool = False) -> float:
+        """max − min over the units of `label`'s predicted (or, with `true`, true) share."""
+        values = self.frame[(TRUE_PREFIX if true else SHARE_PREFIX) + label].dropna()
         return float(values.max() - values.min()) if len(values) else math.nan
 
 
@@ -165,7 +163,8 @@ def to_markdown(table: MetricTable, favoured: Mapping[str, Sequence[int]] | None
         ] + shares) + " |")
     diff = ["max − min", "", _cell(table.difference.get("accuracy", math.nan), ".3f"),
             _cell(table.difference.get("macro_f1", math.nan), ".3f")]
-    share_diff = [_cell(100 * table.excess_spread(label), ".1f") for label in table.label_names]
+    share_diff = [(f"{_cell(100 * table.spread(label, true=True), '.1f')} / " if true_known else "")
+                  + _cell(100 * table.spread(label), ".1f") for label in table.label_names]
     lines.append("| " + " | ".join(diff + share_diff) + " |")
     return "\n".join(lines)
 
@@ -174,11 +173,12 @@ def share_note(table: MetricTable) -> str:
     """The sentence that says how to read the table's label cells and last row, true for this table."""
     unit = "language" if table.kind == "language" else "group"
     if table.has_true_shares():
-        return (f"Label cells: the true share of the {unit}'s test rows / the share of its predictions (%). The last "
-                f"row gives the max − min over {unit}s of accuracy and macro-F1, and per label of predicted − true "
-                f"share (points): each {unit} has its own label mix, so prediction shares that differ between "
-                f"{unit}s point to a language cue only beyond what that mix explains (language_prediction_cmi "
-                "measures and tests it).")
+        return (f"Label cells: the true share of the {unit}'s test rows / the share of its predictions (%); the "
+                f"last row gives the max − min over {unit}s of each. Each {unit} has its own label mix, so "
+                f"prediction shares that differ between {unit}s mean a language cue only beyond what the true "
+                "label mix explains; language_prediction_cmi measures that excess (0 for a model that ignores the "
+                "language, and for one whose predictions, within each true label, are the same in every "
+                "language).")
     return (f"Label cells: the share of the {unit}'s predictions (%); this run did not record its test rows' true "
             f"label shares, so prediction shares that differ between {unit}s may be no more than each {unit}'s own "
             "label mix. Last row: max − min over " + unit + "s.")
@@ -198,4 +198,6 @@ def cmi_sentence(test: Mapping[str, Any]) -> str | None:
     test_text = f"permutation p = {p:.3g}, {permutations} permutations of the languages within each true label"
     if p < 0.05:
         return f"{text}; {test_text}: the predictions depend on the language beyond each language's label mix."
+    if value < 1e-12:
+        return f"{text}: the predictions depend on the language only through the label mix."
     return f"{text}; {test_text}: not decided, no evidence of a dependence beyond the label mix."
