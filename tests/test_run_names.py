@@ -13,6 +13,7 @@ from langtrainer.rundir import default_run_name
     (["data.sampler=per_language_balanced", "training.train_sampling_strategy=random", "seed=3"], "demo-imbalanced-sampler-seed3"),
     (["loss.class_weights=per_language", "loss.mask_entropy=0.1", "imbalance.subset=none"],
      "demo-none-cw+mie-seed0"),
+    (["loss.language_adversary.method=gradient_reversal"], "demo-imbalanced-adversary-seed0"),
 ])
 def test_default_run_name(sets, expected):
     recipe = load_recipe("builtin:demo", ["name=demo", "loss.class_weights=none", *sets])
