@@ -60,6 +60,8 @@ class DataConfig:
     """Where the examples come from and how many go into each subset."""
 
     source: str = "builtin:libreoffice-help"
+    # How reports and the model card name the dataset (default: the Hub id, builtin name or file name).
+    name: str | None = None
     hub_configs: dict[str, str] | None = None
     splits: dict[str, str] = field(
         default_factory=lambda: {"train": "train", "validation": "validation", "test": "test"}
@@ -587,7 +589,7 @@ def load_recipe(path: str | Path, overrides: typing.Sequence[str] = ()) -> Recip
         raise UserError(f"{Path(path).name}: {exc}") from None
 
 
-# A recipe name becomes a folder name (runs/<name>-<subset>-seed<seed>): no separators, no '..', no hidden files.
+# A recipe name becomes a folder name (runs/<name>-<subset>-<mitigations>-seed<seed>): no separators, no '..', no hidden files.
 _NAME = re.compile(r"\w[\w.+-]{0,127}")
 
 

@@ -213,11 +213,13 @@ def _unit_axis(ax) -> None:
     ax.axhline(1.0, color="grey", linewidth=0.5, linestyle=":")
 
 
-def plot_probe(values, ax=None, ylabel: str = "language-ID accuracy"):
+def plot_probe(values, ax=None, ylabel: str = "language-ID accuracy", chance=None):
     """Language-ID probe accuracy per model: `values` maps a model's name to {data name: per-seed accuracies}.
 
     One bar series per data set that has a number for some model (so every
-    legend entry has bars); axis from 0; error bars only for several seeds.
+    legend entry has bars); axis from 0; error bars only for several seeds;
+    `chance` (data name -> accuracy of always guessing the commonest language)
+    draws a dashed line per data set in its series' colour.
     """
     import numpy as np
 
@@ -238,6 +240,10 @@ def plot_probe(values, ax=None, ylabel: str = "language-ID accuracy"):
         if spread:
             ax.errorbar(offsets[spread], [stats[j][0] for j in spread], yerr=[stats[j][1] for j in spread],
                         fmt="none", ecolor="black", capsize=3)
+    for k, data in enumerate(series):
+        level = (chance or {}).get(data)
+        if level is not None:
+            ax.axhline(level, color=f"C{k}", linestyle="--", linewidth=1, label=f"chance ({data})")
     ax.set_xticks(xs)
     ax.set_xticklabels([name.replace(" + ", "\n+ ").replace(" (", "\n(") for name in names], fontsize=7)
     _unit_axis(ax)
@@ -248,11 +254,13 @@ def plot_probe(values, ax=None, ylabel: str = "language-ID accuracy"):
 
 
 def plot_accuracy_and_probe(accuracy, probes, reference=None, reference_label: str = "paper",
-                            analogue: bool = False):
+                            analogue: bool = False, chance=None, probe_note: str = ""):
     """The report's accuracy_probe figure: task accuracy per setup (`plot_accuracy`) and, when any probe
-    has a number, language-ID accuracy per model (`plot_probe`) beside it; returns the first axes.
+    has a number, language-ID accuracy per model (`plot_probe`, with `chance` levels) beside it; returns
+    the first axes.
 
-    `analogue` adds the paper's table names to the titles (runs that stand in for a paper experiment).
+    `analogue` adds the paper's table names to the titles (runs that stand in for a paper experiment);
+    `probe_note` is a second title line of the probe panel (which C it shows).
     """
     import matplotlib
 
@@ -264,6 +272,7 @@ def plot_accuracy_and_probe(accuracy, probes, reference=None, reference_label: s
     plot_accuracy(accuracy, ax=axes[0][0], reference=reference, reference_label=reference_label)
     axes[0][0].set_title("Task accuracy" + (" (Table 3 analogue)" if analogue else ""))
     if has_probe:
-        plot_probe(probes, ax=axes[0][1])
-        axes[0][1].set_title("Language identifiability" + (" (Table 4 analogue)" if analogue else ""))
+        plot_probe(probes, ax=axes[0][1], chance=chance)
+        axes[0][1].set_title("Language identifiability" + (" (Table 4 analogue)" if analogue else "")
+                             + (f"\n{probe_note}" if probe_note else ""), fontsize=10 if probe_note else None)
     return axes[0][0]

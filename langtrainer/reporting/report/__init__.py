@@ -18,7 +18,7 @@ smaller than its uncertainty is reported as "not shown".
 from langtrainer.reporting.report.collect import Collected, Run, collect
 from langtrainer.reporting.report.setups import role_of, role_title
 from langtrainer.reporting.report.statistics import Summary, difference_verdict, summarise
-from langtrainer.reporting.report.write import write_report
+from langtrainer.reporting.report.write import separating_c, write_report
 
-__all__ = ["Collected", "Run", "Summary", "collect", "difference_verdict", "role_of", "role_title", "summarise",
-           "write_report"]
+__all__ = ["Collected", "Run", "Summary", "collect", "difference_verdict", "role_of", "role_title", "separating_c",
+           "summarise", "write_report"]

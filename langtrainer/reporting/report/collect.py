@@ -38,6 +38,10 @@ class Collected:
     languages: list[str] = field(default_factory=list)
     test_label_shares: dict[str, list[float]] | None = None  # language -> label shares of the test set
     entropy_comparisons: set[str] = field(default_factory=set)  # shap-diff names whose two runs used eq. 3
+    # "group": favoured labels from the recipe's skew design; "language": as-is data, each language's
+    # favoured labels from its training rows (the languages then stand in for the groups)
+    favoured_by: str = "group"
+    small_samples: list[str] = field(default_factory=list)  # data.small_samples' lines, over all runs
 
 
 def _test_label_shares(run_dir: Path, label_names: list[str]) -> dict[str, list[float]] | None:
@@ -74,6 +78,8 @@ def collect(dirs: Iterable[str | Path]) -> Collected:
     languages: list[str] = []
     analogues: set[str | None] = set()
     test_shares = None
+    favoured_by = "group"
+    small_samples: list[str] = []
     for root in dirs:
         root = Path(root)
         if not root.is_dir():
@@ -96,7 +102,12 @@ def collect(dirs: Iterable[str | Path]) -> Collected:
             label_names = label_names or list(metrics.label_names)
             languages = languages or list(metrics.languages)
             groups = groups or metrics.groups
-            favoured = favoured or metrics.favoured_labels
+            if not favoured and metrics.favoured_labels:
+                favoured = metrics.favoured_labels
+                favoured_by = str(metrics.favoured_labels_by or "group")
+            from langtrainer.reporting.model_card import run_small_sample_warnings
+
+            small_samples += [line for line in run_small_sample_warnings(folder, metrics) if line not in small_samples]
             if test_shares is None and label_names:
                 test_shares = _test_label_shares(run.path, label_names)
         for folder in sorted(p for p in root.rglob(DemoDir.PRETRAINED) if p.is_dir()):
@@ -112,6 +123,9 @@ def collect(dirs: Iterable[str | Path]) -> Collected:
     if not runs:
         raise UserError("no finished runs (metrics.json) found under " + ", ".join(str(d) for d in dirs))
     paper = next(iter(analogues)) if len(analogues) == 1 else None
+    if not groups and favoured and favoured_by == "language":
+        groups = {lang: [lang] for lang in favoured}  # as-is data: each language is its own group
     entropy = {name for (_, name), diff in diffs.items() if _uses_entropy_term(diff)}
     return Collected(runs, pretrained, diffs, figures, groups, favoured, label_names, paper=paper,
-                     languages=languages, test_label_shares=test_shares, entropy_comparisons=entropy)
+                     languages=languages, test_label_shares=test_shares, entropy_comparisons=entropy,
+                     favoured_by=favoured_by, small_samples=small_samples)

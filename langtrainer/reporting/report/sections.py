@@ -17,7 +17,8 @@ from langtrainer.reporting.report.setups import role_sort_key, role_title
 from langtrainer.reporting.report.statistics import (Summary, by_role, group_distribution, language_table,
                                                     mean_table)
 from langtrainer.reporting.report.verdicts import _verdicts
-from langtrainer.reporting.tables import to_markdown
+from langtrainer.defaults import FAVOURED_LABEL_RATIO
+from langtrainer.reporting.tables import share_note, to_markdown
 
 
 def fmt(mean: float, std: float = float("nan"), digits: int = 3) -> str:
@@ -143,7 +144,7 @@ def _intro_section(page: "_Page") -> list[str]:
     facts = [f"{len(names)} labels ({', '.join(names)})"]
     if collected.languages:
         facts.append(f"{len(collected.languages)} languages ({', '.join(collected.languages)})")
-    if collected.groups:
+    if collected.groups and collected.favoured_by != "language":
         facts.append("language groups " + "; ".join(f"{g}: {','.join(l)}" for g, l in collected.groups.items()))
     md += ["Data: " + ", ".join(facts) + ".", "", "## Verdicts", ""]
     verdicts = _verdicts(summary)
@@ -161,23 +162,40 @@ def _accuracy_section(page: "_Page") -> list[str]:
     rows = []
     for role in order:
         r = summary.roles[role]
-        row = [role_title(role), fmt(*r.accuracy[:2]), fmt(*r.macro_f1[:2]), fmt(*r.skew_index[:2])]
+        row = [role_title(role), fmt(*r.accuracy[:2]), fmt(*r.macro_f1[:2]), fmt(*r.skew_index[:2]),
+               fmt(*r.language_prediction_cmi[:2], digits=4) + _p_values(r.language_prediction_cmi_p_value)]
         if numbers:
             paper = numbers.accuracy.get(role)
             row.append("–" if paper is None else f"{paper:.3f}")
         rows.append(row)
-    header = ["training setup", "accuracy", "macro-F1", "skew index"]
+    header = ["training setup", "accuracy", "macro-F1", "skew index", "language–prediction CMI (nats)"]
     md.append(_table(header + ([f"paper (mBERT, {numbers.dataset})"] if numbers else []), rows))
     if collected.groups and any(not math.isnan(summary.roles[r].skew_index[0]) for r in order):
         md += ["", _skew_sentence(collected)]
     else:
         md += ["", "Skew index –: it measures how far predictions follow each language group's training skew, "
-               "so it needs a recipe with a skew design (imbalance.groups and imbalance.distribution). The "
-               "per-language prediction shares below show any language-driven lean."]
+               "so it needs a recipe with a skew design (imbalance.groups and imbalance.distribution). On any "
+               "data the language–prediction CMI measures the language-driven lean instead."]
+    md += ["", CMI_SENTENCE]
     md += [""]
     if "accuracy_probe" in figures:
         md += [f"![accuracy and probe]({figures['accuracy_probe'].relative_to(out)})", ""]
     return md
+
+
+CMI_SENTENCE = (
+    "Language–prediction CMI: I(language; prediction | true label) in nats over the test split (plug-in "
+    "estimate), with its permutation p-value in brackets (languages shuffled within each true label, "
+    "seeded; one p per seed). It is 0 when, within each true label, every language gets the same "
+    "prediction mix, so it needs no skew design and is not fooled by languages whose test rows have "
+    "different label mixes; on few rows the plug-in estimate is above 0 by chance, which the p-value "
+    "accounts for.")
+
+
+def _p_values(values: list[Any] | None) -> str:
+    """' (p 0.003, 0.04)': the CMI's permutation p-value of each seed, where recorded."""
+    found = [f"{v:.2g}" for v in values or [] if isinstance(v, (int, float))]
+    return f" (p {', '.join(found)})" if found else ""
 
 
 def _predictions_section(page: "_Page") -> list[str]:
@@ -186,24 +204,38 @@ def _predictions_section(page: "_Page") -> list[str]:
     md: list[str] = []
     if collected.groups and names:
         md += [f"## Test-set predictions per language group{page.table_ref('Table 2')}", ""]
-        header = ["model", "group"] + [f"{name} %" for name in names]
+        runs = [r for role in order for r in roles[role]]
+        with_true = all(not np.isnan(group_distribution(r, g, names, true=True)).any()
+                        for r in runs for g in collected.groups)
+        header = ["model", "group"] + [f"{name} % true / predicted" if with_true else f"{name} %" for name in names]
         rows = []
         for role in order:
             for group, langs in collected.groups.items():
                 dists = np.array([group_distribution(r, group, names) for r in roles[role]])
                 if not len(dists) or np.isnan(dists).all():
                     continue
+                true = np.array([group_distribution(r, group, names, true=True) for r in roles[role]]).mean(axis=0)
                 fav = set((collected.favoured or {}).get(group, []))
                 cells = [("–" if math.isnan(v) else (f"**{v:.1f}**" if c in fav else f"{v:.1f}"))
                          for c, v in enumerate(dists.mean(axis=0))]
+                if with_true:
+                    cells = [f"{t:.1f} / {cell}" for t, cell in zip(true, cells)]
                 rows.append([role_title(role), f"{group} ({','.join(langs)})"] + cells)
         md.append(_table(header, rows))
-        md += ["", "Bold: the labels the group's imbalanced training data over-represents. " + _test_mix_sentence(collected)]
+        md += ["", _favoured_sentence(collected) + " " + _test_mix_sentence(collected)]
         if numbers:
             paper_rows = "; ".join(f"{g} " + " / ".join(f"{v}" for v in vals) for g, vals in numbers.table2.items())
             md += [f"Paper, Table 2 (imbalanced mBERT, {numbers.dataset}, {numbers.table2_labels}): {paper_rows}."]
         md += [""]
     return md
+
+
+def _favoured_sentence(collected: Collected) -> str:
+    if collected.favoured_by == "language":
+        return (f"As-is data: each language is its own group. Bold: the labels the language's training rows "
+                f"over-represent (a share at least {FAVOURED_LABEL_RATIO:g} times the label's share of all "
+                "training rows).")
+    return "Bold: the labels the group's imbalanced training data over-represents."
 
 
 def _languages_section(page: "_Page") -> list[str]:
@@ -212,13 +244,20 @@ def _languages_section(page: "_Page") -> list[str]:
     md: list[str] = []
     language_tables = {role: mean_table([language_table(r, collected) for r in roles[role]]) for role in order}
     if any(t is not None for t in language_tables.values()):
+        first = next(t for t in language_tables.values() if t is not None)
         md += ["## Per-language results", "",
-               "One row per language (fairlearn's MetricFrame.by_group shape): n, accuracy, macro-F1 and the share "
-               "of predictions per label; the last row is the max − min difference over languages. "
-               "Mean over seeds where there are several.", ""]
+               "One row per language (fairlearn's MetricFrame.by_group shape): n, accuracy and macro-F1 (with one "
+               "run's 95 % intervals: Wilson for accuracy, a bootstrap over the language's test rows for macro-F1), "
+               "and per label the shares. " + share_note(first) + " Mean over seeds where there are several (the "
+               "intervals are then left out: the spread over seeds is in the tables above).", ""]
+        favoured = collected.favoured if collected.favoured_by == "language" else None
         for role, table in language_tables.items():
             if table is not None:
-                md += [f"### {role_title(role)}", "", to_markdown(table), ""]
+                md += [f"### {role_title(role)}", "", to_markdown(table, favoured=favoured), ""]
+        if collected.small_samples:
+            md += ["### Small samples", "",
+                   "Each line limits the per-language numbers it names (thresholds in langtrainer/defaults.py):", ""]
+            md += [f"- {line}" for line in collected.small_samples] + [""]
     return md
 
 
@@ -276,8 +315,10 @@ def _shap_section(page: "_Page") -> list[str]:
                     for name, v in sorted(shift.items())]
             md.append(_table(["comparison"] + [f"group {g}: neutral tokens, favoured labels" for g in collected.groups], rows))
             md += ["", "Mean cumulative SHAP difference of neutral tokens (|S_bal| ≤ threshold) on the labels each "
-                   "group's imbalanced data over-represents. The paper finds this positive: uninformative tokens of "
-                   "an over-represented language come to push towards that label.", ""]
+                   + ("language's training rows over-represent (as-is data: each language is its own group)."
+                      if collected.favoured_by == "language" else "group's imbalanced data over-represents.")
+                   + " The paper finds this positive: uninformative tokens of an over-represented language come "
+                   "to push towards that label.", ""]
         base = summary.shap_base_difference
         if base:
             entropy = collected.entropy_comparisons

@@ -12,7 +12,7 @@ import numpy as np
 from langtrainer.artifacts import ShapDiffReport
 from langtrainer.reporting.report.collect import Collected, Run
 from langtrainer.reporting.report.setups import role_sort_key, role_title
-from langtrainer.reporting.tables import MetricTable, metric_table
+from langtrainer.reporting.tables import INTERVALS, TRUE_PREFIX, MetricTable, metric_table
 
 
 def mean_std(values: list[float]) -> tuple[float, float, int]:
@@ -60,6 +60,8 @@ def mean_table(tables: list[MetricTable]) -> MetricTable | None:
     import pandas as pd
 
     frame = pd.concat([t.frame for t in tables]).groupby(level=0, sort=False).mean()
+    if len(tables) > 1:  # one run's intervals; their mean is no interval of the seeds' mean
+        frame[[c for c in INTERVALS if c in frame]] = np.nan
     difference = {}
     for metric in ("accuracy", "macro_f1"):
         values = frame[metric].dropna()
@@ -132,11 +134,17 @@ def probe_accuracy(run: Run, data: str) -> float | None:
     return None if probe is None else float(probe.accuracy_mean)
 
 
-def group_distribution(run: Run, group: str, label_names: list[str]) -> list[float]:
-    """The run's test predictions in `group`, % per label (Table 2's row)."""
-    table = metric_table(run.metrics.test, label_names, "group", [group])
+def group_distribution(run: Run, group: str, label_names: list[str], true: bool = False) -> list[float]:
+    """The run's test predictions in `group`, % per label (Table 2's row); `true`: the true labels' shares
+    of the group's test rows (NaN where the run did not record them)."""
+    test = run.metrics.test
+    table = metric_table(test, label_names, "group", [group])
+    if (table is None or group not in table.frame.index) and group in test.by_language:
+        table = metric_table(test, label_names, "language", [group])  # as-is data: the language is the group
     if table is None or group not in table.frame.index:
         return [float("nan")] * len(label_names)
+    if true:
+        return [100 * float(table.frame.at[group, TRUE_PREFIX + name]) for name in label_names]
     return [100 * v for v in table.shares(group)]
 
 
@@ -203,14 +211,16 @@ class RoleSummary:
     accuracy: Estimate | None = None
     macro_f1: Estimate | None = None
     skew_index: Estimate | None = None
+    language_prediction_cmi: Estimate | None = None  # nats; training.language_dependence
+    language_prediction_cmi_p_value: list[float | None] | None = None  # the permutation p of each seed
     probe_test: Estimate = NOTHING
     probe_external: Estimate = NOTHING
     per_seed_accuracy: dict[int, float] | None = None
     shared_bias: tuple[str, float] | None = None  # (label, share) every group gives that label at least
 
     def to_dict(self) -> dict[str, Any]:
-        keys = ("title", "names", "accuracy", "macro_f1", "skew_index", "probe_test", "probe_external",
-                "per_seed_accuracy", "shared_bias")
+        keys = ("title", "names", "accuracy", "macro_f1", "skew_index", "language_prediction_cmi",
+                "language_prediction_cmi_p_value", "probe_test", "probe_external", "per_seed_accuracy", "shared_bias")
         if self.names is None:  # the pretrained model
             keys = ("title", "probe_test", "probe_external")
         return {key: getattr(self, key) for key in keys}
@@ -239,13 +249,16 @@ class Summary:
     paper_analogue: str | None
     label_names: list[str]
     comparisons: dict[str, Comparison] = field(default_factory=dict)  # "metric:a-b" -> a − b
+    favoured_labels_by: str = "group"  # Collected.favoured_by
+    small_samples: list[str] = field(default_factory=list)
     shap_neutral_shift: dict[str, dict[str, Estimate]] | None = None  # comparison -> group -> estimate
     shap_base_difference: dict[str, Estimate] | None = None  # comparison -> mean |base-value difference|
 
     def to_dict(self) -> dict[str, Any]:
         out = {"seeds": self.seeds, "n_test": self.n_test, "roles": {k: v.to_dict() for k, v in self.roles.items()},
                "paper_analogue": self.paper_analogue, "label_names": self.label_names,
-               "comparisons": {k: v.to_dict() for k, v in self.comparisons.items()}}
+               "comparisons": {k: v.to_dict() for k, v in self.comparisons.items()},
+               "favoured_labels_by": self.favoured_labels_by, "small_samples": list(self.small_samples)}
         if self.shap_neutral_shift is not None:
             out["shap_neutral_shift"] = self.shap_neutral_shift
         if self.shap_base_difference is not None:
@@ -266,6 +279,8 @@ def summarise(collected: Collected) -> Summary:
             accuracy=mean_std([r.metrics.test.accuracy for r in role_runs]),
             macro_f1=mean_std([r.metrics.test.macro_f1 for r in role_runs]),
             skew_index=mean_std([_nan(r.metrics.test.skew_index) for r in role_runs]),
+            language_prediction_cmi=mean_std([_nan(r.metrics.test.language_prediction_cmi) for r in role_runs]),
+            language_prediction_cmi_p_value=[r.metrics.test.language_prediction_cmi_p_value for r in role_runs],
             probe_test=mean_std([probe_accuracy(r, "test") for r in role_runs]),
             probe_external=mean_std([probe_accuracy(r, "external") for r in role_runs]),
             per_seed_accuracy={r.seed: r.metrics.test.accuracy for r in role_runs},
@@ -293,6 +308,8 @@ def summarise(collected: Collected) -> Summary:
                                + single_run_se(runs[b][0], metric, n_test) ** 2)
             mean, se, clear = difference_verdict(xs, ys, single)
             summary.comparisons[f"{metric}:{a}-{b}"] = Comparison(mean, se, bool(clear), len(xs))
+    summary.favoured_labels_by = collected.favoured_by
+    summary.small_samples = list(collected.small_samples)
     if collected.groups and collected.favoured and collected.label_names:
         shifts: dict[str, list[dict[str, float]]] = {}
         for (seed, name), diff in collected.shap_diffs.items():

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
+
 from langtrainer import atomic
 from langtrainer.errors import UserError
 from langtrainer.artifacts import ProbeModelBlock
@@ -13,30 +15,85 @@ from langtrainer.reporting.report.collect import Collected, Run, collect
 from langtrainer.reporting.report.paper import PAPER
 from langtrainer.reporting.report.sections import render_markdown
 from langtrainer.reporting.report.setups import role_sort_key, role_title
-from langtrainer.reporting.report.statistics import by_role, probe_accuracy, summarise
+from langtrainer.reporting.report.statistics import by_role, summarise
 from langtrainer.rundir import RunDir
+
+
+PROBE_DATA = (("test", "test set"), ("external", "external corpus"))
+
+
+def _probe_sets(runs: dict[str, list[Run]], pretrained: dict[int, dict[str, ProbeModelBlock]]) -> dict[str, list[dict]]:
+    """Model title -> its probe results (one per seed and data, as the probe JSON holds them), the
+    pretrained model first."""
+    sets: dict[str, list[dict]] = {}
+    if pretrained:
+        sets[role_title("pretrained")] = [dict(p[data].to_dict(), data=data) for p in pretrained.values()
+                                          for data, _ in PROBE_DATA if data in p]
+    for role in sorted(runs, key=role_sort_key):
+        sets[role_title(role)] = [dict(r.probes[data].to_dict(), data=data) for r in runs[role]
+                                  for data, _ in PROBE_DATA if data in r.probes]
+    return sets
+
+
+def separating_c(sets: dict[str, list[dict]]) -> float | None:
+    """The C of the probes' sweeps where the models' mean probe accuracies differ most (test set first,
+    else the external corpus), the smaller C on ties; None without a sweep over two or more models."""
+    for data, _ in PROBE_DATA:
+        by_c: dict[float, dict[str, list[float]]] = {}
+        for model, probes in sets.items():
+            for probe in probes:
+                if probe["data"] == data:
+                    for point in probe.get("c_sweep") or []:
+                        by_c.setdefault(float(point["C"]), {}).setdefault(model, []).append(
+                            float(point["accuracy_mean"]))
+        spreads = {c: max(map(np.mean, cells.values())) - min(map(np.mean, cells.values()))
+                   for c, cells in by_c.items() if len(cells) >= 2}
+        if spreads:
+            return min(spreads, key=lambda c: (-round(spreads[c], 12), c))
+    return None
+
+
+def _probe_value(probe: dict, c: float | None) -> float | None:
+    """The probe's accuracy at C = c (from its sweep), or at its own C when c is None or not swept."""
+    if c is not None:
+        for point in probe.get("c_sweep") or []:
+            if float(point["C"]) == c:
+                return float(point["accuracy_mean"])
+        return None
+    return float(probe["accuracy_mean"]) if "accuracy_mean" in probe else None
 
 
 def accuracy_probe_figure(runs: dict[str, list[Run]], pretrained: dict[int, dict[str, ProbeModelBlock]], out: Path,
                           paper: str | None = None) -> Path:
-    """accuracy_probe.png (reporting.plots.plot_accuracy_and_probe) from the runs' numbers."""
+    """accuracy_probe.png (reporting.plots.plot_accuracy_and_probe) from the runs' numbers.
+
+    The probe panel shows the C where the models separate most (from the probes' C sweeps), not the
+    paper's C where every model may sit at chance, and marks each data set's chance level (always
+    guessing its commonest language).
+    """
     from langtrainer.reporting.plots import plot_accuracy_and_probe, save_figure
 
     roles = sorted(runs, key=role_sort_key)
     accuracy = {role_title(r): [run.metrics.test.accuracy for run in runs[r]] for r in roles}
-    probes: dict[str, dict[str, list]] = {}
-    if pretrained:
-        probes[role_title("pretrained")] = {
-            name: [p[data].accuracy_mean for p in pretrained.values() if data in p]
-            for data, name in (("test", "test set"), ("external", "external corpus"))}
-    for role in roles:
-        probes[role_title(role)] = {name: [probe_accuracy(r, data) for r in runs[role]]
-                                    for data, name in (("test", "test set"), ("external", "external corpus"))}
+    sets = _probe_sets(runs, pretrained)
+    c = separating_c(sets)
+    probes = {model: {name: [_probe_value(p, c) for p in found if p["data"] == data] for data, name in PROBE_DATA}
+              for model, found in sets.items()}
+    chance = {}
+    for data, name in PROBE_DATA:
+        levels = [float((p.get("result") or {}).get("chance_accuracy")) for found in sets.values() for p in found
+                  if p["data"] == data and (p.get("result") or {}).get("chance_accuracy") is not None]
+        if levels:
+            chance[name] = max(levels)
+    own = sorted({float((p.get("settings") or {}).get("C")) for found in sets.values() for p in found
+                  if (p.get("settings") or {}).get("C") is not None})
+    where = (f"C = {c:g}, where the models differ most" if c is not None else
+             f"C = {', '.join(f'{v:g}' for v in own) or '?'} (no C sweep)")
     numbers = PAPER.get(paper) if paper else None
     reference = {role_title(r): v for r, v in numbers.accuracy.items()} if numbers else None
     ax = plot_accuracy_and_probe(accuracy, probes, reference=reference,
                                  reference_label=f"paper (mBERT, {numbers.dataset})" if numbers else "paper",
-                                 analogue=numbers is not None)
+                                 analogue=numbers is not None, chance=chance, probe_note=where)
     return save_figure(ax, out / "accuracy_probe.png")
 
 
