@@ -129,7 +129,7 @@ class PlainProgress:
 
     A line is printed at a task's first update, then at most every
     `interval` seconds (env LANGTRAINER_PROGRESS_INTERVAL, default 15), and
-    once when the task completes:
+    once when the task completes; never twice for the same count:
 
         training r1: 12/270 (4%), 0.85/s, elapsed 0:00:14, ETA 0:05:03, loss 0.412
     """
@@ -145,6 +145,7 @@ class PlainProgress:
         fields: dict
         started: float
         printed_at: float | None = None
+        printed_completed: float | None = None
         finished: bool = False
 
     def __init__(self, stream=None, interval: float | None = None, disable: bool = False, clock=None):
@@ -185,9 +186,10 @@ class PlainProgress:
         now = self.clock()
         done = task.total is not None and task.completed >= task.total
         due = task.printed_at is None or now - task.printed_at >= self.interval
-        if self.disable or task.finished or not (due or done):
+        moved = task.completed != task.printed_completed
+        if self.disable or task.finished or not moved or not (due or done):
             return
-        task.printed_at = now
+        task.printed_at, task.printed_completed = now, task.completed
         task.finished = done
         print(self.line(task, now), file=self.stream, flush=True)
 

@@ -31,6 +31,7 @@ import contextlib
 import json
 import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -63,6 +64,34 @@ def read_json(path: Path) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+@dataclass
+class StageTimes:
+    """timings.json of a run folder: wall-clock seconds per stage of the `finetune` that wrote it.
+
+    Stages in order: data (subsets, tokenising), model (loading, trainer),
+    train, test (evaluation of the best model), save (model files, metrics,
+    model card). `resumed` marks a run continued from a checkpoint (its
+    `train` counts the resumed steps only).
+    """
+
+    FORMAT_VERSION = 1
+    stages: dict[str, float] = field(default_factory=dict)
+    resumed: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format_version": self.FORMAT_VERSION, "stages": dict(self.stages), "resumed": self.resumed}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "StageTimes":
+        version = data.get("format_version")
+        if version != cls.FORMAT_VERSION:
+            raise UserError(f"timings.json has format_version {version!r}; this langtrainer reads {cls.FORMAT_VERSION}")
+        stages = data.get("stages")
+        if not isinstance(stages, dict) or not all(isinstance(v, (int, float)) for v in stages.values()):
+            raise UserError("timings.json: 'stages' must map stage names to seconds")
+        return cls({str(k): float(v) for k, v in stages.items()}, bool(data.get("resumed", False)))
+
+
 class RunDir:
     """One run folder (see the module docstring for its layout)."""
 
@@ -79,6 +108,7 @@ class RunDir:
     LOGS = "logs"
     MODEL_CARD = "README.md"
     SHAP_DIFF = "shap_diff.json"
+    TIMINGS = "timings.json"
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path).expanduser()
@@ -272,6 +302,17 @@ class RunDir:
         return node
 
     # -- metrics ---------------------------------------------------------------
+    @property
+    def timings_path(self) -> Path:
+        return self.path / self.TIMINGS
+
+    def write_stage_times(self, times: StageTimes) -> Path:
+        atomic.write_json(self.timings_path, times.to_json())
+        return self.timings_path
+
+    def read_stage_times(self) -> StageTimes:
+        return StageTimes.from_json(read_json(self.timings_path))
+
     def read_metrics(self) -> dict[str, Any]:
         return read_json(self.metrics_path)
 
