@@ -330,7 +330,7 @@ def inference_forward(model, kind: Kind, *, fast: bool = True) -> Callable[..., 
     """The fastest exact forward for `model` (see module doc); `fast=False` always gives the eager one."""
     import torch
 
-    if not fast:
+    if not fast or not fast_forward_enabled():
         return EagerForward(model, kind)
     threads = torch.get_num_threads()
     key = (kind, threads)
