@@ -125,6 +125,7 @@ def extract_embeddings(
     batch_size: int = 64,
     max_length: int = 512,
     progress: Callable[[int, int], None] | None = None,
+    fast: bool = True,
 ) -> dict[int, np.ndarray]:
     """Features of `texts` per layer: {layer: float32 array [n, hidden]}, rows in input order.
 
@@ -133,7 +134,8 @@ def extract_embeddings(
     "pooler" = the base model's pooler output (last layer only; the paper's
     reference code used BERT's pooler). Works on a head model (its
     `base_model` is used) or a bare encoder. The model's train/eval state is
-    restored on return.
+    restored on return. `fast=False` runs the eager model (no export): for
+    a model in training, whose weights change between calls.
     """
     if batch_size < 1:
         raise UserError("batch_size must be at least 1")
@@ -158,7 +160,7 @@ def extract_embeddings(
     was_training = model.training
     model.eval()
     try:
-        forward = inference_forward(encoder, "features")
+        forward = inference_forward(encoder, "features", fast=fast)
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             batch = _pad_batch([examples[i] for i in rows], pad_id)

@@ -629,6 +629,7 @@ class ProbeCallback(TrainerCallback):
                 feature=self.feature,  # type: ignore[arg-type]
                 batch_size=self.batch_size,
                 max_length=self.max_length,
+                fast=False,  # the weights change between evaluations: an export each time would cost more
             )[self.layer]
         finally:
             model.train(was_training)

@@ -66,6 +66,7 @@ def explain(
     max_length: int | None = None,
     force_strings: bool = False,
     runner: ModelRunner | None = None,
+    fast: bool = True,
 ) -> list[TokenAttribution]:
     """Token SHAP values of softmax probabilities for every class, one per text.
 
@@ -74,7 +75,8 @@ def explain(
     `batch_size` is the number of masked rows per forward pass (it does not
     change the values). `force_strings` builds every row through shap's
     string masking (slower; for checking). `runner` lets a caller count or
-    time the forward passes.
+    time the forward passes. `fast=False` runs the eager model (no export):
+    for a model in training, whose weights change between calls.
     """
     if text_pairs is not None and len(text_pairs) != len(texts):
         raise UserError(f"{len(texts)} texts but {len(text_pairs)} text pairs")
@@ -97,7 +99,7 @@ def explain(
         if not force_strings:
             verify_direct(spec, encoder, preps)
         builder = RowBuilder(spec, encoder, force_strings=force_strings)
-        runner = runner or ModelRunner(model, tokenizer, batch_size)
+        runner = runner or ModelRunner(model, tokenizer, batch_size, fast=fast)
         results = run_pool(preps, spec, builder, runner, max_evals, progress)
     finally:
         model.train(was_training)
