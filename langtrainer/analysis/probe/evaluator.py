@@ -83,6 +83,7 @@ class ProbeEvaluator(Evaluator):
                 feature=self.feature,  # type: ignore[arg-type]
                 batch_size=self.batch_size,
                 max_length=self.max_length,
+                fast=False,  # the weights change between evaluations: an export each time would cost more
             )[self.layer]
         finally:
             model.train(was_training)
