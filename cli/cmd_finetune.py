@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from langtrainer.artifacts import MetricRow, RunMetrics
-from langtrainer.cli.common import options, console, err_console, make_progress, user_errors
+from langtrainer.cli.common import console, err_console, make_progress, options, relaunch_args, user_errors
 from langtrainer.cli.cmd_recipe import SET_HELP
 
 
@@ -84,8 +84,9 @@ def finetune_command(
     if launch.needs_launch(num_processes, accelerate_config):
         # Fail fast here, with exit 2, on what would fail in every process.
         check_run(loaded, RunDir(run_dir), resume, resume_inexact)
-        args = launch_arguments(recipe, list(set_ or []), run_dir, subset, resume, quiet, options.verbose,
-                                resume_inexact)
+        # The launched processes get the user's command line; the folder is pinned (its default name
+        # depends on nothing they could see differently, but one place decides it).
+        args = relaunch_args([] if output_dir else ["--output-dir", str(run_dir)])
         if not quiet:
             how = f"{num_processes} processes" if num_processes else f"config {accelerate_config}"
             err_console.print(f"launching {loaded.name} through accelerate ({how})", highlight=False)
@@ -132,24 +133,6 @@ def default_run_dir(recipe) -> Path:
     from langtrainer.rundir import default_run_name
 
     return Path("runs") / default_run_name(recipe)
-
-
-def launch_arguments(recipe_path, overrides, run_dir, subset, resume, quiet, verbose,
-                     resume_inexact: bool = False) -> list[str]:
-    """The same `finetune` command for the launched processes, without the launch options."""
-    args = ["finetune", str(recipe_path)]
-    for item in overrides:
-        args += ["--set", item]
-    args += ["--output-dir", str(run_dir)]
-    if subset is not None:
-        args += ["--subset", subset]
-    if resume:
-        args.append("--resume-inexact" if resume_inexact else "--resume")
-    if quiet:
-        args.append("--quiet")
-    if verbose:
-        args.append("--verbose")
-    return args
 
 
 def register(app: typer.Typer) -> None:
