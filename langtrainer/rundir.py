@@ -435,13 +435,15 @@ class RunDir:
 
     def _check_data_origin(self, recipe: "Recipe") -> None:
         """data/ was built for this recipe's seed, subset kind and skew (its distribution.json says so)."""
+        from langtrainer.recipe import split_seed
+
         report = read_json(self.data_path / self.DISTRIBUTION)
         if not report:
             raise UserError(f"'{self.data_path}' has no readable {self.DISTRIBUTION}, so it cannot be checked: "
                             "delete data/ (it is rebuilt) or give another --output-dir")
         imb = recipe.imbalance
         expected = {
-            "seed": recipe.seed,
+            "seed": split_seed(recipe),
             "as-is": imb.subset == "none",
             "groups": {k: list(v) for k, v in (imb.groups or {}).items()},
             "distribution": {k: list(v) for k, v in (imb.distribution or {}).items()},

@@ -1,0 +1,258 @@
+"""A compare's numbers, collected from its run folders: per metric, per mitigation, per seed.
+
+Everything here is read back from what the runs saved (metrics.json, the
+probes' JSON, predictions.parquet), so compare.json can be recomputed from
+the run folders alone (tests/test_compare.py does).
+
+Metrics (`METRICS`): each has a direction; "better" in a verdict means a
+difference in that direction. Rates carry their sample size (test rows, the
+worst language's rows, probe texts).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from langtrainer.compare import statistics as st
+from langtrainer.compare.plan import ComparePlan
+from langtrainer.rundir import RunDir
+
+BOOTSTRAP_RESAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    title: str
+    higher_is_better: bool
+    unit: str = ""
+    row_level: bool = True  # recomputable from predictions.parquet (so bootstrappable over test rows)
+
+
+METRICS: list[Metric] = [
+    Metric("accuracy", "accuracy", True),
+    Metric("macro_f1", "macro-F1", True),
+    Metric("worst_language_macro_f1", "worst-language macro-F1", True),
+    Metric("language_prediction_cmi", "language dependence I(language; prediction | label)", False, "nats"),
+    Metric("skew_index", "skew index (designed skew)", False),
+    Metric("probe_test", "language-ID probe, test split", False, row_level=False),
+    Metric("probe_external", "language-ID probe, external corpus", False, row_level=False),
+]
+METRIC_BY_KEY = {m.key: m for m in METRICS}
+
+
+# ----------------------------------------------------------------------------- row-level metrics
+def macro_f1(labels: np.ndarray, predicted: np.ndarray, n_labels: int) -> float:
+    """Macro-F1 over the labels the rows have or are predicted (training.metrics' definition), numpy only."""
+    if len(labels) == 0:
+        return 0.0
+    confusion = np.bincount(labels * n_labels + predicted, minlength=n_labels * n_labels).reshape(n_labels, n_labels)
+    tp = np.diag(confusion).astype(np.float64)
+    fp = confusion.sum(axis=0) - tp
+    fn = confusion.sum(axis=1) - tp
+    present = (confusion.sum(axis=0) + confusion.sum(axis=1)) > 0
+    denominator = 2 * tp + fp + fn
+    f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+    return float(f1[present].mean()) if present.any() else 0.0
+
+
+def language_prediction_cmi(labels: np.ndarray, predicted: np.ndarray, languages: np.ndarray,
+                            n_labels: int) -> float:
+    """Plug-in I(language; prediction | true label) in nats (the metric 25s defines; computed here on any rows)."""
+    try:
+        from langtrainer.training.metrics import language_prediction_cmi as owned
+    except ImportError:
+        owned = None
+    if owned is not None:
+        return float(owned(predicted, labels, languages))
+    return _cmi(labels, predicted, languages, n_labels)
+
+
+def _cmi(labels: np.ndarray, predicted: np.ndarray, languages: np.ndarray, n_labels: int) -> float:
+    total = len(labels)
+    if total == 0:
+        return 0.0
+    _, lang = np.unique(languages, return_inverse=True)
+    n_lang = int(lang.max()) + 1
+    counts = np.bincount((labels * n_lang + lang) * n_labels + predicted,
+                         minlength=n_labels * n_lang * n_labels).reshape(n_labels, n_lang, n_labels).astype(float)
+    n_y = counts.sum(axis=(1, 2), keepdims=True)
+    n_yl = counts.sum(axis=2, keepdims=True)
+    n_yp = counts.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = counts / total * np.log(counts * n_y / (n_yl * n_yp))
+    return float(np.nansum(np.where(counts > 0, terms, 0.0)))
+
+
+@dataclass
+class Rows:
+    """One run's test predictions as index arrays, aligned to the baseline's row order by id."""
+
+    labels: np.ndarray
+    predicted: np.ndarray
+    languages: np.ndarray
+    n_labels: int
+
+    def score(self, key: str, idx: np.ndarray | None = None) -> float:
+        labels, predicted, languages = self.labels, self.predicted, self.languages
+        if idx is not None:
+            labels, predicted, languages = labels[idx], predicted[idx], languages[idx]
+        if key == "accuracy":
+            return float(np.mean(labels == predicted)) if len(labels) else float("nan")
+        if key == "macro_f1":
+            return macro_f1(labels, predicted, self.n_labels)
+        if key == "worst_language_macro_f1":
+            return min(macro_f1(labels[languages == lang], predicted[languages == lang], self.n_labels)
+                       for lang in np.unique(languages))
+        if key == "language_prediction_cmi":
+            return language_prediction_cmi(labels, predicted, languages, self.n_labels)
+        raise KeyError(key)
+
+
+def aligned_rows(run: RunDir, ids: list[str] | None = None, label_names: list[str] | None = None) -> Rows:
+    """The run's predictions.parquet as Rows, in the order of `ids` (matched by id, never by position)."""
+    from langtrainer.errors import UserError
+
+    frame = run.read_predictions()
+    names = label_names or list(frame.attrs.get("label_names") or [])
+    index = {name: i for i, name in enumerate(names)}
+    frame = frame.set_index("id", drop=False)
+    if ids is not None:
+        missing = [i for i in ids if i not in frame.index]
+        if missing or len(frame) != len(ids):
+            raise UserError(f"'{run.path}' predicted other test rows than the baseline (e.g. id {missing[:1]}): "
+                            "the runs do not share their test split")
+        frame = frame.loc[ids]
+    unknown = sorted(set(frame["label"]) - set(index) | set(frame["predicted"]) - set(index))
+    if unknown:
+        raise UserError(f"'{run.path}' has labels {unknown} that the baseline's model does not know")
+    return Rows(frame["label"].map(index).to_numpy(np.int64), frame["predicted"].map(index).to_numpy(np.int64),
+                frame["language"].astype(str).to_numpy(), len(names))
+
+
+# ----------------------------------------------------------------------------- per-run values
+@dataclass
+class RunValues:
+    mitigation: str
+    seed: int
+    folder: str
+    values: dict[str, float | None]
+    n: dict[str, int | None]
+    worst_language: str | None
+    chance: dict[str, float | None] = field(default_factory=dict)
+
+
+def run_values(mitigation: str, seed: int, run: RunDir) -> RunValues:
+    """The metrics of one finished run, from its metrics.json and probe JSONs."""
+    metrics = run.read_metrics()
+    test = metrics.get("test", {})
+    by_language = test.get("by_language", {})
+    worst = min(by_language, key=lambda lang: (by_language[lang]["macro_f1"], lang)) if by_language else None
+    values: dict[str, float | None] = {
+        "accuracy": test.get("accuracy"),
+        "macro_f1": test.get("macro_f1"),
+        "worst_language_macro_f1": by_language[worst]["macro_f1"] if worst else None,
+        "language_prediction_cmi": _cmi_value(test),
+        "skew_index": test.get("skew_index"),
+    }
+    n_test = test.get("n")
+    n = {"accuracy": n_test, "macro_f1": n_test, "worst_language_macro_f1": by_language[worst]["n"] if worst else None,
+         "language_prediction_cmi": n_test, "skew_index": n_test}
+    chance: dict[str, float | None] = {}
+    for data in ("test", "external"):
+        probe = run.read_probes().get(data) or {}
+        values[f"probe_{data}"] = probe.get("accuracy_mean")
+        n[f"probe_{data}"] = probe.get("n_examples")
+        chance[f"probe_{data}"] = (probe.get("result") or {}).get("chance_accuracy")
+    return RunValues(mitigation, seed, str(run.path), values, n, worst, chance)
+
+
+def _cmi_value(test: dict[str, Any]) -> float | None:
+    value = test.get("language_prediction_cmi")
+    if isinstance(value, dict):  # {"value": ..., "p_value": ...}
+        value = value.get("value", value.get("nats"))
+    return value
+
+
+# ----------------------------------------------------------------------------- comparisons
+@dataclass
+class Comparison:
+    """One metric, one mitigation against the baseline."""
+
+    metric: str
+    mitigation: str
+    values: dict[int, float]
+    n: dict[int, int | None]
+    mean: float
+    se: float | None
+    differences: dict[int, float]
+    difference_mean: float
+    difference_se: float | None
+    interval: st.Interval | None
+    verdict: str
+    seeds_needed: int | None = None
+
+
+def compare_metric(metric: Metric, mitigation: str, values: dict[int, RunValues], baseline: dict[int, RunValues],
+                   rows: dict[tuple[str, int], Rows], baseline_name: str, bootstrap_seed: int) -> Comparison | None:
+    mine = {s: v.values.get(metric.key) for s, v in values.items()}
+    mine = {s: float(x) for s, x in mine.items() if x is not None and math.isfinite(x)}
+    theirs = {s: float(v.values[metric.key]) for s, v in baseline.items()
+              if v.values.get(metric.key) is not None and math.isfinite(v.values[metric.key])}
+    if not mine:
+        return None
+    summary = st.mean_se(list(mine.values()))
+    differences = st.paired_differences(mine, theirs) if mitigation != baseline_name else {}
+    d = st.mean_se(list(differences.values()))
+    interval = st.seed_interval(d)
+    if mitigation != baseline_name and len(differences) == 1 and metric.row_level:
+        seed = next(iter(differences))
+        a, b = rows.get((baseline_name, seed)), rows.get((mitigation, seed))
+        if a is not None and b is not None:
+            _, interval, _ = st.paired_bootstrap(lambda idx: a.score(metric.key, idx),
+                                                 lambda idx: b.score(metric.key, idx), len(a.labels),
+                                                 resamples=BOOTSTRAP_RESAMPLES, seed=bootstrap_seed)
+    verdict = st.verdict(d.mean, d.se, metric.higher_is_better, interval) if differences else ""
+    sd = d.se * math.sqrt(d.n) if d.se is not None else None
+    needed = st.seeds_needed(d.mean, sd, d.n) if verdict == st.NOISE else None
+    return Comparison(metric.key, mitigation, mine, {s: values[s].n.get(metric.key) for s in mine},
+                      summary.mean, summary.se, differences, d.mean, d.se, interval, verdict, needed)
+
+
+def collect(plan: ComparePlan):
+    """The CompareResult of a finished plan (every run folder finished)."""
+    from langtrainer.compare.outputs import CompareResult
+    from langtrainer.compare.verdicts import recommend
+
+    per_run = {(r.mitigation, r.seed): run_values(r.mitigation, r.seed, RunDir(r.folder))
+               for r in plan.ordered_runs()}
+    rows = _rows(plan) if len(plan.seeds) == 1 else {}
+    comparisons: dict[str, dict[str, Comparison]] = {}
+    for metric in METRICS:
+        for m in plan.names:
+            found = compare_metric(metric, m, {s: per_run[(m, s)] for s in plan.seeds},
+                                   {s: per_run[(plan.baseline, s)] for s in plan.seeds}, rows, plan.baseline,
+                                   plan.split_seed)
+            if found is not None:
+                comparisons.setdefault(metric.key, {})[m] = found
+    pretrained = {data: (RunDir(plan.folder.pretrained.path).read_probes().get(data) or {}).get("accuracy_mean")
+                  for data in ("test", "external")}
+    return CompareResult.build(plan, per_run, comparisons, recommend(plan, comparisons), pretrained)
+
+
+def _rows(plan: ComparePlan) -> dict[tuple[str, int], Rows]:
+    """Every run's predictions aligned to the baseline's (for the one-seed bootstrap)."""
+    seed = plan.seeds[0]
+    base_run = RunDir(plan.runs[(plan.baseline, seed)].folder)
+    frame = base_run.read_predictions()
+    ids, names = frame["id"].astype(str).tolist(), list(frame.attrs.get("label_names") or [])
+    return {(m, seed): aligned_rows(RunDir(plan.runs[(m, seed)].folder), ids, names) for m in plan.names}
+
+
+__all__ = ["METRICS", "Comparison", "Metric", "Rows", "RunValues", "aligned_rows", "collect", "compare_metric",
+           "language_prediction_cmi", "macro_f1", "run_values"]
+
