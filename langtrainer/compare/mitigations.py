@@ -77,8 +77,10 @@ MITIGATIONS: dict[str, Mitigation] = {m.name: m for m in [
                "per-language weights ∝ (1−β)/(1−β^n_{c,l}) (Cui et al. 2019), scaled like eq. 2",
                _with_off(**{"loss.class_weights": "per_language", "loss.weight_scheme": "effective_number"}),
                rank=1),
+    # The sampler draws the training order itself, so it replaces the recipe's sampling strategy (group_by_length).
     Mitigation("sampler", "per-language balanced sampler: every (language, label) cell drawn equally often",
-               _with_off(**{"data.sampler": "per_language_balanced"}), rank=2),
+               _with_off(**{"data.sampler": "per_language_balanced", "training.train_sampling_strategy": "random"}),
+               rank=2),
     Mitigation("entropy", "masked-input entropy term, Annex A.3 (weight 1, mean over classes, last row masked)",
                _with_off(**_ENTROPY), rank=3),
     Mitigation("adversarial", "language-ID head with gradient reversal, weight ramped (dann)",
@@ -163,15 +165,15 @@ def check_sets(sets: Sequence[str], mitigations: Sequence[Mitigation]) -> None:
                                     f"drop the --set, or define a --variant with it")
 
 
-def check_applicable(mitigation: Mitigation, recipe: Any, languages: Sequence[str]) -> None:
-    """UserError when the mitigation cannot run on this recipe and its data."""
-    if mitigation.needs_key is not None and not _has_key(recipe, mitigation.needs_key):
-        raise UserError(f"mitigation {mitigation.name!r} needs recipe key {mitigation.needs_key}, "
-                        "which this langtrainer version does not have")
+def check_applicable(mitigation: Mitigation, recipe: Any, languages: Sequence[str], design: bool = True) -> None:
+    """UserError when the mitigation cannot run on this recipe and its data (design: check the skew design too)."""
     if len(languages) < mitigation.needs_languages:
         raise UserError(f"mitigation {mitigation.name!r} needs at least {mitigation.needs_languages} languages; "
                         f"the data has {len(languages)} ({', '.join(languages) or 'none'})")
-    if mitigation.needs_design and not recipe.imbalance.distribution:
+    if mitigation.needs_key is not None and not _has_key(recipe, mitigation.needs_key):
+        raise UserError(f"mitigation {mitigation.name!r} needs recipe key {mitigation.needs_key}, "
+                        "which this langtrainer version does not have")
+    if design and mitigation.needs_design and not recipe.imbalance.distribution:
         raise UserError(f"mitigation {mitigation.name!r} needs the paper's skew design (imbalance.distribution "
                         "and groups); the recipe trains on its data as it is")
 

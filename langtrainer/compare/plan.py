@@ -124,6 +124,9 @@ def plan_compare(recipe: str | Path, mitigations: Sequence[str] = DEFAULT_MITIGA
     if folder.path.exists() and not folder.path.is_dir():
         raise UserError(f"-o '{folder.path}' is a file: give a new or empty folder")
     seed_list = [base.seed + k for k in range(seeds)]
+    if base.data.languages:  # known without reading the data: refuse before the split is built
+        for m in chosen:
+            check_applicable(m, base, base.data.languages, design=False)
     recipes: dict[tuple[str, int], Recipe] = {}
     for m in chosen:
         overlaid = apply_overlay(raw, m)

@@ -114,5 +114,5 @@ def seeds_needed(mean: float, sd: float | None, have: int, cap: int = 1000) -> i
     """
     if sd is None or not math.isfinite(sd) or mean is None or not math.isfinite(mean) or mean == 0:
         return None
-    n = math.floor((Z * sd / abs(mean)) ** 2) + 1
+    n = math.floor((Z * sd / abs(mean)) ** 2 * (1 + 1e-9)) + 1  # strictly below: equality needs one more
     return min(max(n, have + 1), cap)
