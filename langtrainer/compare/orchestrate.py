@@ -102,7 +102,29 @@ class _Runner:
         if not self.folder.data_dir.exists():
             self.tell("data", 0, 1)
             write_subsets(self.plan.subsets, self.plan.distribution, self.folder.data_dir)
+            self._tokenise_once()
         self.finish()
+
+    def _tokenise_once(self) -> None:
+        """Tokenise the shared split once; its datasets cache files travel into every run's data/ copy.
+
+        `finetune` tokenises a run's data/ with datasets.map, which finds these cache files (same rows,
+        same tokenizer, same function) instead of tokenising again. The calls follow finetune's order
+        (training split, test, validation) with a fresh tokenizer per training split, as each run does.
+        """
+        import datasets
+
+        from langtrainer.models import load_tokenizer
+        from langtrainer.pipelines.finetune import training_subset_names
+        from langtrainer.training.encoding import tokenize
+
+        subsets = datasets.load_from_disk(str(self.folder.data_dir))
+        pairs = {training_subset_names(run.recipe) for run in self.plan.ordered_runs()}
+        for train_name, validation_name in sorted(pairs):
+            tokenizer = load_tokenizer(self.base_model, trust_remote_code=self.plan.base.model.trust_remote_code)
+            for name in (train_name, "test", validation_name):
+                if name in subsets and len(subsets[name]):
+                    tokenize(subsets[name], tokenizer, self.plan.base.model.max_length)
 
     def pretrained_probes(self) -> None:
         from langtrainer.analysis.probe import run_probe
