@@ -30,6 +30,29 @@ def render_plan(plan) -> None:
                   "steps in all (the time estimate follows once the first steps are measured)")
 
 
+def render_summary(result):
+    """compare.md's summary table: mean ± SE per mitigation, Δ to the baseline and its verdict."""
+    from rich.table import Table
+
+    from langtrainer.compare.outputs import SUMMARY_METRICS, cell_text
+
+    keys = [k for k in SUMMARY_METRICS if k in result.metrics]
+    table = Table(title="mean ± SE over seeds; Δ: paired difference to the baseline")
+    table.add_column("mitigation")
+    for key in keys:
+        table.add_column(result.metrics[key]["title"], justify="right")
+    colours = {"better": "green", "worse": "red"}
+    for m in [x["name"] for x in result.mitigations]:
+        cells = []
+        for key in keys:
+            c = result.metrics[key]["by_mitigation"].get(m)
+            text = cell_text(c) if c else "–"
+            colour = colours.get(c["verdict"]) if c else None
+            cells.append(f"[{colour}]{text}[/]" if colour else text)
+        table.add_row(m + (" (baseline)" if m == result.baseline else ""), *cells)
+    return table
+
+
 @user_errors
 def compare_command(
     recipe: Path = typer.Argument(..., help="Recipe YAML file, e.g. recipes/demo_imbal.yaml."),
@@ -62,9 +85,7 @@ def compare_command(
         done = compare(recipe, mitigations.split(","), seeds, set_ or [], baseline, out, variant or [],
                        progress=report, on_plan=render_plan)
     result, paths = done["result"], done["paths"]
-    from langtrainer.compare.outputs import summary_table
-
-    console.print(summary_table(result), markup=False)
+    console.print(render_summary(result))
     rec = result.recommendation
     console.print(f"[bold green]recommendation:[/] {rec['choice']}{'' if rec['decided'] else ' (not decided)'}: "
                   f"{rec['reason']}")

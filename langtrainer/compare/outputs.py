@@ -139,8 +139,18 @@ def _interval(interval: dict[str, Any] | None) -> str:
     return f"[{interval['low']:+.3f}, {interval['high']:+.3f}]"
 
 
-def summary_table(result: CompareResult, keys: tuple[str, ...] = ("accuracy", "worst_language_macro_f1",
-                                                                     "language_prediction_cmi", "probe_test")) -> str:
+SUMMARY_METRICS = ("accuracy", "worst_language_macro_f1", "language_prediction_cmi", "probe_test")
+
+
+def cell_text(c: dict[str, Any]) -> str:
+    """'mean ± SE (Δ d ± SE, verdict)' of one metric and mitigation."""
+    text = _mean_se(c["mean"], c["se"])
+    if c["differences"]:
+        text += f" (Δ {_mean_se(c['difference_mean'], c['difference_se'], signed=True)}, {c['verdict']})"
+    return text
+
+
+def summary_table(result: CompareResult, keys: tuple[str, ...] = SUMMARY_METRICS) -> str:
     """One row per mitigation: mean ± SE of the headline metrics with their verdict against the baseline."""
     keys = tuple(k for k in keys if k in result.metrics)
     header = "| mitigation | " + " | ".join(result.metrics[k]["title"] for k in keys) + " |"
@@ -149,13 +159,7 @@ def summary_table(result: CompareResult, keys: tuple[str, ...] = ("accuracy", "w
         cells = []
         for k in keys:
             c = result.metrics[k]["by_mitigation"].get(m)
-            if c is None:
-                cells.append("–")
-                continue
-            text = _mean_se(c["mean"], c["se"])
-            if c["differences"]:
-                text += f" (Δ {_mean_se(c['difference_mean'], c['difference_se'], signed=True)}, {c['verdict']})"
-            cells.append(text)
+            cells.append(cell_text(c) if c is not None else "–")
         lines.append(f"| {m}{' (baseline)' if m == result.baseline else ''} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
