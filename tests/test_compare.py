@@ -201,3 +201,17 @@ def _recompute(result: dict, out: Path, predictions: dict) -> None:
             expected = "better" if good > 2 * se else "worse" if good < -2 * se else "within the noise"
             assert c["verdict"] == expected
     assert seen >= 2 * 2 * 5
+
+
+def test_split_seed_pins_the_split_while_the_seed_varies(setup):
+    from langtrainer.data.sampling import build_from_recipe
+    from langtrainer.recipe import load_recipe
+
+    _, recipe = setup
+    ids = {}
+    for sets in ([], ["seed=1", "data.split_seed=0"], ["seed=1"]):
+        subsets, report = build_from_recipe(load_recipe(recipe, sets))
+        ids[tuple(sets)] = {name: list(subsets[name]["id"]) for name in subsets}
+        assert report["seed"] == (1 if sets == ["seed=1"] else 0)
+    assert ids[("seed=1", "data.split_seed=0")] == ids[()]
+    assert ids[("seed=1",)] != ids[()]  # without the pin, another seed draws another split
