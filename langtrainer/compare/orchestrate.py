@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from langtrainer import atomic
@@ -50,7 +50,10 @@ class _Clock:
 
     seconds_per_step: float | None = None
     _start: tuple[int, float] | None = None
-    history: list[float] = field(default_factory=list)
+
+    def restart(self) -> None:
+        """A new run starts: its first steps are timed afresh (the last estimate stands until then)."""
+        self._start = None
 
     def tick(self, step: int) -> None:
         now = time.perf_counter()
@@ -73,7 +76,15 @@ class _Runner:
         self.done = 0
         self.base_model = str(resolve_model_path(plan.base.model.name_or_path, arch=plan.base.model.arch))
         self.trained: list[str] = []
-        self._steps_left = 0
+        self._steps_left = self.remaining_steps()
+        self.clock.seconds_per_step = self._measured_speed()
+
+    def _measured_speed(self) -> float | None:
+        """Seconds per step of the runs an earlier invocation finished (their metrics.json), None without any."""
+        speeds = [RunDir(r.folder).read_metrics().get("train", {}).get("steps_per_second")
+                  for r in self.plan.ordered_runs() if RunDir(r.folder).is_finished()]
+        speeds = [s for s in speeds if s]
+        return sum(1 / s for s in speeds) / len(speeds) if speeds else None
 
     def _stage_list(self) -> list[str]:
         stages = ["data"] + [f"probe pretrained ({d})" for d in PROBE_DATA]
@@ -164,7 +175,7 @@ class _Runner:
             folder.path.mkdir(parents=True, exist_ok=True)
             folder.copy_data_from(self.folder.data_dir)
             resume = folder.has_checkpoints()
-            self.clock._start = None
+            self.clock.restart()
 
             def step(done: int, total: int, logs: dict[str, float]) -> None:
                 self.clock.tick(done)
