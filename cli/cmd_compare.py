@@ -88,9 +88,9 @@ def compare_command(
     console.print(render_summary(result))
     rec = result.recommendation
     console.print(f"[bold green]recommendation:[/] {rec['choice']}{'' if rec['decided'] else ' (not decided)'}: "
-                  f"{rec['reason']}")
+                  f"{rec['reason']}", soft_wrap=True)
     trained = len(done["trained"])
-    console.print(f"[bold green]compare:[/] {paths['markdown']}  ({trained} run(s) trained now)")
+    console.print(f"[bold green]compare:[/] {paths['markdown']}  ({trained} run(s) trained now)", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

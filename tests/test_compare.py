@@ -128,12 +128,14 @@ def test_compare_end_to_end_killed_continued_rerun_and_recomputed(setup):
 
     done = run_cli(*args, cwd=root, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    trained = int(done.stdout.split("run(s) trained now")[0].rsplit("(", 1)[1])
+    stdout = " ".join(done.stdout.split())
+    trained = int(stdout.split("run(s) trained now")[0].rsplit("(", 1)[1])
     assert 1 <= trained <= 3  # the first run was finished before the kill: never trained again
     assert first.stat().st_mtime_ns == first_written
     again = run_cli(*args, cwd=root, timeout=300)
-    assert again.returncode == 0 and "(0 run(s) trained now)" in again.stdout
-    assert "compare plan: 4 runs" in again.stdout
+    stdout = " ".join(again.stdout.split())
+    assert again.returncode == 0 and "(0 run(s) trained now)" in stdout
+    assert "compare plan: 4 runs" in stdout
 
     result = json.loads((out / "compare.json").read_text())
     assert result["format_version"] == 1 and result["kind"] == "langtrainer.compare.result"
@@ -155,10 +157,23 @@ def test_compare_end_to_end_killed_continued_rerun_and_recomputed(setup):
                  for m in ("none", "class_weights") for s in (0, 1)}
     assert len(explained) == 1
 
+    # The same folder with one seed: no training; intervals from a paired bootstrap over the test rows, labelled.
+    one = run_cli("compare", recipe, "--mitigations", "none,class_weights", "--seeds", "1", "-o", out, "--quiet",
+                  cwd=root, timeout=300)
+    assert one.returncode == 0 and "(0 run(s) trained now)" in " ".join(one.stdout.split())
+    single = json.loads((out / "compare.json").read_text())
+    c = single["metrics"]["accuracy"]["by_mitigation"]["class_weights"]
+    assert c["se"] is None and c["interval"]["kind"] == "95 % paired bootstrap over test rows"
+    assert c["interval"]["low"] <= c["difference_mean"] <= c["interval"]["high"]
+    excludes_zero = c["interval"]["low"] > 0 or c["interval"]["high"] < 0
+    assert (c["verdict"] != "within the noise") == excludes_zero
+    assert "(bootstrap over test rows)" in (out / "compare.md").read_text()
+
 
 def _recompute(result: dict, out: Path, predictions: dict) -> None:
     """Every number in compare.json from the runs' predictions.parquet, metrics.json and probe JSONs."""
     from langtrainer.rundir import RunDir
+    from langtrainer.training.language_dependence import language_prediction_cmi
     from langtrainer.training.metrics import metric_frame
 
     def from_run(m: str, seed: int) -> dict[str, float]:
@@ -170,7 +185,9 @@ def _recompute(result: dict, out: Path, predictions: dict) -> None:
         metrics = run.read_metrics()["test"]
         assert frame["accuracy"] == pytest.approx(metrics["accuracy"])
         values = {"accuracy": frame["accuracy"], "macro_f1": frame["macro_f1"],
-                  "worst_language_macro_f1": min(r["macro_f1"] for r in frame["by_language"].values())}
+                  "worst_language_macro_f1": min(r["macro_f1"] for r in frame["by_language"].values()),
+                  "language_prediction_cmi": language_prediction_cmi(p["predicted"], p["label"], p["language"])}
+        assert values["language_prediction_cmi"] == pytest.approx(metrics["language_prediction_cmi"])
         if "skew_index" in metrics:
             values["skew_index"] = metrics["skew_index"]
         for data in ("test", "external"):
@@ -200,7 +217,7 @@ def _recompute(result: dict, out: Path, predictions: dict) -> None:
             good = d.mean() if block["higher_is_better"] else -d.mean()
             expected = "better" if good > 2 * se else "worse" if good < -2 * se else "within the noise"
             assert c["verdict"] == expected
-    assert seen >= 2 * 2 * 5
+    assert seen >= 2 * 2 * 6
 
 
 def test_split_seed_pins_the_split_while_the_seed_varies(setup):

@@ -40,7 +40,7 @@ def test_verdict_threshold_is_two_standard_errors():
     assert st.verdict(0.0201, 0.01, True) == st.BETTER
     assert st.verdict(0.0199, 0.01, True) == st.NOISE
     assert st.verdict(-0.0201, 0.01, True) == st.WORSE
-    assert st.verdict(0.05, None, True) == st.NOISE  # one seed and no bootstrap: nothing decided
+    assert st.verdict(0.05, None, True) == st.NO_INTERVAL  # one seed and no bootstrap: nothing decided
     assert st.verdict(0.05, None, True, st.Interval(0.01, 0.09, "boot")) == st.BETTER
     assert st.verdict(0.05, None, True, st.Interval(-0.01, 0.09, "boot")) == st.NOISE
     assert st.verdict(0.05, None, False, st.Interval(0.01, 0.09, "boot")) == st.WORSE

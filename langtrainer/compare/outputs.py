@@ -91,11 +91,12 @@ def _comparison_dict(c: "Comparison") -> dict[str, Any]:
     }
 
 
-SMALL_LANGUAGE_ROWS = 30
-
-
 def warnings_for(plan: "ComparePlan", per_run: dict[tuple[str, int], "RunValues"]) -> list[str]:
-    """One line per limit on what the compare can conclude."""
+    """One line per limit on what the compare can conclude (few seeds; data.small_samples' lines)."""
+    from langtrainer.data.small_samples import small_sample_warnings
+    from langtrainer.pipelines.finetune import training_subset_names
+    from langtrainer.rundir import RunDir
+
     out = []
     if len(plan.seeds) == 1:
         out.append("one seed: intervals are a paired bootstrap over the test rows; they leave out the training's own "
@@ -103,15 +104,23 @@ def warnings_for(plan: "ComparePlan", per_run: dict[tuple[str, int], "RunValues"
     elif len(plan.seeds) == 2:
         out.append("two seeds: each SE rests on one degree of freedom, so 2 SE is a rough threshold; more seeds "
                    "make the verdicts firmer")
-    base = per_run[(plan.baseline, plan.seeds[0])]
-    from langtrainer.rundir import RunDir
-
-    by_language = RunDir(base.folder).read_metrics().get("test", {}).get("by_language", {})
-    small = {lang: row.get("n") for lang, row in by_language.items() if (row.get("n") or 0) < SMALL_LANGUAGE_ROWS}
-    if small:
-        out.append("few test rows in " + ", ".join(f"{lang} (n = {n})" for lang, n in sorted(small.items()))
-                   + f": per-language numbers there (worst-language macro-F1 included) move by several points "
-                   f"between seeds; below {SMALL_LANGUAGE_ROWS} rows read them as rough")
+    base = RunDir(per_run[(plan.baseline, plan.seeds[0])].folder)
+    by_language = base.read_metrics().get("test", {}).get("by_language", {})
+    train_name, _ = training_subset_names(plan.runs[(plan.baseline, plan.seeds[0])].recipe)
+    train_counts = base.read_distribution().get("counts", {}).get(train_name)
+    weights = {}
+    for (m, seed), values in per_run.items():
+        metrics = RunDir(values.folder).read_metrics()
+        if seed == plan.seeds[0] and metrics.get("class_weights"):
+            table = metrics["class_weights"]
+            weights = {lang: dict(zip(metrics["label_names"], row)) for lang, row in zip(metrics["languages"], table)}
+            break
+    lines = small_sample_warnings(train_counts=train_counts, test_rows={k: v.get("n", 0) for k, v in
+                                                                        by_language.items()}, class_weights=weights)
+    out += lines
+    if lines:
+        out.append("these limit the per-language numbers above: the worst-language macro-F1, and so the "
+                   "recommendation that rests on it, is least certain where a language has few rows")
     return out
 
 

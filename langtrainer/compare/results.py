@@ -38,7 +38,7 @@ METRICS: list[Metric] = [
     Metric("macro_f1", "macro-F1", True),
     Metric("worst_language_macro_f1", "worst-language macro-F1", True),
     Metric("language_prediction_cmi", "language dependence I(language; prediction | label)", False, "nats"),
-    Metric("skew_index", "skew index (designed skew)", False),
+    Metric("skew_index", "skew index (designed skew)", False),  # bootstrappable: Rows knows the design
     Metric("probe_test", "language-ID probe, test split", False, row_level=False),
     Metric("probe_external", "language-ID probe, external corpus", False, row_level=False),
 ]
@@ -60,34 +60,6 @@ def macro_f1(labels: np.ndarray, predicted: np.ndarray, n_labels: int) -> float:
     return float(f1[present].mean()) if present.any() else 0.0
 
 
-def language_prediction_cmi(labels: np.ndarray, predicted: np.ndarray, languages: np.ndarray,
-                            n_labels: int) -> float:
-    """Plug-in I(language; prediction | true label) in nats (the metric 25s defines; computed here on any rows)."""
-    try:
-        from langtrainer.training.metrics import language_prediction_cmi as owned
-    except ImportError:
-        owned = None
-    if owned is not None:
-        return float(owned(predicted, labels, languages))
-    return _cmi(labels, predicted, languages, n_labels)
-
-
-def _cmi(labels: np.ndarray, predicted: np.ndarray, languages: np.ndarray, n_labels: int) -> float:
-    total = len(labels)
-    if total == 0:
-        return 0.0
-    _, lang = np.unique(languages, return_inverse=True)
-    n_lang = int(lang.max()) + 1
-    counts = np.bincount((labels * n_lang + lang) * n_labels + predicted,
-                         minlength=n_labels * n_lang * n_labels).reshape(n_labels, n_lang, n_labels).astype(float)
-    n_y = counts.sum(axis=(1, 2), keepdims=True)
-    n_yl = counts.sum(axis=2, keepdims=True)
-    n_yp = counts.sum(axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = counts / total * np.log(counts * n_y / (n_yl * n_yp))
-    return float(np.nansum(np.where(counts > 0, terms, 0.0)))
-
-
 @dataclass
 class Rows:
     """One run's test predictions as index arrays, aligned to the baseline's row order by id."""
@@ -96,6 +68,8 @@ class Rows:
     predicted: np.ndarray
     languages: np.ndarray
     n_labels: int
+    groups: dict[str, list[str]] | None = None  # the skew design, for the skew index
+    favoured: dict[str, list[int]] | None = None
 
     def score(self, key: str, idx: np.ndarray | None = None) -> float:
         labels, predicted, languages = self.labels, self.predicted, self.languages
@@ -109,7 +83,13 @@ class Rows:
             return min(macro_f1(labels[languages == lang], predicted[languages == lang], self.n_labels)
                        for lang in np.unique(languages))
         if key == "language_prediction_cmi":
-            return language_prediction_cmi(labels, predicted, languages, self.n_labels)
+            from langtrainer.training.language_dependence import language_prediction_cmi
+
+            return language_prediction_cmi(predicted, labels, languages)
+        if key == "skew_index" and self.groups and self.favoured:
+            from langtrainer.training.metrics import skew_index
+
+            return skew_index(predicted, languages, self.groups, self.favoured)
         raise KeyError(key)
 
 
@@ -172,10 +152,7 @@ def run_values(mitigation: str, seed: int, run: RunDir) -> RunValues:
 
 
 def _cmi_value(test: dict[str, Any]) -> float | None:
-    value = test.get("language_prediction_cmi")
-    if isinstance(value, dict):  # {"value": ..., "p_value": ...}
-        value = value.get("value", value.get("nats"))
-    return value
+    return test.get("language_prediction_cmi")
 
 
 # ----------------------------------------------------------------------------- comparisons
@@ -246,13 +223,21 @@ def collect(plan: ComparePlan):
 
 def _rows(plan: ComparePlan) -> dict[tuple[str, int], Rows]:
     """Every run's predictions aligned to the baseline's (for the one-seed bootstrap)."""
+    from langtrainer.training.evaluation import favoured_labels
+
     seed = plan.seeds[0]
     base_run = RunDir(plan.runs[(plan.baseline, seed)].folder)
     frame = base_run.read_predictions()
     ids, names = frame["id"].astype(str).tolist(), list(frame.attrs.get("label_names") or [])
-    return {(m, seed): aligned_rows(RunDir(plan.runs[(m, seed)].folder), ids, names) for m in plan.names}
+    out = {}
+    for m in plan.names:
+        rows = aligned_rows(RunDir(plan.runs[(m, seed)].folder), ids, names)
+        rows.groups = plan.base.imbalance.groups
+        rows.favoured = favoured_labels(plan.runs[(m, seed)].recipe, len(names))
+        out[(m, seed)] = rows
+    return out
 
 
 __all__ = ["METRICS", "Comparison", "Metric", "Rows", "RunValues", "aligned_rows", "collect", "compare_metric",
-           "language_prediction_cmi", "macro_f1", "run_values"]
+           "macro_f1", "run_values"]
 

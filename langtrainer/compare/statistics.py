@@ -14,7 +14,8 @@ training's: it is labelled as such wherever it is shown.
 Verdict rule (one rule everywhere): a difference in the metric's good
 direction by more than 2 SE is "better", in the bad direction by more than
 2 SE "worse", otherwise "within the noise". With one seed, "better" /
-"worse" when the bootstrap's 95 % interval excludes 0.
+"worse" when the bootstrap's 95 % interval excludes 0; a metric that cannot
+be bootstrapped over test rows (the probes) is then "not decided".
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 
 Z = 2.0  # the verdicts' threshold in SEs
 BETTER, WORSE, NOISE = "better", "worse", "within the noise"
+NO_INTERVAL = "not decided (one seed, no interval)"
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ def verdict(mean: float, se: float | None, higher_is_better: bool, interval: Int
             return BETTER if sign * mean > 0 else WORSE
         return NOISE
     if se is None:
-        return NOISE
+        return NO_INTERVAL
     if sign * mean > Z * se:
         return BETTER
     if sign * mean < -Z * se:

@@ -48,7 +48,7 @@ def recommend(plan: "ComparePlan", comparisons: dict[str, dict[str, "Comparison"
     others = [m for m in plan.names if m != plan.baseline]
     eligible = [m for m in others if m in primary and primary[m].verdict == st.BETTER
                 and guard.get(m) is not None and guard[m].verdict != st.WORSE]
-    undecided = {m: primary[m].seeds_needed for m in others if m in primary and primary[m].verdict == st.NOISE}
+    undecided = {m: primary[m].seeds_needed for m in others if m in primary and primary[m].verdict in (st.NOISE, st.NO_INTERVAL)}
     if not eligible:
         if undecided:
             reason = ("no mitigation's worst-language macro-F1 differs from the baseline's beyond the noise "
