@@ -182,16 +182,16 @@ def _recompute(result: dict, out: Path, predictions: dict) -> None:
         frame = metric_frame([names.index(x) for x in p["predicted"]], [names.index(x) for x in p["label"]],
                              p["language"].tolist(), names)
         run = RunDir(out / f"{m}-seed{seed}")
-        metrics = run.read_metrics()["test"]
-        assert frame["accuracy"] == pytest.approx(metrics["accuracy"])
+        metrics = run.read_metrics().test
+        assert frame["accuracy"] == pytest.approx(metrics.accuracy)
         values = {"accuracy": frame["accuracy"], "macro_f1": frame["macro_f1"],
                   "worst_language_macro_f1": min(r["macro_f1"] for r in frame["by_language"].values()),
                   "language_prediction_cmi": language_prediction_cmi(p["predicted"], p["label"], p["language"])}
-        assert values["language_prediction_cmi"] == pytest.approx(metrics["language_prediction_cmi"])
-        if "skew_index" in metrics:
-            values["skew_index"] = metrics["skew_index"]
+        assert values["language_prediction_cmi"] == pytest.approx(metrics.language_prediction_cmi)
+        if metrics.skew_index is not None:
+            values["skew_index"] = metrics.skew_index
         for data in ("test", "external"):
-            values[f"probe_{data}"] = run.read_probes()[data]["accuracy_mean"]
+            values[f"probe_{data}"] = run.read_probes()[data].accuracy_mean
         return values
 
     seen = 0

@@ -81,7 +81,7 @@ class _Runner:
 
     def _measured_speed(self) -> float | None:
         """Seconds per step of the runs an earlier invocation finished (their metrics.json), None without any."""
-        speeds = [RunDir(r.folder).read_metrics().get("train", {}).get("steps_per_second")
+        speeds = [RunDir(r.folder).read_metrics().train.get("steps_per_second")
                   for r in self.plan.ordered_runs() if RunDir(r.folder).is_finished()]
         speeds = [s for s in speeds if s]
         return sum(1 / s for s in speeds) / len(speeds) if speeds else None
@@ -153,7 +153,7 @@ class _Runner:
                     max_length=base.model.max_length, external=settings.external,
                     external_configs=settings.external_configs,
                     progress=lambda done, total: self.tell(stage, done, total))
-                atomic.write_json(target, result)
+                result.write(target)
             self.finish()
 
     def _pretrained_test(self) -> str:

@@ -7,9 +7,10 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from langtrainer import atomic
+from langtrainer.artifacts import Artifact
 from langtrainer.compare.folder import CompareDir
 from langtrainer.compare.plan import FORMAT_VERSION
 
@@ -22,8 +23,16 @@ KIND = "langtrainer.compare.result"
 
 
 @dataclass
-class CompareResult:
-    """compare.json: every number of compare.md, with where it comes from (the run folders)."""
+class CompareResult(Artifact):
+    """compare.json: every number of compare.md, with where it comes from (the run folders).
+
+    metrics: metric key -> {title, higher_is_better, unit, by_mitigation: mitigation -> {values, n (per seed),
+    mean, se, differences (per seed), difference_mean, difference_se, interval {low, high, kind}, verdict,
+    seeds_needed}}; runs: one entry per run folder (its values and sample sizes).
+    """
+
+    FORMAT_VERSION: ClassVar[int] = FORMAT_VERSION
+    HEADER: ClassVar[dict[str, Any]] = {"kind": KIND}
 
     recipe: str
     baseline: str
@@ -33,24 +42,9 @@ class CompareResult:
     runs: list[dict[str, Any]]
     metrics: dict[str, dict[str, Any]]
     recommendation: dict[str, Any]
-    pretrained_probe: dict[str, float | None]
+    pretrained_probe: dict[str, float | None] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     shap_diff: dict[str, dict[str, str]] = field(default_factory=dict)
-    kind: str = KIND
-    format_version: int = FORMAT_VERSION
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CompareResult":
-        from langtrainer.errors import UserError
-
-        if data.get("kind") != KIND or data.get("format_version") != FORMAT_VERSION:
-            raise UserError(f"not a compare.json of format {FORMAT_VERSION} (kind {data.get('kind')!r}, format "
-                            f"{data.get('format_version')!r})")
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
 
     @classmethod
     def build(cls, plan: "ComparePlan", per_run: dict[tuple[str, int], "RunValues"],
@@ -105,18 +99,19 @@ def warnings_for(plan: "ComparePlan", per_run: dict[tuple[str, int], "RunValues"
         out.append("two seeds: each SE rests on one degree of freedom, so 2 SE is a rough threshold; more seeds "
                    "make the verdicts firmer")
     base = RunDir(per_run[(plan.baseline, plan.seeds[0])].folder)
-    by_language = base.read_metrics().get("test", {}).get("by_language", {})
+    by_language = base.read_metrics().test.by_language
     train_name, _ = training_subset_names(plan.runs[(plan.baseline, plan.seeds[0])].recipe)
-    train_counts = base.read_distribution().get("counts", {}).get(train_name)
+    distribution = base.read_distribution()
+    train_counts = distribution.counts.get(train_name) if distribution is not None else None
     weights = {}
     for (m, seed), values in per_run.items():
         metrics = RunDir(values.folder).read_metrics()
-        if seed == plan.seeds[0] and metrics.get("class_weights"):
-            table = metrics["class_weights"]
-            weights = {lang: dict(zip(metrics["label_names"], row)) for lang, row in zip(metrics["languages"], table)}
+        if seed == plan.seeds[0] and metrics.class_weights:
+            weights = {lang: dict(zip(metrics.label_names, row))
+                       for lang, row in zip(metrics.languages, metrics.class_weights)}
             break
-    lines = small_sample_warnings(train_counts=train_counts, test_rows={k: v.get("n", 0) for k, v in
-                                                                        by_language.items()}, class_weights=weights)
+    lines = small_sample_warnings(train_counts=train_counts, test_rows={k: v.n or 0 for k, v in by_language.items()},
+                                  class_weights=weights)
     out += lines
     if lines:
         out.append("these limit the per-language numbers above: the worst-language macro-F1, and so the "
@@ -277,7 +272,7 @@ def write_outputs(result: CompareResult, plan: "ComparePlan") -> dict[str, Path]
     if any(b["by_mitigation"] for b in result.metrics.values()) and len(result.mitigations) > 1:
         paths["forest"] = save_figure(draw_forest(result), folder.forest_path)
     paths.update(_token_views(result, plan))
-    paths["json"] = atomic.write_json(folder.json_path, result.to_dict())
+    paths["json"] = result.write(folder.json_path)
     paths["markdown"] = atomic.write_text(folder.markdown_path, render_markdown(result, paths))
     return paths
 

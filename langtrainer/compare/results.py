@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -128,31 +127,26 @@ class RunValues:
 
 def run_values(mitigation: str, seed: int, run: RunDir) -> RunValues:
     """The metrics of one finished run, from its metrics.json and probe JSONs."""
-    metrics = run.read_metrics()
-    test = metrics.get("test", {})
-    by_language = test.get("by_language", {})
-    worst = min(by_language, key=lambda lang: (by_language[lang]["macro_f1"], lang)) if by_language else None
+    test = run.read_metrics().test
+    by_language = test.by_language
+    worst = min(by_language, key=lambda lang: (by_language[lang].macro_f1, lang)) if by_language else None
     values: dict[str, float | None] = {
-        "accuracy": test.get("accuracy"),
-        "macro_f1": test.get("macro_f1"),
-        "worst_language_macro_f1": by_language[worst]["macro_f1"] if worst else None,
-        "language_prediction_cmi": _cmi_value(test),
-        "skew_index": test.get("skew_index"),
+        "accuracy": test.accuracy,
+        "macro_f1": test.macro_f1,
+        "worst_language_macro_f1": by_language[worst].macro_f1 if worst else None,
+        "language_prediction_cmi": test.language_prediction_cmi,
+        "skew_index": test.skew_index,
     }
-    n_test = test.get("n")
-    n = {"accuracy": n_test, "macro_f1": n_test, "worst_language_macro_f1": by_language[worst]["n"] if worst else None,
-         "language_prediction_cmi": n_test, "skew_index": n_test}
+    n = {"accuracy": test.n, "macro_f1": test.n, "worst_language_macro_f1": by_language[worst].n if worst else None,
+         "language_prediction_cmi": test.n, "skew_index": test.n}
     chance: dict[str, float | None] = {}
+    probes = run.read_probes()
     for data in ("test", "external"):
-        probe = run.read_probes().get(data) or {}
-        values[f"probe_{data}"] = probe.get("accuracy_mean")
-        n[f"probe_{data}"] = probe.get("n_examples")
-        chance[f"probe_{data}"] = (probe.get("result") or {}).get("chance_accuracy")
+        probe = probes.get(data)
+        values[f"probe_{data}"] = probe.accuracy_mean if probe is not None else None
+        n[f"probe_{data}"] = probe.n_examples if probe is not None else None
+        chance[f"probe_{data}"] = (probe.block.result or {}).get("chance_accuracy") if probe is not None else None
     return RunValues(mitigation, seed, str(run.path), values, n, worst, chance)
-
-
-def _cmi_value(test: dict[str, Any]) -> float | None:
-    return test.get("language_prediction_cmi")
 
 
 # ----------------------------------------------------------------------------- comparisons
@@ -216,8 +210,8 @@ def collect(plan: ComparePlan):
                                    plan.split_seed)
             if found is not None:
                 comparisons.setdefault(metric.key, {})[m] = found
-    pretrained = {data: (RunDir(plan.folder.pretrained.path).read_probes().get(data) or {}).get("accuracy_mean")
-                  for data in ("test", "external")}
+    probes = plan.folder.pretrained.read_probes()
+    pretrained = {data: probes[data].accuracy_mean if data in probes else None for data in ("test", "external")}
     return CompareResult.build(plan, per_run, comparisons, recommend(plan, comparisons), pretrained)
 
 
