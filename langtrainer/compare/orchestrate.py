@@ -209,7 +209,8 @@ class _Runner:
         from langtrainer.analysis.shap.store import read_manifest
 
         folder = RunDir(run.folder)
-        if not (read_manifest(folder.shap_dir) or {}).get("complete"):
+        manifest = read_manifest(folder.shap_dir)
+        if manifest is None or not manifest.complete:
             stage = f"{run.mitigation} seed {run.seed}: SHAP"
             settings = self.plan.base.analysis.shap
             # One subsample for every run: the same split and the same (split) seed draw the same rows.
