@@ -51,15 +51,18 @@ def main() -> None:
     parser.add_argument("--mitigations", default="none,class_weights")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--out", default="bench_compare.json")
+    parser.add_argument("--as-is", action="store_true", help="the recipe as it is (no SIZE overrides: a recipe "
+                        "already sized, e.g. a tiny model's)")
     args = parser.parse_args()
+    size = [] if args.as_is else SIZE
 
     from langtrainer.compare import plan_compare
     from langtrainer.recipe import save_recipe
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        sets = [arg for s in SIZE for arg in ("--set", s)]
-        plan = plan_compare(args.recipe, args.mitigations.split(","), args.seeds, SIZE, out=root / "compare")
+        sets = [arg for s in size for arg in ("--set", s)]
+        plan = plan_compare(args.recipe, args.mitigations.split(","), args.seeds, size, out=root / "compare")
         # One by one: the runs' own resolved recipes, so both paths train exactly the same runs.
         started = time.perf_counter()
         steps: dict[str, float] = {}
@@ -85,6 +88,8 @@ def main() -> None:
             "runs": len(plan.runs),
             "mitigations": args.mitigations,
             "seeds": args.seeds,
+            "recipe": args.recipe,
+            "size": size,
             "one_by_one_s": round(one_by_one, 1),
             "compare_s": round(compare_s, 1),
             "ratio": round(compare_s / one_by_one, 3),
