@@ -138,22 +138,25 @@ class _Runner:
                     tokenize(subsets[name], tokenizer, self.plan.base.model.max_length)
 
     def pretrained_probes(self) -> None:
-        from langtrainer.analysis.probe import run_probe
+        """The pretrained model on the shared test split and the external corpus, with the recipe's settings
+        given explicitly (it has no run folder whose recipe could give them)."""
+        from langtrainer.analysis.probe import ProbeOptions, probe_with_options
 
         settings, base = self.plan.base.analysis.probe, self.plan.base
         for data in PROBE_DATA:
             target = self.folder.pretrained.probe_path(data)
             if not target.exists():
                 stage = f"probe pretrained ({data})"
-                source = self._pretrained_test() if data == "test" else data
-                result = run_probe(
-                    self.base_model, data=source, layer=settings.layer, feature=settings.feature,
-                    folds=settings.folds, per_language=settings.per_language if data == "external" else None,
-                    C=settings.C, languages=base.data.languages or None, seed=self.plan.split_seed,
+                options = ProbeOptions(
+                    data=self._pretrained_test() if data == "test" else data, C=settings.C, folds=settings.folds,
+                    feature=settings.feature, layer=settings.layer,
+                    per_language=settings.per_language if data == "external" else None,
+                    languages=base.data.languages or None, seed=self.plan.split_seed,
                     max_length=base.model.max_length, external=settings.external,
-                    external_configs=settings.external_configs,
-                    progress=lambda done, total: self.tell(stage, done, total))
-                result.write(target)
+                    external_configs=settings.external_configs)
+                report = probe_with_options(self.base_model, options,
+                                            progress=lambda done, total: self.tell(stage, done, total))
+                report.write(target)
             self.finish()
 
     def _pretrained_test(self) -> str:
@@ -193,7 +196,7 @@ class _Runner:
         return sum(r.steps for r in later if not RunDir(r.folder).is_finished())
 
     def probe(self, run: RunPlan) -> None:
-        from langtrainer.analysis.probe_options import ProbeOptions
+        from langtrainer.analysis.probe import ProbeOptions
         from langtrainer.pipelines.probe import probe_and_write
 
         folder = RunDir(run.folder)
