@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Sequence
 
 import numpy as np
@@ -11,13 +10,12 @@ import pandas as pd
 from langtrainer import defaults
 from langtrainer.errors import UserError
 
-logger = logging.getLogger(__name__)
-
 from langtrainer.analysis.embeddings import FEATURES, extract_embeddings
 from langtrainer.analysis.probe.core import PAPER_C, _check_inputs, probe_language
 from langtrainer.analysis.probe.texts import _clean_frame
 from langtrainer.data.stratified import sample_per_language
 from langtrainer.training.evaluator import Evaluator
+
 
 
 class ProbeEvaluator(Evaluator):

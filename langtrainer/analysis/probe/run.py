@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from dataclasses import asdict
@@ -14,8 +13,6 @@ import pandas as pd
 
 from langtrainer import defaults
 from langtrainer.errors import UserError
-
-logger = logging.getLogger(__name__)
 
 from langtrainer.analysis.embeddings import (
     FEATURES,
@@ -33,6 +30,7 @@ from langtrainer.analysis.probe.options import ProbeOptions, resolve_probe_optio
 from langtrainer.analysis.probe.texts import EXTERNAL_SOURCE, probe_texts
 from langtrainer.artifacts import ProbeModelBlock, ProbeReport
 from langtrainer.models.encoder import load_encoder, resolve_model
+
 
 
 def _recipe_max_length(model_dir: str | Path) -> int | None:

@@ -12,9 +12,9 @@ import pandas as pd
 from langtrainer import defaults
 from langtrainer.errors import UserError
 
-logger = logging.getLogger(__name__)
-
 from langtrainer.data.stratified import sample_per_language
+
+logger = logging.getLogger(__name__)
 
 EXTERNAL_SOURCE = defaults.EXTERNAL_CORPUS  # the builtin stand-in for Wikipedia
 

@@ -145,7 +145,7 @@ def _intro_section(page: "_Page") -> list[str]:
     if collected.languages:
         facts.append(f"{len(collected.languages)} languages ({', '.join(collected.languages)})")
     if collected.groups and collected.favoured_by != "language":
-        facts.append("language groups " + "; ".join(f"{g}: {','.join(l)}" for g, l in collected.groups.items()))
+        facts.append("language groups " + "; ".join(f"{g}: {','.join(langs)}" for g, langs in collected.groups.items()))
     md += ["Data: " + ", ".join(facts) + ".", "", "## Verdicts", ""]
     verdicts = _verdicts(summary)
     md += [f"- {line}" for line in verdicts] or [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from langtrainer.reporting.report.setups import role_sort_key, role_title
 from langtrainer.reporting.report.statistics import Comparison, Summary
