@@ -150,7 +150,8 @@ def _intro_section(page: "_Page") -> list[str]:
     verdicts = _verdicts(summary)
     md += [f"- {line}" for line in verdicts] or [
         "- No verdicts: they compare a balanced run with an imbalanced one (and mitigations with the imbalanced "
-        "one) of the same data, and these runs hold no such pair."]
+        "one), or on data as it is a mitigation with a run without one, of the same data, and these runs hold no "
+        "such pair."]
     return md
 
 
