@@ -14,6 +14,8 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
     || echo "chromium could not be installed: the token-view rendering test will be skipped" >&2
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+# The linter first (config in pyproject.toml): a lint error fails the run like a test.
+.venv/bin/ruff check .
 set +e
 .venv/bin/python -m pytest -q -rs --durations=15 -m "slow or not slow" "$@"
 rc=$?
