@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from langtrainer.cli.common import console, make_progress, options, user_errors
+from langtrainer.cli.common import console, err_console, make_progress, one_line, options, user_errors
 
 data_app = typer.Typer(
     help="Build balanced/imbalanced subsets of a multilingual dataset and audit language-label skew.",
@@ -193,7 +193,11 @@ def plan_command(
     group_column: Optional[str] = GROUP_COLUMN,
     id_column: Optional[str] = ID_COLUMN,
 ) -> None:
-    """Counts per (split, language, label) against what the recipe's subsets need, and the largest sizes that fit."""
+    """Counts per (split, language, label) against what the recipe's subsets need, and the largest sizes that fit.
+
+    Exit 2 when a cell is short (the error line first, then the table), 0 when every cell can be filled."""
+    from rich.markup import escape
+
     from langtrainer import atomic
     from langtrainer.data.sampling import plan_from_recipe
     from langtrainer.errors import UserError
@@ -205,11 +209,16 @@ def plan_command(
                              id=id_column)
     extra = [f"imbalance.subset={subset}"] if subset else []
     plan = plan_from_recipe(load_recipe(recipe, [*(set_ or []), *column_overrides(columns), *extra]))
+    short = plan.error()
+    if short is not None:  # the design does not fit: one line on stderr, the table below it, exit 2
+        err_console.print(f"[bold red]error:[/] {escape(one_line(str(short)))}", highlight=False, soft_wrap=True)
     for item in render_plan(plan):
         console.print(item)
     if json_out is not None:
         atomic.write_json(json_out.expanduser(), plan.to_dict())
         console.print(f"wrote [bold]{json_out}[/]")
+    if short is not None:
+        raise typer.Exit(code=2)
 
 
 # ------------------------------------------------------------------ audit

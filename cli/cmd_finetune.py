@@ -52,6 +52,10 @@ def finetune_command(
         None, "--accelerate-config", help="accelerate config YAML (multi-GPU, multi-node, DeepSpeed, FSDP), "
         "e.g. langtrainer/configs/multi_gpu.yaml."
     ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Open the data and plan the subsets, print rows per split and cell, optimizer "
+        "steps, evaluations, checkpoints, tokens per epoch, the analysis workload and the device; load no "
+        "weights, train nothing, write nothing."),
 ) -> None:
     """Fine-tune a classifier on the recipe's data as it is, or its balanced or imbalanced subset."""
     from langtrainer.training import distributed as launch
@@ -68,6 +72,12 @@ def finetune_command(
             raise UserError(f"--subset must be none, balanced or imbalanced, got {subset!r}")
         overrides.append(f"imbalance.subset={subset}")
     loaded = load_recipe(recipe, overrides)
+    if dry_run:
+        from langtrainer.pipelines.dry_run import dry_run as plan_run
+
+        for item in render_dry_run(plan_run(loaded, processes=num_processes or 1)):
+            console.print(item)
+        return
     check_local_model(loaded)  # before the slow imports: a typo in the model path fails in a second
     check_model_max_length(loaded)
     run_dir = output_dir or default_run_dir(loaded)
@@ -97,6 +107,54 @@ def finetune_command(
     console.print(render_test_metrics(metrics))
     console.print(f"run directory: [bold]{run_dir}[/] (test accuracy {metrics['test']['accuracy']:.3f}, "
                   f"{metrics['train']['steps_per_second']:.2f} steps/s)")
+
+
+def render_dry_run(plan) -> list:
+    """The dry-run plan: rows per split and cell, then the training schedule, tokens, workload and device."""
+    out = [f"[bold]{plan.recipe}[/] ({plan.subset} subset, seed {plan.seed}): {plan.model}, max_length "
+           f"{plan.max_length}, data {plan.source} (dry run: no weights loaded, nothing written)"]
+    for role, counts in plan.rows.items():
+        total = sum(map(sum, counts))
+        table = Table(title=f"{role}: {plan.split_names[role]} ({total} rows)")
+        table.add_column("language")
+        for name in plan.label_names:
+            table.add_column(name, justify="right")
+        table.add_column("total", justify="right", style="bold")
+        for lang, row in zip(plan.languages, counts):
+            table.add_row(lang, *map(str, row), str(sum(row)))
+        table.add_row("total", *[str(sum(col)) for col in zip(*counts)], str(total), style="bold")
+        out.append(table)
+    schedule = Table(title="training", show_header=False)
+    schedule.add_column("what")
+    schedule.add_column("value", justify="right")
+
+    def every(strategy: str, steps) -> str:
+        return f"every {steps} steps" if strategy == "steps" else strategy
+
+    for what, value in (
+        ("training rows", f"{plan.train_examples}"),
+        ("batch", f"{plan.per_device_train_batch_size} x accumulation {plan.gradient_accumulation_steps} x "
+                  f"{plan.processes} process(es) = {plan.effective_batch}"),
+        ("batches per epoch", f"{plan.batches_per_epoch}"),
+        ("optimizer steps", f"{plan.optimizer_steps} ({plan.steps_per_epoch} per epoch x {plan.epochs:g} epochs)"),
+        ("evaluations", f"{plan.evaluations} ({every(plan.eval_strategy, plan.eval_every_steps)})"),
+        ("checkpoints", f"{plan.checkpoints} ({every(plan.save_strategy, plan.save_every_steps)}; "
+                        f"at most {plan.save_total_limit} kept)"),
+        ("tokens per epoch", f"{plan.tokens_per_epoch:,} ({plan.mean_tokens_per_row:.1f} per row, "
+                             f"{100 * plan.truncated_share:.1f}% of rows cut at {plan.max_length})"),
+        ("device", f"{plan.device}, " + ("fp16" if plan.fp16 else "full precision")),
+    ):
+        schedule.add_row(what, value)
+    out.append(schedule)
+    out.append(f"tokens per epoch: {plan.tokens_method}")
+    work = Table(title="forward passes (rows through the model)")
+    for column in ("work", "rows", "how"):
+        work.add_column(column, justify="right" if column == "rows" else "left")
+    for item in plan.workload:
+        work.add_row(item.what, f"{item.forward_passes:,}", item.detail)
+    out.append(work)
+    out.extend(f"[yellow]note:[/] {note}" for note in plan.notes)
+    return out
 
 
 def _training_progress(progress, name: str):

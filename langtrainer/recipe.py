@@ -88,11 +88,30 @@ class ImbalanceConfig:
 
     subset: Literal["none", "balanced", "imbalanced"] | None = None
     groups: dict[str, list[str]] | None = None
-    distribution: dict[str, list[float]] | None = None
+    # Per language or group: percentages per label (a list summing to 100, as Table 1 prints
+    # them) or an exact ratio "1:2:3:4:5" (the released code's config format), which is
+    # turned into exact percentages here so that every consumer sees one form.
+    distribution: dict[str, list[float] | str] | None = None
 
     def __post_init__(self) -> None:
+        if self.distribution:
+            self.distribution = {key: ratio_to_percentages(row, f"imbalance.distribution.{key}")
+                                 if isinstance(row, str) else row for key, row in self.distribution.items()}
         if self.subset is None:
             self.subset = "imbalanced" if self.distribution else "none"
+
+
+def ratio_to_percentages(ratio: str, where: str = "ratio") -> list[float]:
+    """'1:2:3:4:5' -> [100/15, 200/15, ...]: exact shares, no rounding to Table 1's printed 6.6 / 33.3."""
+    parts = [p.strip() for p in ratio.split(":")]
+    try:
+        weights = [float(p) for p in parts]
+    except ValueError:
+        weights = []
+    if len(weights) < 2 or not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+        raise UserError(f"{where}: expected percentages or a ratio such as '1:2:3', got {ratio!r}")
+    total = sum(weights)
+    return [100.0 * w / total for w in weights]
 
 
 @dataclass
