@@ -109,11 +109,15 @@ def _interval(value: float, total: int) -> int:
     return math.ceil(total * value) if value < 1 else int(value)
 
 
-def _schedule(args, total: int, steps_per_epoch: int, strategy: str, every: float) -> tuple[int | None, int]:
-    """(interval in steps or None, how many times) for an eval/save strategy."""
+def _schedule(total: int, steps_per_epoch: int, strategy: str, every: float) -> tuple[int | None, int]:
+    """(interval in steps or None, how many times) for an eval/save strategy.
+
+    transformers' DefaultFlowCallback: "steps" acts at every multiple of the
+    interval and once more at the last step when that is not a multiple.
+    """
     if strategy == "steps":
         interval = max(_interval(every, total), 1)
-        return interval, total // interval
+        return interval, total // interval + int(total % interval > 0)
     if strategy == "epoch":
         return steps_per_epoch, math.ceil(total / steps_per_epoch)
     return None, 0
@@ -239,8 +243,8 @@ def dry_run(recipe: Recipe, processes: int = 1) -> DryRunPlan:
                                                 args.num_train_epochs, args.max_steps)
     eval_strategy = str(getattr(args.eval_strategy, "value", args.eval_strategy))
     save_strategy = str(getattr(args.save_strategy, "value", args.save_strategy))
-    eval_every, evaluations = _schedule(args, total, per_epoch, eval_strategy, args.eval_steps or 0)
-    save_every, checkpoints = _schedule(args, total, per_epoch, save_strategy, args.save_steps or 0)
+    eval_every, evaluations = _schedule(total, per_epoch, eval_strategy, args.eval_steps or 0)
+    save_every, checkpoints = _schedule(total, per_epoch, save_strategy, args.save_steps or 0)
     epochs = total / per_epoch if per_epoch else 0.0
 
     shap, probe = recipe.analysis.shap, recipe.analysis.probe
@@ -263,10 +267,8 @@ def dry_run(recipe: Recipe, processes: int = 1) -> DryRunPlan:
                  f"({probe.external}), then {probe.folds}-fold logistic regressions (C = {probe.C:g})"),
     ]
     notes = []
-    if eval_strategy == "steps" and evaluations and total % eval_every:
-        notes.append(f"the last evaluation is at step {evaluations * eval_every} of {total}: the last "
-                     f"{total - evaluations * eval_every} steps are never evaluated, so load_best_model_at_end "
-                     "cannot pick them")
+    if eval_strategy == "no" and n_validation:
+        notes.append("no evaluation during training: the validation rows are not used")
     device, fp16 = _device(recipe, processes)
     return DryRunPlan(
         recipe=recipe.name, subset=subset, seed=recipe.seed, model=recipe.model.name_or_path,
