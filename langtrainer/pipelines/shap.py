@@ -27,7 +27,7 @@ def run_shap_diff(
     group_options: Sequence[str] = (),
     out: str | os.PathLike | None = None,
     averaging: str = "masked",
-    special_tokens: bool = False,
+    special_tokens: bool = True,
 ) -> tuple[ShapDiffResult, dict[str, Path]]:
     """Cumulative SHAP difference of two SHAP results; every argument checked before any work."""
     job = prepare_shap_diff(bal, imbal, group_options, out, threshold)
