@@ -191,7 +191,7 @@ def _device(recipe: Recipe, processes: int) -> tuple[str, bool]:
 
 def dry_run(recipe: Recipe, processes: int = 1) -> DryRunPlan:
     """The dry-run plan of `recipe` (see the module docstring); UserError when its design does not fit the data."""
-    from langtrainer.data.sampling import SIZE_FIELDS, recipe_pools, design_plan, select_nested
+    from langtrainer.data.sampling import SIZE_FIELDS, design_plan, recipe_pools, select_nested
     from langtrainer.training.args import build_training_args
 
     if processes < 1:
@@ -232,7 +232,6 @@ def dry_run(recipe: Recipe, processes: int = 1) -> DryRunPlan:
     import tempfile
     from pathlib import Path
 
-    training = recipe.training
     n_train = int(np.sum(rows["train"]))
     n_validation = int(np.sum(rows["validation"]))
     n_test = int(np.sum(rows["test"]))
