@@ -6,7 +6,7 @@ fields without importing the training machinery.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -14,27 +14,30 @@ from transformers import TrainingArguments
 
 from langtrainer.defaults import HEAD_LEARNING_RATE, LEARNING_RATE
 from langtrainer.errors import UserError
+from langtrainer.recipe import LossConfig
 
 if TYPE_CHECKING:
     from langtrainer.recipe import Recipe
 
+# LossConfig's fields that TrainingArguments holds as they are (the adversary's block is flattened).
+LOSS_FIELDS = tuple(f.name for f in fields(LossConfig) if f.name != "language_adversary")
+
 # Fields filled from the recipe's `loss:` / `data:` blocks, not from `training:`.
 RECIPE_MANAGED_FIELDS = (
-    "class_weights",
-    "weight_scheme",
-    "effective_number_beta",
-    "loss_reduction",
-    "mask_entropy",
-    "mask_entropy_normalisation",
-    "mask_entropy_input",
+    *LOSS_FIELDS,
     "language_sampler",
+    "language_adversary",
+    "language_adversary_weight",
+    "language_adversary_schedule",
+    "language_adversary_hidden",
     "language_column",  # recipes rename the source's column to `language` (data.columns.language)
 )
 
 
 @dataclass
-class LangTrainingArguments(TrainingArguments):
-    """TrainingArguments with a head learning rate and the per-language loss settings."""
+class LangTrainingArguments(TrainingArguments, LossConfig):
+    """TrainingArguments with a head learning rate and the per-language loss settings (`recipe.LossConfig`'s
+    fields: class_weights, weight_scheme, reduction, mask_entropy, ...)."""
 
     head_learning_rate: float | None = field(
         default=None,
@@ -50,29 +53,6 @@ class LangTrainingArguments(TrainingArguments):
         metadata={"help": "fp16 mixed precision when training runs on a CUDA device, full precision otherwise "
                           "(the paper recipes: the released code trained in fp16 on GPUs)."},
     )
-    class_weights: Literal["none", "per_language", "global"] = field(
-        default="none", metadata={"help": "none | per_language (eq. 2) | global class weights."}
-    )
-    weight_scheme: Literal["inverse", "sqrt_inverse", "effective_number"] = field(
-        default="inverse", metadata={"help": "inverse = eq. 2; sqrt_inverse; effective_number (Cui et al.)."}
-    )
-    effective_number_beta: float = field(default=0.999, metadata={"help": "beta of effective_number."})
-    loss_reduction: Literal["mean", "weighted_mean"] = field(
-        default="mean",
-        metadata={"help": "mean: sum w_i l_i / N (the paper); weighted_mean: sum w_i l_i / sum w_i."},
-    )
-    mask_entropy: float = field(
-        default=0.0, metadata={"help": "Coefficient of the masked-input entropy term (Annex A.3, eq. 3)."}
-    )
-    mask_entropy_normalisation: Literal["sum", "mean"] = field(
-        default="sum",
-        metadata={"help": "sum: sum_c p_c log p_c (eq. 3 as printed); mean: its mean over classes (the released code)."},
-    )
-    mask_entropy_input: Literal["drawn", "last_row"] = field(
-        default="drawn",
-        metadata={"help": "drawn: [CLS] + m [MASK] + [SEP], m drawn up to the batch length; "
-                          "last_row: the batch's last row, every non-pad token masked (the released code)."},
-    )
     language_column: str = field(
         default="language",
         metadata={"help": "Dataset column with each example's language code (e.g. 'lang')."},
@@ -82,13 +62,49 @@ class LangTrainingArguments(TrainingArguments):
         metadata={"help": "per_language_balanced: resample on the (language, label) key instead of weighting."},
     )
 
+    language_adversary: Literal["none", "gradient_reversal", "entropy"] = field(
+        default="none",
+        metadata={"help": "none | gradient_reversal | entropy: a language-identification head on the first "
+                          "token trained against the encoder (recipe: loss.language_adversary.method)."},
+    )
+    language_adversary_weight: float = field(
+        default=1.0, metadata={"help": "lambda of the adversary's gradient into the encoder (its maximum under dann)."}
+    )
+    language_adversary_schedule: Literal["constant", "dann"] = field(
+        default="constant", metadata={"help": "constant, or dann: lambda x (2 / (1 + exp(-10 p)) - 1), p = progress."}
+    )
+    language_adversary_hidden: int = field(
+        default=0, metadata={"help": "Hidden width of the language head (0 = linear)."}
+    )
+
     def __post_init__(self):
+        if self.language_adversary != "none":
+            from langtrainer.recipe import check_language_adversary
+
+            check_language_adversary(
+                self.language_adversary, self.language_adversary_weight, self.language_adversary_schedule,
+                self.language_adversary_hidden,
+                key=lambda name: "language_adversary" if name == "method" else f"language_adversary_{name}",
+            )
         # Decided before TrainingArguments checks its precision flags: a recipe that
         # asks for fp16 on GPU still runs, in full precision, on a CPU-only machine.
         import torch
 
         self.fp16 = wants_fp16(self.fp16, self.fp16_on_gpu, self.use_cpu, self.bf16, torch.cuda.is_available())
         super().__post_init__()
+
+
+def adversary_fields(recipe: "Recipe") -> dict[str, Any]:
+    """The recipe's loss.language_adversary as LangTrainingArguments fields."""
+    adversary = recipe.loss.language_adversary
+    if adversary is None:
+        return {"language_adversary": "none"}
+    return {
+        "language_adversary": adversary.method,
+        "language_adversary_weight": adversary.weight,
+        "language_adversary_schedule": adversary.schedule,
+        "language_adversary_hidden": adversary.hidden,
+    }
 
 
 def wants_fp16(fp16: bool, fp16_on_gpu: bool, use_cpu: bool, bf16: bool, cuda: bool) -> bool:
@@ -118,17 +134,11 @@ def build_training_args(recipe: "Recipe", output_dir: Path, has_eval: bool) -> L
         warmup_steps=0,
         use_cpu=not torch.cuda.is_available(),
     )
-    loss = recipe.loss
     managed = dict(
         seed=recipe.seed,
-        class_weights=loss.class_weights,
-        weight_scheme=loss.weight_scheme,
-        effective_number_beta=loss.effective_number_beta,
-        loss_reduction=loss.reduction,
-        mask_entropy=loss.mask_entropy,
-        mask_entropy_normalisation=loss.mask_entropy_normalisation,
-        mask_entropy_input=loss.mask_entropy_input,
+        **{name: getattr(recipe.loss, name) for name in LOSS_FIELDS},
         language_sampler=recipe.data.sampler or "none",
+        **adversary_fields(recipe),
     )
     owned = [key for key in recipe.training if run_owned_reason(key)]
     if owned:  # a Recipe built in code skips the recipe reader's refusal
