@@ -54,7 +54,7 @@ def test_dry_run_matches_the_real_run(tiny_model_dir, tmp_path, monkeypatch):
     assert plan.device == "cpu" and plan.fp16 is False
     assert {w.what: w.forward_passes for w in plan.workload}["evaluation"] == 4 * 80 + 80
 
-    metrics = finetune(recipe, tmp_path / "run")
+    metrics = finetune(recipe, tmp_path / "run").to_dict()
     assert metrics["train"]["steps"] == plan.optimizer_steps
     assert metrics["train"]["examples"] == np.sum(plan.rows["train"])
     evaluations = [h for h in metrics["log_history"] if "eval_loss" in h]
