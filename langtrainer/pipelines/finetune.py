@@ -252,6 +252,9 @@ def check_run(recipe: Recipe, run: RunDir, resume: bool, resume_inexact: bool = 
     """Everything about the run folder that must hold before (and again once it is locked) a run writes."""
     if not locked:
         run.check_not_in_use()
+    from langtrainer.preflight import user_path
+
+    user_path(run.path, "--output-dir")
     run.check_writable(resume)
     run.check_recipe(recipe)  # a leftover data/ of another recipe must not be reused
     run.check_identity(recipe)

@@ -65,6 +65,12 @@ def probe_and_write(
     also drawn next to it as PNG.
     """
     resolved, sources, out = check_probe(ckpt, options, out, batch_size)
+    with RunDir(Path(ckpt).expanduser()).read_lock():  # no finetune writes the run while it is probed
+        return _probe_locked(ckpt, resolved, sources, out, compare_base, c_sweep, standardize, batch_size, progress)
+
+
+def _probe_locked(ckpt, resolved: ProbeOptions, sources: dict[str, str], out: Path, compare_base, c_sweep,
+                  standardize: bool, batch_size: int, progress) -> tuple[dict[str, Any], dict[str, Path]]:
     # The paper's code probes the whole test split; the recipe's per_language (its
     # "1000 articles per language") caps the external corpus and files unless given.
     per_language = resolved.per_language

@@ -21,6 +21,7 @@ import yaml
 from langtrainer import atomic
 from langtrainer.defaults import HEAD_LEARNING_RATE, LEARNING_RATE
 from langtrainer.errors import UserError
+from langtrainer.reporting.markdown import md_list, md_text
 from langtrainer.reporting.tables import MetricTable, metric_table, to_markdown
 from langtrainer.rundir import RunDir, read_json
 
@@ -133,12 +134,12 @@ def _skew_lines(recipe: Mapping[str, Any], label_names: list[str]) -> list[str]:
     if not distribution or imbalance.get("subset") != "imbalanced":
         return []
     lines = ["Label distribution of the imbalanced training data (%):", ""]
-    header = ["group", "languages"] + label_names
+    header = ["group", "languages"] + [md_text(n) for n in label_names]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join("---" for _ in header) + "|")
     for name, row in distribution.items():
-        members = ",".join(groups.get(name, [name]))
-        lines.append("| " + " | ".join([str(name), members] + [f"{float(v):g}" for v in row]) + " |")
+        members = md_list(groups.get(name, [name]), ",")
+        lines.append("| " + " | ".join([md_text(name), members] + [f"{float(v):g}" for v in row]) + " |")
     return lines + [""]
 
 
@@ -146,11 +147,11 @@ def _class_weight_lines(metrics: Mapping[str, Any], label_names: list[str]) -> l
     weights, languages = metrics.get("class_weights"), metrics.get("languages") or []
     if not weights or len(weights) != len(languages):
         return []
-    header = ["language"] + label_names
+    header = ["language"] + [md_text(n) for n in label_names]
     lines = ["Class weights per language (the loss multiplies each example's cross-entropy by its cell):", "",
              "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for lang, row in zip(languages, weights):
-        lines.append("| " + " | ".join([str(lang)] + [f"{float(w):.3f}" for w in row]) + " |")
+        lines.append("| " + " | ".join([md_text(lang)] + [f"{float(w):.3f}" for w in row]) + " |")
     return lines + [""]
 
 
@@ -180,7 +181,7 @@ def _shap_diff_lines(diff: Mapping[str, Any]) -> list[str]:
     if not table:
         return []
     units = sorted({unit for per_label in table.values() for unit in per_label})
-    header = ["label"] + [f"{kind} {u}" if kind == "group" else u for u in units]
+    header = ["label"] + [f"{kind} {md_text(u)}" if kind == "group" else md_text(u) for u in units]
     lines = ["## SHAP difference", "",
              f"Mean cumulative SHAP difference of neutral tokens ({diff.get('comparison', 'compared − balanced')}), "
              f"per label and {kind}: tokens whose balanced-model SHAP value is within ±{diff.get('threshold', 0.01):g}. "
@@ -192,7 +193,7 @@ def _shap_diff_lines(diff: Mapping[str, Any]) -> list[str]:
         for unit in units:
             value = ((per_unit.get(unit) or {}).get("neutral") or {}).get("mean")
             cells.append(_fmt(value, 4) if isinstance(value, (int, float)) else "–")
-        lines.append("| " + " | ".join([str(label)] + cells) + " |")
+        lines.append("| " + " | ".join([md_text(label)] + cells) + " |")
     return lines + [""]
 
 
@@ -215,20 +216,20 @@ def render_model_card(run: RunDir | str | os.PathLike, probes: Mapping[str, Mapp
     header = yaml.safe_dump(card_metadata(recipe, metrics, by_language), sort_keys=False, allow_unicode=True)
     name = str(recipe.get("name") or metrics.get("recipe") or run.path.name)
     description = recipe.get("description")
-    md = ["---", header.rstrip("\n"), "---", "", f"# {name}", ""]
+    md = ["---", header.rstrip("\n"), "---", "", f"# {md_text(name)}", ""]
     md += [f"A {len(label_names)}-label text classifier for {len(languages)} languages "
-           f"({', '.join(languages)}), fine-tuned with langtrainer, which implements {PAPER}: "
+           f"({md_list(languages)}), fine-tuned with langtrainer, which implements {PAPER}: "
            "per-language class weights and a masked-input entropy term against a model that learns "
            "'this language => this label' from training data whose label mix differs by language.", ""]
     if description:
-        md += [str(description), ""]
+        md += [md_text(description), ""]
     md += ["## Training setup", "", "| setting | value |", "|---|---|"]
-    md += [f"| {key} | {value} |" for key, value in _setup_rows(recipe, metrics)]
+    md += [f"| {md_text(key)} | {md_text(value)} |" for key, value in _setup_rows(recipe, metrics)]
     md += [""]
     md += _skew_lines(recipe, label_names)
     md += _class_weight_lines(metrics, label_names)
-    md += ["## Languages and labels", "", f"Languages: {', '.join(languages) or '–'}.", "",
-           "Labels (id: name): " + ", ".join(f"{i}: {n}" for i, n in enumerate(label_names)) + ".", ""]
+    md += ["## Languages and labels", "", f"Languages: {md_list(languages) or '–'}.", "",
+           "Labels (id: name): " + ", ".join(f"{i}: {md_text(n)}" for i, n in enumerate(label_names)) + ".", ""]
     md += ["## Test results", ""]
     overall = [f"accuracy {_fmt(test.get('accuracy'))}", f"macro-F1 {_fmt(test.get('macro_f1'))}"]
     n = test.get("n", metrics.get("test_examples"))
@@ -240,7 +241,7 @@ def render_model_card(run: RunDir | str | os.PathLike, probes: Mapping[str, Mapp
     shares = test.get("prediction_shares")
     if isinstance(shares, Mapping) and shares:
         md += ["Share of predictions per label: "
-               + ", ".join(f"{k} {100 * float(v):.1f} %" for k, v in shares.items()) + ".", ""]
+               + ", ".join(f"{md_text(k)} {100 * float(v):.1f} %" for k, v in shares.items()) + ".", ""]
     if by_language is not None:
         md += ["Per language (the last row: max − min over languages). Where the test set has the same label "
                "mix in every language, prediction shares that differ between languages mean the model uses "

@@ -19,6 +19,8 @@ import numpy as np
 
 from langtrainer import atomic
 from langtrainer.errors import UserError
+from langtrainer.analysis.matching import match_labels, match_languages
+from langtrainer.reporting.markdown import md_list, md_text
 from langtrainer.reporting.tables import MetricTable, metric_table, to_markdown
 from langtrainer.rundir import DemoDir, RunDir
 
@@ -163,6 +165,16 @@ def _test_label_shares(run_dir: Path, label_names: list[str]) -> dict[str, list[
     return shares or None
 
 
+def _check_same_names(first: Run, run: Run) -> None:
+    """Runs combined in one report have the same labels and languages, by name (their order may differ:
+    the report reads every per-label and per-language number by name)."""
+    sides = (f"run '{first.path}'", f"run '{run.path}'")
+    for key, match in (("label_names", match_labels), ("languages", match_languages)):
+        a, b = first.metrics.get(key), run.metrics.get(key)
+        if a and b:
+            match(a, b, sides=sides)
+
+
 def collect(dirs: Iterable[str | Path]) -> Collected:
     """Find runs, probes and SHAP diffs under the given directories."""
     runs: list[Run] = []
@@ -197,6 +209,8 @@ def collect(dirs: Iterable[str | Path]) -> Collected:
                 run.probes[data] = probe
                 if probe.get("base"):
                     pretrained.setdefault(run.seed, {}).setdefault(data, probe["base"])
+            if runs:
+                _check_same_names(runs[0], run)
             runs.append(run)
             analogues.add(paper_analogue_of(run.path, metrics, recipe))
             label_names = label_names or list(metrics.get("label_names", []))
@@ -211,7 +225,11 @@ def collect(dirs: Iterable[str | Path]) -> Collected:
                 pretrained.setdefault(seed, {})[data] = _read_json(probe_path)
         for diff_path in sorted(root.rglob(RunDir.SHAP_DIFF)):
             seed = DemoDir.seed_of(diff_path) or 0
-            diffs[(seed, diff_path.parent.name)] = _read_json(diff_path)
+            diff = _read_json(diff_path)
+            if runs and runs[0].metrics.get("label_names") and diff.get("label_names") is not None:
+                match_labels(runs[0].metrics["label_names"], diff.get("label_names") or [],
+                             sides=(f"run '{runs[0].path}'", f"'{diff_path}'"))
+            diffs[(seed, diff_path.parent.name)] = diff
             png = diff_path.with_suffix(".png")
             if png.exists():
                 figures[(seed, diff_path.parent.name)] = png
@@ -533,7 +551,7 @@ def _shared_bias_note(summary: dict[str, Any], role: str) -> str:
         return ""
     label, share = shared
     amount = "all" if share >= 0.995 else f"at least {100 * share:.0f} %"
-    return (f" The skew index does not see a bias that every group shares: '{label}' takes {amount} "
+    return (f" The skew index does not see a bias that every group shares: '{md_text(label)}' takes {amount} "
             f"of every group's predictions in the {role_title(role)} model (see the prediction table).")
 
 
@@ -595,17 +613,17 @@ def _shap_verdict(name: str, shift: dict[str, tuple[float, float, int]]) -> str 
                 f"({name})?**")
     if all(n >= 2 and not math.isnan(std) for _, std, n in values.values()):
         se = {g: std / math.sqrt(n) for g, (_, std, n) in values.items()}
-        detail = ", ".join(f"{g}: {mean:+.4f} ± {se[g]:.4f} SE" for g, (mean, _, _) in values.items())
+        detail = ", ".join(f"{md_text(g)}: {mean:+.4f} ± {se[g]:.4f} SE" for g, (mean, _, _) in values.items())
         clear = [g for g, (mean, _, _) in values.items() if mean > 2 * se[g]]
         n_seeds = min(n for _, _, n in values.values())
         if len(clear) == len(values):
             answer = "Yes, in every group"
         elif clear:
-            answer = f"Only in group {', '.join(clear)}; elsewhere within the noise"
+            answer = f"Only in group {md_list(clear)}; elsewhere within the noise"
         else:
             answer = "Not shown: within the noise in every group"
         return f"{question} {answer} (mean cumulative difference over {n_seeds} seeds; {detail})."
-    detail = ", ".join(f"{g}: {mean:+.4f}" for g, (mean, _, _) in values.items())
+    detail = ", ".join(f"{md_text(g)}: {mean:+.4f}" for g, (mean, _, _) in values.items())
     direction = "positive" if all(v[0] > 0 for v in values.values()) else "not positive in every group"
     return (f"{question} Mean cumulative difference {detail}: {direction} "
             "(one seed, so no uncertainty attached; see the figure).")
@@ -672,8 +690,8 @@ def _test_mix_sentence(collected: Collected) -> str:
 def _skew_sentence(collected: Collected) -> str:
     groups = list(collected.groups or {})
     if len(groups) == 2:
-        how = (f"the share of group {groups[0]}'s predictions in the labels its training data over-represents "
-               f"+ the same share of group {groups[1]} − 1")
+        how = (f"the share of group {md_text(groups[0])}'s predictions in the labels its training data "
+               f"over-represents + the same share of group {md_text(groups[1])} − 1")
     else:
         how = (f"for each of the {len(groups)} language groups, the share of its predictions in the labels its "
                "training data over-represents minus the other groups' share in those labels, averaged over groups")
@@ -719,11 +737,12 @@ def _intro_section(page: "_Page") -> list[str]:
                   "orientation only: different data, model and size.")
     md = ["# langtrainer report", "", intro, ""]
     names = page.names
-    facts = [f"{len(names)} labels ({', '.join(names)})"]
+    facts = [f"{len(names)} labels ({md_list(names)})"]
     if collected.languages:
-        facts.append(f"{len(collected.languages)} languages ({', '.join(collected.languages)})")
+        facts.append(f"{len(collected.languages)} languages ({md_list(collected.languages)})")
     if collected.groups:
-        facts.append("language groups " + "; ".join(f"{g}: {','.join(l)}" for g, l in collected.groups.items()))
+        facts.append("language groups " + "; ".join(f"{md_text(g)}: {md_list(l, ',')}"
+                                                    for g, l in collected.groups.items()))
     md += ["Data: " + ", ".join(facts) + ".", "", "## Verdicts", ""]
     verdicts = _verdicts(summary)
     md += [f"- {line}" for line in verdicts] or [
@@ -765,7 +784,7 @@ def _predictions_section(page: "_Page") -> list[str]:
     md: list[str] = []
     if collected.groups and names:
         md += [f"## Test-set predictions per language group{page.table_ref('Table 2')}", ""]
-        header = ["model", "group"] + [f"{name} %" for name in names]
+        header = ["model", "group"] + [f"{md_text(name)} %" for name in names]
         rows = []
         for role in order:
             for group, langs in collected.groups.items():
@@ -775,7 +794,7 @@ def _predictions_section(page: "_Page") -> list[str]:
                 fav = set((collected.favoured or {}).get(group, []))
                 cells = [("–" if math.isnan(v) else (f"**{v:.1f}**" if c in fav else f"{v:.1f}"))
                          for c, v in enumerate(dists.mean(axis=0))]
-                rows.append([role_title(role), f"{group} ({','.join(langs)})"] + cells)
+                rows.append([role_title(role), f"{md_text(group)} ({md_list(langs, ',')})"] + cells)
         md.append(_table(header, rows))
         md += ["", "Bold: the labels the group's imbalanced training data over-represents. " + _test_mix_sentence(collected)]
         if numbers:
@@ -853,7 +872,8 @@ def _shap_section(page: "_Page") -> list[str]:
         if shift:
             rows = [[name if titles.get(name, name) == name else f"{titles[name]} ({name})"] + [fmt(*v[g][:2], digits=4) for g in collected.groups]
                     for name, v in sorted(shift.items())]
-            md.append(_table(["comparison"] + [f"group {g}: neutral tokens, favoured labels" for g in collected.groups], rows))
+            md.append(_table(["comparison"] + [f"group {md_text(g)}: neutral tokens, favoured labels"
+                                               for g in collected.groups], rows))
             md += ["", "Mean cumulative SHAP difference of neutral tokens (|S_bal| ≤ threshold) on the labels each "
                    "group's imbalanced data over-represents. The paper finds this positive: uninformative tokens of "
                    "an over-represented language come to push towards that label.", ""]
@@ -958,26 +978,67 @@ def _write_token_views(collected: Collected, out: Path) -> dict[str, Path]:
     return links
 
 
-def write_report(dirs: Iterable[str | Path], out: str | Path) -> Path:
-    """Collect, summarise, plot, and write out/report.md (+ report.json, PNGs, token views); refresh model cards."""
+REPORT_MARKERS = ("report.md", "report.json")
+
+
+def check_report_target(out: Path) -> None:
+    """--out is replaced whole by the new report: refuse a folder that holds anything but an earlier report."""
+    if out.is_dir() and any(out.iterdir()) and not any((out / name).is_file() for name in REPORT_MARKERS):
+        raise UserError(f"--out '{out}' exists and is not a report folder (no report.md); it would be replaced: "
+                        "give a new folder")
+
+
+def _cards_to_refresh(collected: Collected) -> list[RunDir]:
+    return [RunDir(run.path) for run in collected.runs
+            if RunDir(run.path).has_model() or RunDir(run.path).model_card_path.exists()]
+
+
+def _check_cards_writable(folders: list[RunDir]) -> None:
+    import os
+
+    for folder in folders:
+        card = folder.model_card_path
+        if not os.access(folder.path, os.W_OK | os.X_OK) or (card.exists() and not os.access(card, os.W_OK)):
+            raise UserError(f"cannot refresh the model card '{card}': the run folder is not writable; make it "
+                            "writable or pass --no-model-cards")
+
+
+def write_report(dirs: Iterable[str | Path], out: str | Path, model_cards: bool = True) -> Path:
+    """Collect, summarise, plot, and write out/report.md (+ report.json, PNGs, token views); refresh model cards.
+
+    The report is built in a temporary folder beside --out and replaces it
+    whole when complete (an interrupted report leaves the old one, or none);
+    the run folders are read under their shared lock, so no finetune writes
+    them meanwhile. `model_cards=False` leaves the runs' README.md alone.
+    """
+    import contextlib
     import shutil
 
     from langtrainer.preflight import UNLOCKED_TEMP_AGE_S, check_output_folder, remove_stale_temporaries
 
     out = check_output_folder(out, "--out")
+    check_report_target(out)
     collected = collect(list(dirs))  # before anything is made: a report on nothing leaves no folder
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out, UNLOCKED_TEMP_AGE_S)  # half-written files of a killed report
-    summary = summarise(collected)
-    figures = {"accuracy_probe": plot_accuracy_and_probe(by_role(collected.runs), collected.pretrained_probes, out,
-                                                         paper=collected.paper)}
-    for (seed, name), png in sorted(collected.shap_figures.items()):
-        target = out / f"shap_diff_{name}_seed{seed}.png"
-        if png.resolve() != target.resolve():
-            with atomic.atomic_path(target) as tmp:
-                shutil.copyfile(png, tmp)
-        figures[f"shap_diff_{name}_seed{seed}"] = target
-    links = _write_token_views(collected, out)
-    _refresh_model_cards(collected)
-    atomic.write_json(out / "report.json", summary)
-    return atomic.write_text(out / "report.md", render_markdown(collected, summary, figures, out, links))
+    cards = _cards_to_refresh(collected) if model_cards else []
+    _check_cards_writable(cards)
+    with contextlib.ExitStack() as locks:
+        for run in collected.runs:
+            locks.enter_context(RunDir(run.path).read_lock())
+        collected = collect(list(dirs))  # again under the locks: what was read before a lock may have changed
+        out.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out.parent, UNLOCKED_TEMP_AGE_S, name=out.name)  # a killed report's folder
+        with atomic.atomic_dir(out) as tmp:
+            summary = summarise(collected)
+            figures = {"accuracy_probe": plot_accuracy_and_probe(by_role(collected.runs), collected.pretrained_probes,
+                                                                 tmp, paper=collected.paper)}
+            for (seed, name), png in sorted(collected.shap_figures.items()):
+                target = tmp / f"shap_diff_{name}_seed{seed}.png"
+                shutil.copyfile(png, target)
+                figures[f"shap_diff_{name}_seed{seed}"] = out / target.name
+            figures = {key: out / Path(path).name for key, path in figures.items()}
+            links = {title: out / Path(path).name for title, path in _write_token_views(collected, tmp).items()}
+            atomic.write_json(tmp / "report.json", summary)
+            atomic.write_text(tmp / "report.md", render_markdown(collected, summary, figures, out, links))
+        if model_cards:
+            _refresh_model_cards(collected)
+    return out / "report.md"

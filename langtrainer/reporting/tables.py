@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
+from langtrainer.reporting.markdown import md_list, md_text
 
 METRICS = ("n", "accuracy", "macro_f1")
 SHARE_PREFIX = "share: "
@@ -104,10 +105,11 @@ def to_markdown(table: MetricTable, favoured: Mapping[str, Sequence[int]] | None
     Shares are percentages; with `favoured` (unit -> label indices) those
     shares are bold; `members` (group -> languages) is shown after a group's name.
     """
-    header = [table.kind, "n", "accuracy", "macro-F1"] + [f"predicted {name} %" for name in table.label_names]
+    header = [table.kind, "n", "accuracy", "macro-F1"] + [f"predicted {md_text(name)} %" for name in table.label_names]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for unit, row in table.frame.iterrows():
-        name = f"{unit} ({','.join(members[unit])})" if members and unit in members else str(unit)
+        name = (f"{md_text(unit)} ({md_list(members[unit], ',')})" if members and unit in members
+                else md_text(unit))
         bold = set((favoured or {}).get(unit, []))
         shares = []
         for c, label in enumerate(table.label_names):
