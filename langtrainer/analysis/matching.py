@@ -48,8 +48,8 @@ def match_names(reference: Sequence, other: Sequence, what: str = "labels",
             parts.append(f"{sides[1]} lacks {_shown(missing)}")
         if extra:
             parts.append(f"{sides[0]} lacks {_shown(extra)}")
-        raise UserError(f"the {what} of {sides[0]} ({_shown(ref)}) and {sides[1]} ({_shown(oth)}) do not match "
-                        f"({'; '.join(parts)}): combine only runs of the same {what}")
+        raise UserError(f"the {what} do not match ({'; '.join(parts)}): combine only runs of the same {what} "
+                        f"({sides[0]}: {_shown(ref)}; {sides[1]}: {_shown(oth)})")
     position = {name: i for i, name in enumerate(oth)}
     return [position[name] for name in ref]
 

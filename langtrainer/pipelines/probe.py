@@ -34,6 +34,11 @@ def check_probe(ckpt: str | os.PathLike, options: ProbeOptions, out: str | os.Pa
                         batch_size=batch_size, seed=options.seed, ckpt=str(ckpt))
     local = Path(ckpt).expanduser()
     run = RunDir(local) if local.is_dir() else None
+    if run is not None and run.has_model():
+        from langtrainer.models import check_model_folder, load_tokenizer
+
+        check_model_folder(local)  # whole weights, a tokenizer that fits them: before any data is read
+        load_tokenizer(local)
     resolved, sources = options.resolve(run)
     check_probe_options(C=resolved.C, folds=resolved.folds, per_language=resolved.per_language,
                         batch_size=batch_size, seed=resolved.seed)

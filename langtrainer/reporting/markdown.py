@@ -12,8 +12,10 @@ from __future__ import annotations
 import html
 import re
 
-# Characters Markdown gives a meaning to, anywhere in a line or in a table cell.
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
+# Characters that change what Markdown renders anywhere in a line or a table cell: code spans, emphasis with
+# '*', links and images ('[' ']'), table cells ('|'), strike-through, escapes. ('_' inside a word, '#', '-' and
+# '(' mid-line render as themselves; '<', '>', '&' and quotes are HTML-escaped.)
+_MARKDOWN = re.compile(r"([\\`*\[\]|~])")
 
 
 def md_text(value: object) -> str:

@@ -93,6 +93,7 @@ def plan_shap(run: RunDir, options: ShapOptions, data=None, out=None,
     if not ckpt.is_dir() or not run.has_model():
         raise UserError(f"--ckpt {ckpt} is not a model folder (no config.json): give a run folder written by finetune")
     check_model_folder(ckpt)
+    tokenizer = load_tokenizer(ckpt)  # present and consistent with the embeddings, before the data is read
     resolved, sources = options.resolve(run)
     out_dir = check_output_dir(Path(out).expanduser() if out is not None else run.shap_dir)
     data_path = Path(data).expanduser() if data is not None else run.data_path
@@ -102,7 +103,6 @@ def plan_shap(run: RunDir, options: ShapOptions, data=None, out=None,
     frame["label"] = label_indices(frame["label"], label_names, f"{data_path} ({resolved.split})",
                                    ids_are_classes=is_subsets_folder(data_path))
     sample = stratified_subsample(frame, resolved.subsample, resolved.seed)
-    tokenizer = load_tokenizer(ckpt)
     config = AutoConfig.from_pretrained(ckpt)
     limit = model_max_length(config, tokenizer)
     if resolved.max_length is None:
