@@ -8,6 +8,9 @@ A run folder is what `finetune` writes and what `probe`, `shap`, `shap-diff`,
       recipe.yaml        the resolved recipe (every default filled in)
       identity.json      recipe hash, seed and data/ fingerprint: what the folder belongs to
       data/              the subsets (save_to_disk) + data/distribution.json
+      predictions.parquet  the best model's test predictions, one row per test row: id, language,
+                         label, predicted, then one probability column per class (named by the
+                         class); written just before metrics.json
       metrics.json       written last: its presence means the run is finished
       checkpoints/       Trainer checkpoints while training (for --resume)
       .model.tmp/        the final model while it is being moved into place
@@ -54,6 +57,16 @@ def _first_difference(old: Any, new: Any, where: str = "") -> str | None:
     return None if old == new else where or "recipe"
 
 
+# predictions.parquet's fixed columns; the per-class probability columns follow, named by class.
+PREDICTION_COLUMNS = ("id", "language", "label", "predicted")
+
+
+def probability_column(label_name: str) -> str:
+    """predictions.parquet's column of one class's probability: the class name, or `p(name)` for a
+    class named like a fixed column."""
+    return f"p({label_name})" if label_name in PREDICTION_COLUMNS else label_name
+
+
 def read_json(path: Path) -> dict[str, Any]:
     """A JSON object from `path`; {} when it is missing, unreadable or not an object."""
     try:
@@ -79,6 +92,7 @@ class RunDir:
     LOGS = "logs"
     MODEL_CARD = "README.md"
     SHAP_DIFF = "shap_diff.json"
+    PREDICTIONS = "predictions.parquet"
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path).expanduser()
@@ -277,6 +291,50 @@ class RunDir:
 
     def write_metrics(self, metrics: dict[str, Any]) -> Path:
         return atomic.write_json(self.metrics_path, metrics)
+
+    # -- test predictions --------------------------------------------------------
+    @property
+    def predictions_path(self) -> Path:
+        return self.path / self.PREDICTIONS
+
+    def has_predictions(self) -> bool:
+        return self.predictions_path.is_file()
+
+    def write_predictions(self, table) -> Path:
+        """Write the test predictions (a DataFrame shaped as `training.evaluation.prediction_table` makes
+        it), atomically; the label names' order goes into the file's metadata."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        arrow = pa.Table.from_pandas(table, preserve_index=False)
+        names = list(table.attrs.get("label_names", []))
+        arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}),
+                                               b"langtrainer.label_names": json.dumps(names).encode()})
+        with atomic.atomic_path(self.predictions_path) as tmp:
+            pq.write_table(arrow, tmp)
+        return self.predictions_path
+
+    def read_predictions(self):
+        """The test predictions as a DataFrame (columns id, language, label, predicted, then one
+        probability column per class; `.attrs['label_names']` in the model's order). UserError when
+        the run has none (finished before the file existed) or it cannot be read."""
+        import pyarrow.parquet as pq
+
+        if not self.has_predictions():
+            raise UserError(f"'{self.path}' has no {self.PREDICTIONS} (a run from before langtrainer wrote it, "
+                            "or an unfinished one): train it again to get its predictions")
+        try:
+            arrow = pq.read_table(self.predictions_path)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"'{self.predictions_path}' cannot be read ({exc}): train the run again") from None
+        raw = (arrow.schema.metadata or {}).get(b"langtrainer.label_names")
+        frame = arrow.to_pandas()
+        names = json.loads(raw) if raw else [c for c in frame.columns if c not in PREDICTION_COLUMNS]
+        missing = [c for c in (*PREDICTION_COLUMNS, *map(probability_column, names)) if c not in frame.columns]
+        if missing:
+            raise UserError(f"'{self.predictions_path}' lacks the column(s) {', '.join(missing)}: train the run again")
+        frame.attrs["label_names"] = names
+        return frame
 
     # -- the subsets -----------------------------------------------------------
     def write_subsets(self, subsets, distribution: dict[str, Any]) -> None:

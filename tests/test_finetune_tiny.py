@@ -73,6 +73,20 @@ def test_finetune_tiny_run_directory(tiny_model_dir, tmp_path):
 
     on_disk = json.loads((run_dir / "metrics.json").read_text())
     assert on_disk["test"] == test
+    # predictions.parquet holds the predictions behind metrics.json's test block
+    from langtrainer.rundir import RunDir
+
+    predictions = RunDir(run_dir).read_predictions()
+    assert len(predictions) == test["n"] and predictions["id"].is_unique
+    assert predictions.attrs["label_names"] == ["l0", "l1", "l2", "l3"]
+    correct = predictions["label"] == predictions["predicted"]
+    assert correct.mean() == pytest.approx(test["accuracy"])
+    for lang, row in test["by_language"].items():
+        mine = predictions["language"] == lang
+        assert correct[mine].mean() == pytest.approx(row["accuracy"]) and mine.sum() == row["n"]
+    probabilities = predictions[["l0", "l1", "l2", "l3"]].to_numpy()
+    assert probabilities.sum(axis=1) == pytest.approx(1.0)
+    assert (predictions[["l0", "l1", "l2", "l3"]].idxmax(axis=1) == predictions["predicted"]).all()
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(run_dir)

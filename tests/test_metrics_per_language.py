@@ -1,5 +1,7 @@
 """per_language_compute_metrics: a compute_metrics for any Trainer, checked on a worked example."""
 
+import math
+
 import numpy as np
 import pytest
 from datasets import Dataset
@@ -37,8 +39,11 @@ def test_worked_example():
     assert out["pred_de_a"] == 0.0 and out["pred_de_b"] == 1.0
     # the group holds both languages: the overall numbers
     assert out["accuracy_G"] == pytest.approx(4 / 6) and out["macro_f1_G"] == pytest.approx(0.625)
+    # I(language; prediction | label): label b is always predicted b (0); label a's 3 rows have
+    # en: one a, one b predicted, de: one b -> (1/3)(2 log 3/2 + log 3/4); weighted by p(a) = 1/2
+    assert out["language_prediction_cmi"] == pytest.approx(math.log(2.25 * 0.75) / 6)
     units = ("en", "de", "G")
-    expected = {"accuracy", "macro_f1"} | {f"{key}_{unit}" for unit in units for key in ("accuracy", "macro_f1")}
+    expected = {"accuracy", "macro_f1", "language_prediction_cmi"} | {f"{key}_{unit}" for unit in units for key in ("accuracy", "macro_f1")}
     assert set(out) == expected | {f"pred_{unit}_{name}" for unit in units for name in "ab"}
 
 

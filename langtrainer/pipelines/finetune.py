@@ -191,25 +191,37 @@ def train(trainer, run: RunDir, resume: bool) -> dict[str, Any]:
     }
 
 
-def test_metrics(trainer, inputs: Inputs, recipe: Recipe) -> dict[str, Any]:
-    """metrics.json's `test` block: the tidy metric frame of the best model on the test split."""
-    from langtrainer.training.evaluation import evaluate_predictions
+def test_metrics(trainer, inputs: Inputs, recipe: Recipe, run: RunDir | None = None) -> dict[str, Any]:
+    """metrics.json's `test` block: the tidy metric frame of the best model on the test split; with
+    `run`, the predictions behind it go to the run's predictions.parquet (main process only)."""
+    from langtrainer.training.evaluation import evaluate_predictions, prediction_table
     from langtrainer.training.logs import log_test_metrics
 
     trainer.compute_metrics = None  # it is bound to the validation rows
     prediction = trainer.predict(inputs.test, metric_key_prefix="test")
-    metrics = evaluate_predictions(prediction.predictions, inputs.test_rows, inputs.label_names, recipe)
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    metrics = evaluate_predictions(logits, inputs.test_rows, inputs.label_names, recipe, uncertainty=True)
+    if run is not None and trainer.is_world_process_zero():
+        # Before metrics.json, which marks the run finished: a finished run always has its predictions.
+        run.write_predictions(prediction_table(logits, inputs.test_rows, inputs.label_names))
     metrics["loss"] = float(prediction.metrics.get("test_loss", float("nan")))
     metrics["ce"] = float(prediction.metrics.get("test_ce", float("nan")))
     log_test_metrics(trainer, metrics)  # through the Trainer's loggers (TensorBoard: test/...)
     return metrics
 
 
-def run_metrics(recipe: Recipe, trainer, inputs: Inputs, train_block: dict[str, Any]) -> dict[str, Any]:
+def run_metrics(recipe: Recipe, trainer, inputs: Inputs, train_block: dict[str, Any],
+                run: RunDir | None = None) -> dict[str, Any]:
     """Everything metrics.json holds."""
-    from langtrainer.training.evaluation import favoured_labels
+    from langtrainer.training.evaluation import favoured_labels, favoured_labels_from_training
 
     state = trainer.state
+    favoured = favoured_labels(recipe, len(inputs.label_names))
+    # As-is data has no design: each language's favoured labels come from its training rows.
+    favoured_by = "group" if favoured else "language"
+    if not favoured:
+        favoured = favoured_labels_from_training(inputs.train["labels"], inputs.train["language"],
+                                                 len(inputs.label_names))
     return {
         "recipe": recipe.name,
         "subset": recipe.imbalance.subset,
@@ -217,11 +229,12 @@ def run_metrics(recipe: Recipe, trainer, inputs: Inputs, train_block: dict[str, 
         "sampler": recipe.data.sampler,
         "seed": recipe.seed,
         "groups": recipe.imbalance.groups,
-        "favoured_labels": favoured_labels(recipe, len(inputs.label_names)),
+        "favoured_labels": favoured,
+        "favoured_labels_by": favoured_by,
         "test_examples": len(inputs.test),
         "languages": trainer.languages,
         "label_names": inputs.label_names,
-        "test": test_metrics(trainer, inputs, recipe),
+        "test": test_metrics(trainer, inputs, recipe, run),
         "best_validation_loss": state.best_metric,
         "best_checkpoint": Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None,
         "train": train_block,
@@ -327,7 +340,7 @@ def finetune(
             if is_main:
                 run.write_identity(recipe)
         trainer = build_trainer(recipe, run, inputs, callbacks or [], progress)
-        metrics = run_metrics(recipe, trainer, inputs, train(trainer, run, resume))
+        metrics = run_metrics(recipe, trainer, inputs, train(trainer, run, resume), run)
         publish(trainer, run, metrics, keep_checkpoints)
     # No process returns before the run folder is complete.
     wait_for_everyone(cpu)

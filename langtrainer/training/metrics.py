@@ -2,7 +2,13 @@
 
 `metric_frame` is the tidy table that metrics.json holds, shaped like
 fairlearn's MetricFrame: overall numbers, `by_language` and `by_group` rows,
-and the max-min `difference` over languages. `flat_metrics` is the same
+and the max-min `difference` over languages. Each row holds the true labels'
+shares (`label_shares`) beside the predicted ones: on a natural split each
+language's test rows have their own label mix, so prediction shares that
+differ by language show a language cue only beyond what the label shares
+explain; `language_prediction_cmi` (training.language_dependence) measures
+that excess. With `uncertainty_seed` the frame adds 95 % intervals per row
+(training.intervals) and the permutation p-value of the CMI. `flat_metrics` is the same
 numbers as the flat keys a Trainer logs (accuracy_<lang>, pred_<lang>_<label>).
 Computed with numpy/sklearn so nothing is fetched from the Hub.
 """
@@ -25,21 +31,31 @@ def prediction_distribution(predictions: np.ndarray, n_labels: int) -> list[floa
     return (counts / counts.sum()).tolist()
 
 
-def _row(predictions: np.ndarray, labels: np.ndarray, label_names: Sequence[str]) -> dict[str, Any]:
-    """n, accuracy, macro-F1 and prediction shares of one slice of the rows.
+def _row(predictions: np.ndarray, labels: np.ndarray, label_names: Sequence[str],
+         uncertainty_seed: int | None = None) -> dict[str, Any]:
+    """n, accuracy, macro-F1, true label shares and prediction shares of one slice of the rows; with
+    `uncertainty_seed`, 95 % intervals of accuracy (Wilson) and macro-F1 (bootstrap, that seed).
 
     Macro-F1 averages over the labels the slice has or predicts: a label that
     a language's test rows lack and the model never predicts for them is no
     error of the model, and counting it as F1 = 0 would sink that language.
     """
     present = np.union1d(labels, predictions).tolist()
-    return {
+    row = {
         "n": int(len(labels)),
-        "accuracy": float(accuracy_score(labels, predictions)),
+        "accuracy": float(accuracy_score(labels, predictions)) if len(labels) else 0.0,
         "macro_f1": float(f1_score(labels, predictions, average="macro", labels=present, zero_division=0))
         if present else 0.0,
+        "label_shares": dict(zip(label_names, prediction_distribution(labels, len(label_names)))),
         "prediction_shares": dict(zip(label_names, prediction_distribution(predictions, len(label_names)))),
     }
+    if uncertainty_seed is not None:
+        from langtrainer.training.intervals import bootstrap_macro_f1_interval, wilson_interval
+
+        row["accuracy_ci"] = list(wilson_interval(int((labels == predictions).sum()), len(labels)))
+        row["macro_f1_ci"] = list(bootstrap_macro_f1_interval(labels, predictions, len(label_names),
+                                                              seed=uncertainty_seed))
+    return row
 
 
 def metric_frame(
@@ -48,24 +64,35 @@ def metric_frame(
     languages: Sequence[str],
     label_names: Sequence[str],
     groups: Mapping[str, Sequence[str]] | None = None,
+    uncertainty_seed: int | None = None,
 ) -> dict[str, Any]:
     """The tidy per-language table of metrics.json (module docstring)."""
+    from langtrainer.training.language_dependence import language_prediction_cmi, language_prediction_cmi_test
+
     predictions = np.asarray(predictions, dtype=np.int64)
     labels = np.asarray(labels, dtype=np.int64)
-    languages = np.asarray(languages)
-    frame = _row(predictions, labels, label_names)
+    languages = np.asarray([str(lang) for lang in languages])
+    seed = uncertainty_seed
+    frame = _row(predictions, labels, label_names, seed)
     by_language = {}
     for lang in sorted(set(languages.tolist())):
         mask = languages == lang
-        by_language[str(lang)] = _row(predictions[mask], labels[mask], label_names)
+        by_language[str(lang)] = _row(predictions[mask], labels[mask], label_names, seed)
     frame["by_language"] = by_language
     if groups:
         by_group = {}
         for group, members in groups.items():
             mask = np.isin(languages, list(members))
             if mask.any():
-                by_group[str(group)] = _row(predictions[mask], labels[mask], label_names)
+                by_group[str(group)] = _row(predictions[mask], labels[mask], label_names, seed)
         frame["by_group"] = by_group
+    if seed is None:
+        frame["language_prediction_cmi"] = language_prediction_cmi(predictions, labels, languages)
+    else:
+        test = language_prediction_cmi_test(predictions, labels, languages, seed=seed)
+        frame["language_prediction_cmi"] = test["cmi"]
+        frame["language_prediction_cmi_p_value"] = test["p_value"]
+        frame["language_prediction_cmi_permutations"] = test["permutations"]
     frame["difference"] = {
         metric: (max(row[metric] for row in by_language.values()) - min(row[metric] for row in by_language.values()))
         if by_language else 0.0
@@ -78,6 +105,8 @@ def flat_metrics(frame: Mapping[str, Any]) -> dict[str, float]:
     """The Trainer's log keys for a metric frame: accuracy, macro_f1 and, per language and
     group, accuracy_<unit>, macro_f1_<unit> and pred_<unit>_<label> (share of predictions)."""
     out = {"accuracy": frame["accuracy"], "macro_f1": frame["macro_f1"]}
+    if "language_prediction_cmi" in frame:
+        out["language_prediction_cmi"] = frame["language_prediction_cmi"]
     units = {**frame.get("by_language", {}), **frame.get("by_group", {})}
     for unit, row in units.items():
         out[f"accuracy_{unit}"] = row["accuracy"]
