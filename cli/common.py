@@ -85,6 +85,9 @@ class GlobalFlagsGroup(TyperGroup):
             err_console.print(f"[bold red]error:[/] {_escape(one_line(exc.format_message()))}", highlight=False,
                               soft_wrap=True)
             sys.exit(exc.exit_code)
+        except typer.Abort:  # end of input at a prompt
+            err_console.print("[bold red]error:[/] aborted", highlight=False)
+            sys.exit(1)
         sys.exit(result if isinstance(result, int) else 0)
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:

@@ -15,6 +15,7 @@ class UserError(ValueError):
 # permission), never of the code: an OSError carrying one is reported as a user error. ENOENT is not
 # among them: a missing file the user named is checked before use, and one of ours missing is a bug.
 import errno as _errno
+import re
 
 MACHINE_ERRNOS = frozenset(getattr(_errno, name) for name in (
     "ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EFBIG", "EIO", "ENAMETOOLONG", "EMFILE", "ENFILE",
@@ -42,12 +43,26 @@ def input_error(exc: BaseException) -> UserError | None:
     """
     if isinstance(exc, UserError):
         return exc
+    message = str(exc)
     if type(exc).__name__ == "SafetensorError":
+        if "serializ" in message and "deserializ" not in message:
+            return UserError(f"cannot write a weights file ({_first_line(exc)}): check the free space and "
+                             "permissions of the output folder")
         return UserError(f"a weights file cannot be read ({_first_line(exc)}): it is truncated or damaged; copy the "
                          "model folder again or re-run the command that wrote it")
+    if isinstance(exc, RuntimeError) and _raised_in(exc, ("torch.",)) and (
+            "PytorchStreamWriter failed" in message or "No space left on device" in message):
+        return UserError(f"cannot write a checkpoint file ({_first_line(exc)}): the disk is full or not writable; "
+                         "free some space and rerun with --resume")
     if isinstance(exc, OSError):
         where = f"'{exc.filename}'" if exc.filename else "a file"
-        if exc.errno in MACHINE_ERRNOS:
+        code = exc.errno
+        if code is None:  # pyarrow's IOError names the errno only in its message
+            found = re.search(r"\[Errno (\d+)\]", message)
+            code = int(found.group(1)) if found else None
+            if code in MACHINE_ERRNOS:
+                return UserError(f"cannot use a file: {_first_line(exc)} (check the disk and the path)")
+        if code in MACHINE_ERRNOS:
             hint = {_errno.ENOSPC: "free some space or write elsewhere", _errno.EROFS: "write elsewhere",
                     _errno.EACCES: "check its permissions", _errno.EPERM: "check its permissions"}.get(
                 exc.errno, "check the disk and the path")

@@ -172,3 +172,18 @@ def check_model_max_length(recipe: "Recipe") -> None:
     if recipe.model.max_length > limit:
         raise UserError(f"model.max_length {recipe.model.max_length} is more than the {limit} positions of "
                         f"model {what}: set model.max_length <= {limit}")
+
+
+# ------------------------------------------------------------------ what the machine bounds
+
+
+def check_machine_bounds(recipe: "Recipe") -> None:
+    """Recipe values that start one process or thread each are bounded by the machine's cores."""
+    from langtrainer.training.distributed import available_workers
+
+    workers = recipe.training.get("dataloader_num_workers")
+    if isinstance(workers, int) and not isinstance(workers, bool) and workers > 0:
+        cores, _ = available_workers(cuda_available=False)
+        if workers > cores:
+            raise UserError(f"training.dataloader_num_workers {workers} is more than the {cores} CPU core(s) "
+                            f"available: give at most {cores}")

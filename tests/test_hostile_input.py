@@ -442,6 +442,8 @@ CASES += [
     ("num_processes_64", lambda e: e.finetune() + ["--num-processes", "64"], "--num-processes 64"),
     ("num_processes_million", lambda e: e.finetune() + ["--num-processes", "1000000"], "--num-processes 1000000"),
     ("num_processes_zero", lambda e: e.finetune() + ["--num-processes", "0"], "--num-processes"),
+    ("workers_more_than_cores", lambda e: e.finetune("training.dataloader_num_workers=4096"),
+     "dataloader_num_workers 4096"),
     ("shap_num_processes_64", lambda e: ["shap", "--ckpt", e.model, "--num-processes", "64", "--quiet"],
      "--num-processes 64"),
     ("extends_40_deep", lambda e: ["recipe", "check", _extends_chain(e, 40)], "more than 32 recipes deep"),
@@ -531,6 +533,58 @@ CASES += [
     ("resume_inexact_without_identity", lambda e: ["finetune", e.recipe, "-o", _resumable_without_identity(e),
                                                    "--quiet", "--resume-inexact"], "no identity.json"),
 ]
+
+
+def test_a_bom_jsonl_builds_like_the_same_file_without_it(tiny_model_dir, tmp_path):
+    """Editors on Windows start UTF-8 files with a byte-order mark: a jsonl with one is read like one without."""
+    import datasets
+
+    from fault_helpers import split_hashes
+
+    plain = write_dataset(tmp_path / "plain")
+    bom = tmp_path / "bom"
+    bom.mkdir()
+    for file in plain.iterdir():
+        (bom / file.name).write_bytes(b"\xef\xbb\xbf" + file.read_bytes())
+    built = {}
+    for name, source in (("plain", plain), ("bom", bom)):
+        recipe = write_recipe(tmp_path / f"{name}.yaml", tiny_model_dir, source)
+        result = CliRunner().invoke(app, ["data", "build", str(recipe), "--out", str(tmp_path / f"out_{name}"),
+                                          "--quiet"])
+        assert result.exit_code == 0, result.output
+        built[name] = split_hashes(datasets.load_from_disk(str(tmp_path / f"out_{name}")))
+    assert built["bom"] == built["plain"]
+
+
+def test_a_label_with_markup_is_shown_escaped_in_the_card_and_report(tmp_path):
+    """`<script>` and `|` in label, group and description reach report.md and README.md as text, not markup."""
+    from results_fixtures import write_tidy_run
+
+    from langtrainer.reporting.model_card import render_model_card
+    from langtrainer.reporting.report import write_report
+
+    labels = ["<script>alert(1)</script>", "a|b", '"><img src=x onerror=alert(1)>']
+    even = {lang: [1 / 3] * 3 for lang in ("de", "pt", "sw")}
+    run = write_tidy_run(tmp_path / "runs" / "r", "mine", "imbalanced", "none", 0, {"de": .7, "pt": .6, "sw": .6},
+                         even, recipe_extra={"description": "<b>bold</b>\n| not | a | table |"})
+    for name in ("metrics.json",):
+        metrics = json.loads((run / name).read_text())
+        metrics["label_names"] = labels
+        for block in [metrics["test"], *metrics["test"]["by_language"].values(),
+                      *metrics["test"].get("by_group", {}).values()]:
+            block["prediction_shares"] = dict(zip(labels, block["prediction_shares"].values()))
+        (run / name).write_text(json.dumps(metrics))
+    from langtrainer.rundir import RunDir
+
+    card = render_model_card(RunDir(run))
+    report = write_report([tmp_path / "runs"], tmp_path / "rep").read_text()
+    for text in (card, report):
+        assert "<script>" not in text and "<img" not in text and "<b>" not in text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "a\\|b" in card and "&lt;b&gt;bold&lt;/b&gt; \\| not \\| a \\| table \\|" in card
+    for line in card.splitlines() + report.splitlines():  # every table row keeps its cell count
+        if line.startswith("| predicted") or line.startswith("| language |"):
+            assert line.count(" | ") == line.replace("\\|", "").count(" | ")
 
 
 def _latin1(env: Env) -> Path:

@@ -305,7 +305,8 @@ RUN_CASES: list[tuple[str, Callable[[Env], list], str]] = [
      "being written"),
     ("shap_while_written", lambda e: ["shap", "--ckpt", _locked(e), "--out", e.tmp / "s", "--quiet"],
      "being written"),
-    ("shap_diff_reads_no_lock_but_report_does", lambda e: ["report", _locked_report(e), "--out", e.tmp / "rep"],
+    ("shap_diff_while_written", lambda e: e.diff("A", _locked(e, "B")), "being written"),
+    ("report_while_written", lambda e: ["report", _locked_report(e), "--out", e.tmp / "rep"],
      "being written"),
 ]
 

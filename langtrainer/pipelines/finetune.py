@@ -304,7 +304,7 @@ def finetune(
     last file (a second `finetune` into it fails at once). `resume_inexact`
     resumes from a checkpoint without its random-number state.
     """
-    from langtrainer.preflight import check_model_max_length
+    from langtrainer.preflight import check_machine_bounds, check_model_max_length
     from langtrainer.recipe import check_recipe
     from langtrainer.training.distributed import is_main_process
 
@@ -312,6 +312,7 @@ def finetune(
     check_recipe(recipe)  # a Recipe built in code gets the recipe reader's checks too
     check_local_model(recipe)
     check_model_max_length(recipe)
+    check_machine_bounds(recipe)
     import torch
     from transformers import set_seed
 

@@ -21,6 +21,7 @@ import yaml
 from langtrainer import atomic
 from langtrainer.defaults import HEAD_LEARNING_RATE, LEARNING_RATE
 from langtrainer.errors import UserError
+from langtrainer.names import is_language_code
 from langtrainer.reporting.markdown import md_list, md_text
 from langtrainer.reporting.tables import MetricTable, metric_table, to_markdown
 from langtrainer.rundir import RunDir, read_json
@@ -54,7 +55,8 @@ def card_metadata(recipe: Mapping[str, Any], metrics: Mapping[str, Any],
     model = recipe.get("model") or {}
     data = recipe.get("data") or {}
     test = metrics.get("test") or {}
-    languages = list(metrics.get("languages") or data.get("languages") or [])
+    # The Hub reads `language:` as codes: a run folder from before codes were checked may hold other strings.
+    languages = [code for code in metrics.get("languages") or data.get("languages") or [] if is_language_code(code)]
     meta: dict[str, Any] = {}
     if languages:
         meta["language"] = languages
