@@ -9,7 +9,7 @@ import typer
 from rich.syntax import Syntax
 
 from langtrainer.cli.common import console, user_errors
-from langtrainer.recipe import dump_recipe, load_recipe
+from langtrainer.recipe import describe_language_adversary, dump_recipe, load_recipe
 
 recipe_app = typer.Typer(help="Inspect and validate recipes.", no_args_is_help=True)
 
@@ -35,8 +35,10 @@ def check(
 ) -> None:
     """Validate recipes (with the overrides): exit 2 with one line on the first problem."""
     for path in recipes:
-        load_recipe(path, set_ or [])
+        recipe = load_recipe(path, set_ or [])
         console.print(f"[green]ok[/] {path}")
+        if recipe.loss.language_adversary is not None:
+            console.print(f"   {describe_language_adversary(recipe.loss.language_adversary)}")
 
 
 def register(app: typer.Typer) -> None:

@@ -60,6 +60,8 @@ class DataConfig:
     """Where the examples come from and how many go into each subset."""
 
     source: str = "builtin:libreoffice-help"
+    # How reports and the model card name the dataset (default: the Hub id, builtin name or file name).
+    name: str | None = None
     hub_configs: dict[str, str] | None = None
     splits: dict[str, str] = field(
         default_factory=lambda: {"train": "train", "validation": "validation", "test": "test"}
@@ -96,6 +98,48 @@ class ImbalanceConfig:
             self.subset = "imbalanced" if self.distribution else "none"
 
 
+LANGUAGE_ADVERSARY_METHODS = ("gradient_reversal", "entropy")
+LANGUAGE_ADVERSARY_SCHEDULES = ("constant", "dann")
+
+
+@dataclass
+class LanguageAdversaryConfig:
+    """A language-identification head trained against the encoder (the paper's footnote 2).
+
+    method: gradient_reversal (the encoder gets -lambda x the head loss's gradient) or
+    entropy (the encoder maximises the entropy of the head's prediction); weight: lambda
+    (its maximum under schedule "dann", which ramps it as 2/(1+exp(-10 p))-1 of training
+    progress p); hidden: the head's hidden width (0 = linear). See training/adversary.py.
+    """
+
+    method: Literal["gradient_reversal", "entropy"] = "gradient_reversal"
+    weight: float = 1.0
+    schedule: Literal["constant", "dann"] = "constant"
+    hidden: int = 0
+
+
+def check_language_adversary(method: Any, weight: Any, schedule: Any, hidden: Any,
+                             key: Callable[[str], str] = lambda name: f"loss.language_adversary.{name}") -> None:
+    """The one validation of the adversary's settings (recipes and LangTrainingArguments); `key` names a field."""
+    if method not in LANGUAGE_ADVERSARY_METHODS:
+        raise UserError(f"{key('method')} must be one of {', '.join(LANGUAGE_ADVERSARY_METHODS)}; got {method!r}")
+    if schedule not in LANGUAGE_ADVERSARY_SCHEDULES:
+        raise UserError(f"{key('schedule')} must be one of {', '.join(LANGUAGE_ADVERSARY_SCHEDULES)}; got {schedule!r}")
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not _non_negative(float(weight)):
+        raise UserError(f"{key('weight')} must be a finite number >= 0, got {weight!r}")
+    if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 0:
+        raise UserError(f"{key('hidden')} must be an integer >= 0 (0 = a linear head), got {hidden!r}")
+
+
+def describe_language_adversary(config: LanguageAdversaryConfig | None) -> str:
+    """One line for `recipe check`: what the adversary does, or that it is off."""
+    if config is None:
+        return "language adversary: off"
+    head = "linear head" if config.hidden == 0 else f"head with {config.hidden} hidden units"
+    ramp = "ramped by the dann schedule" if config.schedule == "dann" else "constant"
+    return f"language adversary: {config.method}, weight {config.weight:g} ({ramp}), {head}"
+
+
 @dataclass
 class LossConfig:
     """Class weighting (eq. 2) and the masked-input entropy term (eq. 3)."""
@@ -112,6 +156,8 @@ class LossConfig:
     # The all-[MASK] input: "drawn" = [CLS] + m [MASK] + [SEP] with m ~ U{1..L-2}; "last_row" =
     # the released code's: the batch's last row with every non-pad token ([CLS], [SEP] too) masked.
     mask_entropy_input: Literal["drawn", "last_row"] = "drawn"
+    # null = off; a mapping turns the language-identification adversary on.
+    language_adversary: LanguageAdversaryConfig | None = None
 
 
 @dataclass
@@ -225,6 +271,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         for arg in args:
             if arg is type(None):
                 continue
+            if dataclasses.is_dataclass(arg) and isinstance(value, dict):
+                return _coerce(value, arg, where)  # its own error names the key inside
             try:
                 return _coerce(value, arg, where)
             except UserError:
@@ -551,7 +599,7 @@ def load_recipe(path: str | Path, overrides: typing.Sequence[str] = ()) -> Recip
         raise UserError(f"{Path(path).name}: {exc}") from None
 
 
-# A recipe name becomes a folder name (runs/<name>-<subset>-seed<seed>): no separators, no '..', no hidden files.
+# A recipe name becomes a folder name (runs/<name>-<subset>-<mitigations>-seed<seed>): no separators, no '..', no hidden files.
 _NAME = re.compile(r"\w[\w.+-]{0,127}")
 
 
@@ -612,6 +660,9 @@ def check_recipe(recipe: Recipe) -> None:
                     f"imbalance.distribution: '{key}' is neither a language in data.languages nor a group"
                     f"{_closest(key, valid)}"
                 )
+    adversary = recipe.loss.language_adversary
+    if adversary is not None:
+        check_language_adversary(adversary.method, adversary.weight, adversary.schedule, adversary.hidden)
     if recipe.model.max_length < 8:
         raise UserError("model.max_length must be at least 8")
     _check_values(recipe)

@@ -63,7 +63,7 @@ def test_readme_recipe_and_commands(tmp_path, monkeypatch, tiny_model_dir):
 
     # finetune, probe, shap as written, with the tiny model in place of the default one
     finetune = commands[2].split("#")[0].split()[1:]
-    run = tmp_path / "runs" / "reviews-none-seed0"
+    run = tmp_path / "runs" / "reviews-none-cw-seed0"
     assert commands[2].split("#")[1].strip() == f"-> runs/{run.name}"
     result = runner.invoke(app, [*finetune, "--set", f"model.name_or_path={tiny_model_dir}",
                                  "--set", "training.num_train_epochs=1", "--quiet"])

@@ -206,6 +206,9 @@ def test_metrics(trainer, inputs: Inputs, recipe: Recipe, run: RunDir | None = N
         run.write_predictions(prediction_table(logits, inputs.test_rows, inputs.label_names))
     metrics["loss"] = float(prediction.metrics.get("test_loss", float("nan")))
     metrics["ce"] = float(prediction.metrics.get("test_ce", float("nan")))
+    for key in ("language_adversary_loss", "language_adversary_accuracy"):  # loss.language_adversary on
+        if f"test_{key}" in prediction.metrics:
+            metrics[key] = float(prediction.metrics[f"test_{key}"])
     log_test_metrics(trainer, metrics)  # through the Trainer's loggers (TensorBoard: test/...)
     return metrics
 

@@ -210,11 +210,13 @@ def _unit_axis(ax) -> None:
     ax.axhline(1.0, color="grey", linewidth=0.5, linestyle=":")
 
 
-def plot_probe(values, ax=None, ylabel: str = "language-ID accuracy"):
+def plot_probe(values, ax=None, ylabel: str = "language-ID accuracy", chance=None):
     """Language-ID probe accuracy per model: `values` maps a model's name to {data name: per-seed accuracies}.
 
     One bar series per data set that has a number for some model (so every
-    legend entry has bars); axis from 0; error bars only for several seeds.
+    legend entry has bars); axis from 0; error bars only for several seeds;
+    `chance` (data name -> accuracy of always guessing the commonest language)
+    draws a dashed line per data set in its series' colour.
     """
     import numpy as np
 
@@ -235,6 +237,10 @@ def plot_probe(values, ax=None, ylabel: str = "language-ID accuracy"):
         if spread:
             ax.errorbar(offsets[spread], [stats[j][0] for j in spread], yerr=[stats[j][1] for j in spread],
                         fmt="none", ecolor="black", capsize=3)
+    for k, data in enumerate(series):
+        level = (chance or {}).get(data)
+        if level is not None:
+            ax.axhline(level, color=f"C{k}", linestyle="--", linewidth=1, label=f"chance ({data})")
     ax.set_xticks(xs)
     ax.set_xticklabels([name.replace(" + ", "\n+ ").replace(" (", "\n(") for name in names], fontsize=7)
     _unit_axis(ax)

@@ -21,7 +21,7 @@ from langtrainer import atomic
 from langtrainer.errors import UserError
 from langtrainer.analysis.matching import match_labels, match_languages
 from langtrainer.reporting.markdown import md_list, md_text
-from langtrainer.reporting.tables import MetricTable, metric_table, to_markdown
+from langtrainer.reporting.tables import INTERVALS, TRUE_PREFIX, MetricTable, metric_table, share_note, to_markdown
 from langtrainer.rundir import DemoDir, RunDir
 
 ROLE_ORDER = ["pretrained", "balanced", "imbalanced", "imbalanced+cw"]
@@ -107,6 +107,10 @@ class Collected:
     paper: str | None = None  # the paper experiment every run stands in for (PAPER's keys), if any
     languages: list[str] = field(default_factory=list)
     test_label_shares: dict[str, list[float]] | None = None  # language -> label shares of the test set
+    # "group": favoured labels from the recipe's skew design; "language": as-is data, each language's
+    # favoured labels from its training rows (the languages then stand in for the groups)
+    favoured_by: str = "group"
+    small_samples: list[str] = field(default_factory=list)  # data.small_samples' lines, over all runs
 
 
 def role_of(metrics: dict[str, Any], recipe: dict[str, Any] | None = None) -> str:
@@ -186,6 +190,8 @@ def collect(dirs: Iterable[str | Path]) -> Collected:
     languages: list[str] = []
     analogues: set[str | None] = set()
     test_shares = None
+    favoured_by = "group"
+    small_samples: list[str] = []
     for root in dirs:
         root = Path(root)
         if not root.is_dir():
@@ -216,7 +222,13 @@ def collect(dirs: Iterable[str | Path]) -> Collected:
             label_names = label_names or list(metrics.get("label_names", []))
             languages = languages or list(metrics.get("languages") or [])
             groups = groups or metrics.get("groups")
-            favoured = favoured or metrics.get("favoured_labels")
+            if not favoured and metrics.get("favoured_labels"):
+                favoured = metrics["favoured_labels"]
+                favoured_by = str(metrics.get("favoured_labels_by") or "group")
+            from langtrainer.reporting.model_card import run_small_sample_warnings
+
+            small_samples += [line for line in run_small_sample_warnings(RunDir(run.path), metrics)
+                              if line not in small_samples]
             if test_shares is None and label_names:
                 test_shares = _test_label_shares(run.path, label_names)
         for folder in sorted(p for p in root.rglob(DemoDir.PRETRAINED) if p.is_dir()):
@@ -236,8 +248,11 @@ def collect(dirs: Iterable[str | Path]) -> Collected:
     if not runs:
         raise UserError("no finished runs (metrics.json) found under " + ", ".join(str(d) for d in dirs))
     paper = next(iter(analogues)) if len(analogues) == 1 else None
+    if not groups and favoured and favoured_by == "language":
+        groups = {lang: [lang] for lang in favoured}  # as-is data: each language is its own group
     return Collected(runs, pretrained, diffs, figures, groups, favoured, label_names, paper=paper,
-                     languages=languages, test_label_shares=test_shares)
+                     languages=languages, test_label_shares=test_shares, favoured_by=favoured_by,
+                     small_samples=small_samples)
 
 
 # ---------------------------------------------------------------- numbers
@@ -294,6 +309,8 @@ def mean_table(tables: list[MetricTable]) -> MetricTable | None:
     import pandas as pd
 
     frame = pd.concat([t.frame for t in tables]).groupby(level=0, sort=False).mean()
+    if len(tables) > 1:  # one run's intervals; their mean is no interval of the seeds' mean
+        frame[[c for c in INTERVALS if c in frame]] = np.nan
     difference = {}
     for metric in ("accuracy", "macro_f1"):
         values = frame[metric].dropna()
@@ -364,11 +381,17 @@ def probe_accuracy(run: Run, data: str) -> float | None:
     return None if probe is None else float(probe["accuracy_mean"])
 
 
-def group_distribution(run: Run, group: str, label_names: list[str]) -> list[float]:
-    """The run's test predictions in `group`, % per label (Table 2's row)."""
-    table = metric_table(run.metrics["test"], label_names, "group", [group])
+def group_distribution(run: Run, group: str, label_names: list[str], true: bool = False) -> list[float]:
+    """The run's test predictions in `group`, % per label (Table 2's row); `true`: the true labels' shares
+    of the group's test rows (NaN where the run did not record them)."""
+    test = run.metrics["test"]
+    table = metric_table(test, label_names, "group", [group])
+    if (table is None or group not in table.frame.index) and group in (test.get("by_language") or {}):
+        table = metric_table(test, label_names, "language", [group])  # as-is data: the language is the group
     if table is None or group not in table.frame.index:
         return [float("nan")] * len(label_names)
+    if true:
+        return [100 * float(table.frame.at[group, TRUE_PREFIX + name]) for name in label_names]
     return [100 * v for v in table.shares(group)]
 
 
@@ -402,9 +425,57 @@ def mean_abs_base_difference(diff: dict[str, Any]) -> float:
 # ---------------------------------------------------------------- figures
 
 
+PROBE_DATA = (("test", "test set"), ("external", "external corpus"))
+
+
+def _probe_sets(runs: dict[str, list[Run]], pretrained: dict[int, dict[str, dict]]) -> dict[str, list[dict]]:
+    """Model title -> its probe results (one per seed and data), the pretrained model first."""
+    sets: dict[str, list[dict]] = {}
+    if pretrained:
+        sets[role_title("pretrained")] = [dict(p[data], data=data) for p in pretrained.values()
+                                          for data, _ in PROBE_DATA if data in p]
+    for role in sorted(runs, key=role_sort_key):
+        sets[role_title(role)] = [dict(r.probes[data], data=data) for r in runs[role] for data, _ in PROBE_DATA
+                                  if data in r.probes]
+    return sets
+
+
+def separating_c(sets: dict[str, list[dict]]) -> float | None:
+    """The C of the probes' sweeps where the models' mean probe accuracies differ most (test set first,
+    else the external corpus), the smaller C on ties; None without a sweep over two or more models."""
+    for data, _ in PROBE_DATA:
+        by_c: dict[float, dict[str, list[float]]] = {}
+        for model, probes in sets.items():
+            for probe in probes:
+                if probe["data"] == data:
+                    for point in probe.get("c_sweep") or []:
+                        by_c.setdefault(float(point["C"]), {}).setdefault(model, []).append(
+                            float(point["accuracy_mean"]))
+        spreads = {c: max(map(np.mean, cells.values())) - min(map(np.mean, cells.values()))
+                   for c, cells in by_c.items() if len(cells) >= 2}
+        if spreads:
+            return min(spreads, key=lambda c: (-round(spreads[c], 12), c))
+    return None
+
+
+def _probe_value(probe: dict, c: float | None) -> float | None:
+    """The probe's accuracy at C = c (from its sweep), or at its own C when c is None or not swept."""
+    if c is not None:
+        for point in probe.get("c_sweep") or []:
+            if float(point["C"]) == c:
+                return float(point["accuracy_mean"])
+        return None
+    return float(probe["accuracy_mean"]) if "accuracy_mean" in probe else None
+
+
 def plot_accuracy_and_probe(runs: dict[str, list[Run]], pretrained: dict[int, dict[str, dict]], out: Path,
                             paper: str | None = None) -> Path:
-    """accuracy_probe.png: test accuracy per setup and, when probed, language-ID accuracy per model."""
+    """accuracy_probe.png: test accuracy per setup and, when probed, language-ID accuracy per model.
+
+    The probe panel shows the C where the models separate most (from the probes' C sweeps), not the
+    paper's C where every model may sit at chance, and marks each data set's chance level (always
+    guessing its commonest language).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -414,14 +485,16 @@ def plot_accuracy_and_probe(runs: dict[str, list[Run]], pretrained: dict[int, di
 
     roles = sorted(runs, key=role_sort_key)
     accuracy = {role_title(r): [run.metrics["test"]["accuracy"] for run in runs[r]] for r in roles}
-    probes: dict[str, dict[str, list]] = {}
-    if pretrained:
-        probes[role_title("pretrained")] = {
-            name: [p[data]["accuracy_mean"] for p in pretrained.values() if data in p]
-            for data, name in (("test", "test set"), ("external", "external corpus"))}
-    for role in roles:
-        probes[role_title(role)] = {name: [probe_accuracy(r, data) for r in runs[role]]
-                                    for data, name in (("test", "test set"), ("external", "external corpus"))}
+    sets = _probe_sets(runs, pretrained)
+    c = separating_c(sets)
+    probes = {model: {name: [_probe_value(p, c) for p in found if p["data"] == data] for data, name in PROBE_DATA}
+              for model, found in sets.items()}
+    chance = {}
+    for data, name in PROBE_DATA:
+        levels = [float((p.get("result") or {}).get("chance_accuracy")) for found in sets.values() for p in found
+                  if p["data"] == data and (p.get("result") or {}).get("chance_accuracy") is not None]
+        if levels:
+            chance[name] = max(levels)
     has_probe = any(v is not None for per_data in probes.values() for values in per_data.values() for v in values)
     fig, axes = plt.subplots(1, 2 if has_probe else 1, figsize=(10, 3.8) if has_probe else (5.5, 3.8), squeeze=False)
     numbers = PAPER.get(paper) if paper else None
@@ -430,8 +503,13 @@ def plot_accuracy_and_probe(runs: dict[str, list[Run]], pretrained: dict[int, di
                   reference_label=f"paper (mBERT, {numbers.dataset})" if numbers else "paper")
     axes[0][0].set_title("Task accuracy" + (" (Table 3 analogue)" if numbers else ""))
     if has_probe:
-        plot_probe(probes, ax=axes[0][1])
-        axes[0][1].set_title("Language identifiability" + (" (Table 4 analogue)" if numbers else ""))
+        plot_probe(probes, ax=axes[0][1], chance=chance)
+        own = sorted({float((p.get("settings") or {}).get("C")) for found in sets.values() for p in found
+                      if (p.get("settings") or {}).get("C") is not None})
+        where = (f"C = {c:g}, where the models differ most" if c is not None else
+                 f"C = {', '.join(f'{v:g}' for v in own) or '?'} (no C sweep)")
+        axes[0][1].set_title("Language identifiability" + (" (Table 4 analogue)" if numbers else "") + f"\n{where}",
+                             fontsize=10)
     return save_figure(axes[0][0], out / "accuracy_probe.png")
 
 
@@ -475,6 +553,10 @@ def summarise(collected: Collected) -> dict[str, Any]:
             "accuracy": mean_std([r.metrics["test"]["accuracy"] for r in role_runs]),
             "macro_f1": mean_std([r.metrics["test"]["macro_f1"] for r in role_runs]),
             "skew_index": mean_std([r.metrics["test"].get("skew_index", float("nan")) for r in role_runs]),
+            "language_prediction_cmi": mean_std([r.metrics["test"].get("language_prediction_cmi", float("nan"))
+                                                 for r in role_runs]),
+            "language_prediction_cmi_p_value": [r.metrics["test"].get("language_prediction_cmi_p_value")
+                                                for r in role_runs],
             "probe_test": mean_std([probe_accuracy(r, "test") for r in role_runs]),
             "probe_external": mean_std([probe_accuracy(r, "external") for r in role_runs]),
             "per_seed_accuracy": {r.seed: r.metrics["test"]["accuracy"] for r in role_runs},
@@ -505,6 +587,8 @@ def summarise(collected: Collected) -> dict[str, Any]:
             mean, se, clear = difference_verdict(xs, ys, single)
             comparisons[f"{metric}:{a}-{b}"] = {"mean": mean, "se": se, "clear": bool(clear), "n_seeds": len(xs)}
     summary["comparisons"] = comparisons
+    summary["favoured_labels_by"] = collected.favoured_by
+    summary["small_samples"] = list(collected.small_samples)
     if collected.groups and collected.favoured and collected.label_names:
         shifts = {}
         for (seed, name), diff in collected.shap_diffs.items():
@@ -740,7 +824,7 @@ def _intro_section(page: "_Page") -> list[str]:
     facts = [f"{len(names)} labels ({md_list(names)})"]
     if collected.languages:
         facts.append(f"{len(collected.languages)} languages ({md_list(collected.languages)})")
-    if collected.groups:
+    if collected.groups and collected.favoured_by != "language":
         facts.append("language groups " + "; ".join(f"{md_text(g)}: {md_list(l, ',')}"
                                                     for g, l in collected.groups.items()))
     md += ["Data: " + ", ".join(facts) + ".", "", "## Verdicts", ""]
@@ -759,23 +843,40 @@ def _accuracy_section(page: "_Page") -> list[str]:
     rows = []
     for role in order:
         r = summary["roles"][role]
-        row = [role_title(role), fmt(*r["accuracy"][:2]), fmt(*r["macro_f1"][:2]), fmt(*r["skew_index"][:2])]
+        row = [role_title(role), fmt(*r["accuracy"][:2]), fmt(*r["macro_f1"][:2]), fmt(*r["skew_index"][:2]),
+               fmt(*r["language_prediction_cmi"][:2], digits=4) + _p_values(r["language_prediction_cmi_p_value"])]
         if numbers:
             paper = numbers.accuracy.get(role)
             row.append("–" if paper is None else f"{paper:.3f}")
         rows.append(row)
-    header = ["training setup", "accuracy", "macro-F1", "skew index"]
+    header = ["training setup", "accuracy", "macro-F1", "skew index", "language–prediction CMI (nats)"]
     md.append(_table(header + ([f"paper (mBERT, {numbers.dataset})"] if numbers else []), rows))
     if collected.groups and any(not math.isnan(summary["roles"][r]["skew_index"][0]) for r in order):
         md += ["", _skew_sentence(collected)]
     else:
         md += ["", "Skew index –: it measures how far predictions follow each language group's training skew, "
-               "so it needs a recipe with a skew design (imbalance.groups and imbalance.distribution). The "
-               "per-language prediction shares below show any language-driven lean."]
+               "so it needs a recipe with a skew design (imbalance.groups and imbalance.distribution). On any "
+               "data the language–prediction CMI measures the language-driven lean instead."]
+    md += ["", CMI_SENTENCE]
     md += [""]
     if "accuracy_probe" in figures:
         md += [f"![accuracy and probe]({figures['accuracy_probe'].relative_to(out)})", ""]
     return md
+
+
+CMI_SENTENCE = (
+    "Language–prediction CMI: I(language; prediction | true label) in nats over the test split (plug-in "
+    "estimate), with its permutation p-value in brackets (languages shuffled within each true label, "
+    "seeded; one p per seed). It is 0 when, within each true label, every language gets the same "
+    "prediction mix, so it needs no skew design and is not fooled by languages whose test rows have "
+    "different label mixes; on few rows the plug-in estimate is above 0 by chance, which the p-value "
+    "accounts for.")
+
+
+def _p_values(values: list[Any]) -> str:
+    """' (p 0.003, 0.04)': the CMI's permutation p-value of each seed, where recorded."""
+    found = [f"{v:.2g}" for v in values if isinstance(v, (int, float))]
+    return f" (p {', '.join(found)})" if found else ""
 
 
 def _predictions_section(page: "_Page") -> list[str]:
@@ -784,24 +885,41 @@ def _predictions_section(page: "_Page") -> list[str]:
     md: list[str] = []
     if collected.groups and names:
         md += [f"## Test-set predictions per language group{page.table_ref('Table 2')}", ""]
-        header = ["model", "group"] + [f"{md_text(name)} %" for name in names]
+        runs = [r for role in order for r in roles[role]]
+        with_true = all(not np.isnan(group_distribution(r, g, names, true=True)).any()
+                        for r in runs for g in collected.groups)
+        header = ["model", "group"] + [f"{md_text(name)} % true / predicted" if with_true else f"{md_text(name)} %"
+                                       for name in names]
         rows = []
         for role in order:
             for group, langs in collected.groups.items():
                 dists = np.array([group_distribution(r, group, names) for r in roles[role]])
                 if not len(dists) or np.isnan(dists).all():
                     continue
+                true = np.array([group_distribution(r, group, names, true=True) for r in roles[role]]).mean(axis=0)
                 fav = set((collected.favoured or {}).get(group, []))
                 cells = [("–" if math.isnan(v) else (f"**{v:.1f}**" if c in fav else f"{v:.1f}"))
                          for c, v in enumerate(dists.mean(axis=0))]
+                if with_true:
+                    cells = [f"{t:.1f} / {cell}" for t, cell in zip(true, cells)]
                 rows.append([role_title(role), f"{md_text(group)} ({md_list(langs, ',')})"] + cells)
         md.append(_table(header, rows))
-        md += ["", "Bold: the labels the group's imbalanced training data over-represents. " + _test_mix_sentence(collected)]
+        md += ["", _favoured_sentence(collected) + " " + _test_mix_sentence(collected)]
         if numbers:
             paper_rows = "; ".join(f"{g} " + " / ".join(f"{v}" for v in vals) for g, vals in numbers.table2.items())
             md += [f"Paper, Table 2 (imbalanced mBERT, {numbers.dataset}, {numbers.table2_labels}): {paper_rows}."]
         md += [""]
     return md
+
+
+def _favoured_sentence(collected: Collected) -> str:
+    if collected.favoured_by == "language":
+        from langtrainer.defaults import FAVOURED_LABEL_RATIO
+
+        return (f"As-is data: each language is its own group. Bold: the labels the language's training rows "
+                f"over-represent (a share at least {FAVOURED_LABEL_RATIO:g} times the label's share of all "
+                "training rows).")
+    return "Bold: the labels the group's imbalanced training data over-represents."
 
 
 def _languages_section(page: "_Page") -> list[str]:
@@ -810,13 +928,20 @@ def _languages_section(page: "_Page") -> list[str]:
     md: list[str] = []
     language_tables = {role: mean_table([language_table(r, collected) for r in roles[role]]) for role in order}
     if any(t is not None for t in language_tables.values()):
+        first = next(t for t in language_tables.values() if t is not None)
         md += ["## Per-language results", "",
-               "One row per language (fairlearn's MetricFrame.by_group shape): n, accuracy, macro-F1 and the share "
-               "of predictions per label; the last row is the max − min difference over languages. "
-               "Mean over seeds where there are several.", ""]
+               "One row per language (fairlearn's MetricFrame.by_group shape): n, accuracy and macro-F1 (with one "
+               "run's 95 % intervals: Wilson for accuracy, a bootstrap over the language's test rows for macro-F1), "
+               "and per label the shares. " + share_note(first) + " Mean over seeds where there are several (the "
+               "intervals are then left out: the spread over seeds is in the tables above).", ""]
+        favoured = collected.favoured if collected.favoured_by == "language" else None
         for role, table in language_tables.items():
             if table is not None:
-                md += [f"### {role_title(role)}", "", to_markdown(table), ""]
+                md += [f"### {role_title(role)}", "", to_markdown(table, favoured=favoured), ""]
+        if collected.small_samples:
+            md += ["### Small samples", "",
+                   "Each line limits the per-language numbers it names (thresholds in langtrainer/defaults.py):", ""]
+            md += [f"- {line}" for line in collected.small_samples] + [""]
     return md
 
 
@@ -875,8 +1000,10 @@ def _shap_section(page: "_Page") -> list[str]:
             md.append(_table(["comparison"] + [f"group {md_text(g)}: neutral tokens, favoured labels"
                                                for g in collected.groups], rows))
             md += ["", "Mean cumulative SHAP difference of neutral tokens (|S_bal| ≤ threshold) on the labels each "
-                   "group's imbalanced data over-represents. The paper finds this positive: uninformative tokens of "
-                   "an over-represented language come to push towards that label.", ""]
+                   + ("language's training rows over-represent (as-is data: each language is its own group)."
+                      if collected.favoured_by == "language" else "group's imbalanced data over-represents.")
+                   + " The paper finds this positive: uninformative tokens of an over-represented language come "
+                   "to push towards that label.", ""]
         base = summary.get("shap_base_difference")
         if base:
             md.append(_table(["comparison", "mean |base-value difference|"],

@@ -28,6 +28,10 @@ RECIPE_MANAGED_FIELDS = (
     "mask_entropy_normalisation",
     "mask_entropy_input",
     "language_sampler",
+    "language_adversary",
+    "language_adversary_weight",
+    "language_adversary_schedule",
+    "language_adversary_hidden",
     "language_column",  # recipes rename the source's column to `language` (data.columns.language)
 )
 
@@ -82,13 +86,49 @@ class LangTrainingArguments(TrainingArguments):
         metadata={"help": "per_language_balanced: resample on the (language, label) key instead of weighting."},
     )
 
+    language_adversary: Literal["none", "gradient_reversal", "entropy"] = field(
+        default="none",
+        metadata={"help": "none | gradient_reversal | entropy: a language-identification head on the first "
+                          "token trained against the encoder (recipe: loss.language_adversary.method)."},
+    )
+    language_adversary_weight: float = field(
+        default=1.0, metadata={"help": "lambda of the adversary's gradient into the encoder (its maximum under dann)."}
+    )
+    language_adversary_schedule: Literal["constant", "dann"] = field(
+        default="constant", metadata={"help": "constant, or dann: lambda x (2 / (1 + exp(-10 p)) - 1), p = progress."}
+    )
+    language_adversary_hidden: int = field(
+        default=0, metadata={"help": "Hidden width of the language head (0 = linear)."}
+    )
+
     def __post_init__(self):
+        if self.language_adversary != "none":
+            from langtrainer.recipe import check_language_adversary
+
+            check_language_adversary(
+                self.language_adversary, self.language_adversary_weight, self.language_adversary_schedule,
+                self.language_adversary_hidden,
+                key=lambda name: "language_adversary" if name == "method" else f"language_adversary_{name}",
+            )
         # Decided before TrainingArguments checks its precision flags: a recipe that
         # asks for fp16 on GPU still runs, in full precision, on a CPU-only machine.
         import torch
 
         self.fp16 = wants_fp16(self.fp16, self.fp16_on_gpu, self.use_cpu, self.bf16, torch.cuda.is_available())
         super().__post_init__()
+
+
+def adversary_fields(recipe: "Recipe") -> dict[str, Any]:
+    """The recipe's loss.language_adversary as LangTrainingArguments fields."""
+    adversary = recipe.loss.language_adversary
+    if adversary is None:
+        return {"language_adversary": "none"}
+    return {
+        "language_adversary": adversary.method,
+        "language_adversary_weight": adversary.weight,
+        "language_adversary_schedule": adversary.schedule,
+        "language_adversary_hidden": adversary.hidden,
+    }
 
 
 def wants_fp16(fp16: bool, fp16_on_gpu: bool, use_cpu: bool, bf16: bool, cuda: bool) -> bool:
@@ -129,6 +169,7 @@ def build_training_args(recipe: "Recipe", output_dir: Path, has_eval: bool) -> L
         mask_entropy_normalisation=loss.mask_entropy_normalisation,
         mask_entropy_input=loss.mask_entropy_input,
         language_sampler=recipe.data.sampler or "none",
+        **adversary_fields(recipe),
     )
     owned = [key for key in recipe.training if run_owned_reason(key)]
     if owned:  # a Recipe built in code skips the recipe reader's refusal

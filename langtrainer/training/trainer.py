@@ -10,6 +10,11 @@
   tokenizer)`, as sentence-transformers' `evaluator=`; callbacks with that
   method are accepted too) run inside the evaluation loop, so their numbers
   are logged with the other metrics and can select the best checkpoint;
+- the language adversary (the paper's footnote 2; training/adversary.py): a
+  language-identification head on the encoder's first token, trained by
+  gradient reversal or against the encoder's prediction entropy; logged as
+  `language_adversary_loss` / `language_adversary_accuracy` (train, eval_,
+  test_), never part of `eval_loss`, and dropped from the saved classifier;
 - `eval_loss` is the loss training minimises without the entropy term (class
   weighted when weights are on); `eval_ce` beside it is the plain, unweighted
   cross-entropy, so runs with and without weights compare on one scale.
@@ -29,6 +34,7 @@ from transformers import DataCollatorWithPadding, Trainer, default_data_collator
 from transformers.trainer_utils import has_length
 
 from langtrainer.errors import UserError
+from langtrainer.training import adversary as adv
 from langtrainer.training.args import LangTrainingArguments
 from langtrainer.training.weighting import class_weight_table
 
@@ -120,7 +126,8 @@ class LangTrainer(Trainer):
         if languages is None:
             if train is not None and column in train.column_names:
                 languages = sorted(set(train[column]))
-            elif self.args.class_weights == "none" and self.args.language_sampler == "none":
+            elif (self.args.class_weights == "none" and self.args.language_sampler == "none"
+                  and self.args.language_adversary == "none"):
                 languages = []
             else:
                 present = ", ".join(getattr(train, "column_names", None) or [])
@@ -141,6 +148,11 @@ class LangTrainer(Trainer):
         self._mask_step, self._mask_call = -1, 0
         self._step_learning_rates: dict[str, float] = {}
         self._ce_sum: list[float] | None = None  # [sum of per-example CE, examples] during evaluation
+        self.adversary_head: torch.nn.Module | None = None
+        self._first_token: torch.Tensor | None = None
+        self._adversary_sums = self._adversary_eval_sums = None
+        if self.args.language_adversary != "none":
+            self._attach_adversary()
 
     # ------------------------------------------------------------ weights
 
@@ -166,6 +178,97 @@ class LangTrainer(Trainer):
             per_language=self.args.class_weights == "per_language",
         )
         return torch.as_tensor(table, dtype=torch.float32)
+
+    # ------------------------------------------------------------ adversary
+
+    def _attach_adversary(self) -> None:
+        """The language head, as a submodule of the classifier (so checkpoints and resume carry it).
+
+        Its classes are `self.languages`; languages with no training row
+        (possible when `languages` is given) are left out of the adversary's
+        evaluation metrics: the head never saw them.
+        """
+        if len(self.languages) < 2:
+            raise UserError("loss.language_adversary needs at least two languages in the training data, "
+                            f"got {self.languages}")
+        model = self.model
+        prefix = getattr(model, "base_model_prefix", "")
+        body = getattr(model, prefix, None) if prefix else None
+        hidden_size = getattr(model.config, "hidden_size", None)
+        if body is None or body is model or not hidden_size:
+            raise UserError("loss.language_adversary needs an encoder with a base_model_prefix and a hidden_size")
+        head = adv.make_head(int(hidden_size), len(self.languages), self.args.language_adversary_hidden,
+                             self.args.seed)
+        setattr(model, adv.MODULE_NAME, head.to(next(model.parameters()).device))
+        self.adversary_head = head
+        trained = set(self.train_dataset[self.language_column]) if self.train_dataset is not None else set()
+        self._adversary_trained = torch.tensor([lang in trained for lang in self.languages])
+        self._adversary_sums = [0.0, 0, 0, 0.0]  # head CE sum, correct, rows, neg-entropy sum (since last log)
+        # The last layer's hidden state at the first token: what the probe reads.
+        body.register_forward_hook(self._capture_first_token)
+
+    def _capture_first_token(self, module, args, output) -> None:
+        hidden = output[0] if isinstance(output, (tuple, list)) else output["last_hidden_state"]
+        self._first_token = hidden[:, 0]
+
+    def adversary_lambda(self) -> float:
+        """lambda now: weight, or weight x the dann ramp at p = optimizer steps done / total."""
+        progress = self.state.global_step / self.state.max_steps if self.state.max_steps else 0.0
+        return adv.adversary_lambda(self.args.language_adversary_weight, self.args.language_adversary_schedule,
+                                    progress)
+
+    def _adversary_piece(self, model, features: torch.Tensor | None, language: torch.Tensor | None):
+        """Training: the loss piece to add (and its sums logged); evaluation: counts only (None)."""
+        if features is None:
+            raise UserError("the language adversary saw no encoder output (the model's forward skipped its body)")
+        if language is None:
+            raise UserError(f"loss.language_adversary needs the '{self.language_column}' column in every batch")
+        language = language.to(features.device)
+        if model.training:
+            terms = adv.adversary_terms(self.adversary_head, features, language, self.args.language_adversary,
+                                        self.adversary_lambda())
+            sums = self._adversary_sums
+            sums[0] += terms.head_ce_sum
+            sums[1] += terms.correct
+            sums[2] += terms.count
+            if terms.neg_entropy is not None:
+                sums[3] += terms.neg_entropy * terms.count
+            return terms.loss
+        if self._adversary_eval_sums is not None:
+            keep = self._adversary_trained.to(language.device)[language]
+            if bool(keep.any()):
+                logits = self.adversary_head(features[keep].float())
+                ce_sum, correct, count = adv.head_counts(logits, language[keep])
+                sums = self._adversary_eval_sums
+                sums[0] += ce_sum
+                sums[1] += correct
+                sums[2] += count
+        return None
+
+    def _adversary_train_logs(self) -> dict[str, float]:
+        ce_sum, correct, rows, neg_entropy_sum = self._adversary_sums
+        if not rows:
+            return {}
+        logs = {
+            "language_adversary_loss": ce_sum / rows,
+            "language_adversary_accuracy": correct / rows,
+            "language_adversary_lambda": self.adversary_lambda(),
+        }
+        if self.args.language_adversary == "entropy":
+            logs["language_adversary_entropy"] = -neg_entropy_sum / rows
+        self._adversary_sums = [0.0, 0, 0, 0.0]
+        return logs
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """Checkpoints keep the language head (resume needs it); the saved classifier does not."""
+        model = self.model
+        if _internal_call or self.adversary_head is None or adv.MODULE_NAME not in model._modules:
+            return super().save_model(output_dir, _internal_call)
+        head = model._modules.pop(adv.MODULE_NAME)
+        try:
+            return super().save_model(output_dir, _internal_call)
+        finally:
+            model._modules[adv.MODULE_NAME] = head
 
     # ------------------------------------------------------------ data
 
@@ -201,9 +304,15 @@ class LangTrainer(Trainer):
         inputs = dict(inputs)
         labels = inputs.pop("labels")
         language = inputs.pop(self.language_column, None)
+        self._first_token = None
         outputs = model(**inputs)
+        features, self._first_token = self._first_token, None
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
         loss = self.weighted_loss(logits, labels, language)
+        if self.adversary_head is not None:
+            piece = self._adversary_piece(model, features, language)
+            if piece is not None:  # training only: eval_loss (best-model selection) stays the task's
+                loss = loss + piece
         if self._ce_sum is not None and not model.training:
             ce = F.cross_entropy(logits.detach().float(), labels, reduction="sum")
             self._ce_sum[0] += float(ce)
@@ -285,6 +394,8 @@ class LangTrainer(Trainer):
             for key, values in self._side_metrics.items():
                 logs[key] = float(np.mean(values))
             self._side_metrics.clear()
+        if "loss" in logs and self.adversary_head is not None:
+            logs.update(self._adversary_train_logs())
         if "learning_rate" in logs:
             logs.update(self.group_learning_rates())
         super().log(logs, start_time)
@@ -310,20 +421,25 @@ class LangTrainer(Trainer):
     # ------------------------------------------------------------ optimiser
 
     def create_optimizer(self, model=None):
-        """Four groups: (body, head) x (decay, no decay); head at head_learning_rate; RAdam if `radam`."""
+        """(body, head[, adversary]) x (decay, no decay); head and adversary at head_learning_rate; RAdam if `radam`."""
         if self.optimizer is not None:
             return self.optimizer
         opt_model = self.model if model is None else model
         head_lr = self.args.head_learning_rate or self.args.learning_rate
         head = head_parameter_names(opt_model)
+        adversary = {name for name in head if name.startswith(adv.MODULE_NAME + ".")}
         decay = set(self.get_decay_parameter_names(opt_model))
+
+        def group_of(name: str) -> str:
+            return "adversary" if name in adversary else "head" if name in head else "body"
+
         groups = []
-        for is_head, lr in ((False, self.args.learning_rate), (True, head_lr)):
+        for group_name, lr in (("body", self.args.learning_rate), ("head", head_lr), ("adversary", head_lr)):
             for with_decay in (True, False):
                 params = [
                     p
                     for n, p in opt_model.named_parameters()
-                    if p.requires_grad and (n in head) == is_head and (n in decay) == with_decay
+                    if p.requires_grad and group_of(n) == group_name and (n in decay) == with_decay
                 ]
                 if params:
                     groups.append(
@@ -331,7 +447,7 @@ class LangTrainer(Trainer):
                             "params": params,
                             "weight_decay": self.args.weight_decay if with_decay else 0.0,
                             "lr": lr,
-                            "group": "head" if is_head else "body",
+                            "group": group_name,
                         }
                     )
         if self.args.radam:
@@ -349,6 +465,8 @@ class LangTrainer(Trainer):
 
     def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"):
         self._ce_sum = [0.0, 0]
+        if self.adversary_head is not None:
+            self._adversary_eval_sums = [0.0, 0, 0]
         try:
             output = super().evaluation_loop(
                 dataloader,
@@ -358,8 +476,9 @@ class LangTrainer(Trainer):
                 metric_key_prefix=metric_key_prefix,
             )
             ce_sum, ce_n = self._ce_sum
+            adversary_sums = self._adversary_eval_sums
         finally:
-            self._ce_sum = None
+            self._ce_sum = self._adversary_eval_sums = None
         if self.args.world_size > 1:  # every rank saw its shard; the gathered logits below make it exact
             totals = self.accelerator.reduce(
                 torch.tensor([ce_sum, ce_n], dtype=torch.float64, device=self.args.device), reduction="sum"
@@ -367,6 +486,8 @@ class LangTrainer(Trainer):
             ce_sum, ce_n = float(totals[0]), int(totals[1])
         if ce_n:
             output.metrics[f"{metric_key_prefix}_ce"] = ce_sum / ce_n
+        if adversary_sums is not None:
+            self._adversary_eval_metrics(output.metrics, adversary_sums, metric_key_prefix)
         if self.args.world_size > 1:
             self._exact_loss_from_gathered(output, dataloader, metric_key_prefix)
         # Evaluators run here, before evaluate() logs, so their numbers reach
@@ -383,6 +504,16 @@ class LangTrainer(Trainer):
                 for key, value in extra.items():
                     output.metrics[f"{metric_key_prefix}_{key}"] = value
         return output
+
+    def _adversary_eval_metrics(self, metrics: dict[str, float], sums: list[float], prefix: str) -> None:
+        """<prefix>_language_adversary_loss / _accuracy over the rows of languages the head was trained on."""
+        if self.args.world_size > 1:
+            sums = self.accelerator.reduce(torch.tensor(sums, dtype=torch.float64, device=self.args.device),
+                                           reduction="sum").tolist()
+        ce_sum, correct, rows = sums
+        if rows:
+            metrics[f"{prefix}_language_adversary_loss"] = ce_sum / rows
+            metrics[f"{prefix}_language_adversary_accuracy"] = correct / rows
 
     def _evaluators(self) -> list[Any]:
         """The declared evaluators, then callbacks that compute eval metrics (each once)."""
