@@ -216,9 +216,9 @@ def _shap_diff_lines(diff: Mapping[str, Any]) -> list[str]:
 def _intended_use_lines(recipe: Mapping[str, Any], metrics: Mapping[str, Any], label_names: list[str],
                         languages: list[str]) -> list[str]:
     return ["## Intended use", "",
-            f"Sorting texts in {', '.join(languages) or 'the training languages'} into the labels "
-            f"{', '.join(label_names)}, for texts like those of {dataset_name(recipe)}, the data it was trained and "
-            "tested on. It was not tested on other languages, other label sets or other kinds of text; check it on a "
+            f"Sorting texts in {md_list(languages) or 'the training languages'} into the labels "
+            f"{md_list(label_names)}, for texts like those of {md_text(dataset_name(recipe))}, the data it was trained "
+            "and tested on. It was not tested on other languages, other label sets or other kinds of text; check it on a "
             "sample of your own labelled texts, per language, before relying on it.", ""]
 
 
@@ -250,7 +250,7 @@ def _limitations_lines(run: RunDir, recipe: Mapping[str, Any], metrics: Mapping[
         row = by_language.frame.loc[worst]
         low, high = row.get("accuracy_low", math.nan), row.get("accuracy_high", math.nan)
         interval = "" if math.isnan(low) else f" (95 % interval {low:.2f}–{high:.2f})"
-        lines.append(f"- Accuracy differs by language: lowest in {worst}, {row['accuracy']:.3f}{interval} on "
+        lines.append(f"- Accuracy differs by language: lowest in {md_text(worst)}, {row['accuracy']:.3f}{interval} on "
                      f"{int(row['n']) if not math.isnan(row['n']) else '?'} test rows.")
     p = test.get("language_prediction_cmi_p_value")
     if isinstance(p, (int, float)) and p < 0.05:
@@ -262,7 +262,7 @@ def _limitations_lines(run: RunDir, recipe: Mapping[str, Any], metrics: Mapping[
     warnings = run_small_sample_warnings(run, metrics)
     if warnings:
         lines.append("- Small samples (each line limits the per-language numbers it names):")
-        lines += [f"  - {line}" for line in warnings]
+        lines += [f"  - {md_text(line)}" for line in warnings]
     if len(lines) == 2:
         lines.append("- None found in the numbers above; they hold for this test split only.")
     return lines + [""]

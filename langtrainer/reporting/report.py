@@ -941,7 +941,7 @@ def _languages_section(page: "_Page") -> list[str]:
         if collected.small_samples:
             md += ["### Small samples", "",
                    "Each line limits the per-language numbers it names (thresholds in langtrainer/defaults.py):", ""]
-            md += [f"- {line}" for line in collected.small_samples] + [""]
+            md += [f"- {md_text(line)}" for line in collected.small_samples] + [""]
     return md
 
 
