@@ -444,6 +444,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if path.is_dir():
         raise UserError(f"recipe '{path}' is a folder: give a YAML file")
     if not path.is_file():
+        from langtrainer.preflight import user_path
+
+        user_path(path, "recipe")  # '$HOME/r.yaml' quoted: say so rather than "does not exist"
         raise UserError(f"recipe '{path}' does not exist")
     try:
         text = path.read_text(encoding="utf-8")

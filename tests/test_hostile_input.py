@@ -503,6 +503,9 @@ CASES += [
     ("probe_out_dollar", lambda e: ["probe", "--ckpt", e.model, "--out", "$HOME/p.json"], "did not expand"),
     ("shap_out_dollar", lambda e: ["shap", "--ckpt", e.model, "--out", "$TMPDIR/s", "--quiet"], "did not expand"),
     ("report_out_dollar", lambda e: ["report", e.tmp, "--out", "$HOME/r"], "did not expand"),
+    ("recipe_path_dollar", lambda e: ["recipe", "check", "$HOME/r.yaml"], "did not expand"),
+    ("shap_ckpt_dollar", lambda e: ["shap", "--ckpt", "$HOME/run", "--quiet"], "did not expand"),
+    ("probe_ckpt_dollar", lambda e: ["probe", "--ckpt", "${HOME}/run", "--out", e.tmp / "p.json"], "did not expand"),
     # ---- class 2 and 6: model folders checked before use, input errors as one line
     ("probe_without_tokenizer", lambda e: ["probe", "--ckpt", _model_copy(e, ("tokenizer.json", "tokenizer_config.json")),
                                            "--out", e.tmp / "p.json"], "no tokenizer files"),

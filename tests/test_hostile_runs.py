@@ -147,6 +147,14 @@ def _first_shard_cell(column: str, value):
     return edit
 
 
+def _cut_values(frame):
+    """The first example of each shard loses its last token's values (its token list stays)."""
+    values = list(frame["values"])
+    values[0] = values[0][:-4]
+    frame["values"] = values
+    return frame
+
+
 def _rename_labels(names: list[str]) -> Callable[[Path], None]:
     """Other label names in the model's config and the manifest, the manifest's arguments naming the copy: a
     consistent run of a model with other labels."""
@@ -296,6 +304,10 @@ RUN_CASES: list[tuple[str, Callable[[Env], list], str]] = [
     ("manifest_arguments_rehashed", lambda e: e.against(_arguments_rehashed), "other arguments"),
     ("manifest_more_shards", lambda e: e.against(_edit_manifest(lambda m: m.update(n_shards=m["n_shards"] + 1))),
      "missing"),
+    ("shard_true_label_out_of_range", lambda e: e.against(_edit_rows(_first_shard_cell("label", 9))),
+     "does not fit its 4 labels"),
+    ("shard_values_cut", lambda e: e.against(_edit_rows(_cut_values)),
+     "does not fit its 4 labels"),
     ("manifest_shard_not_parquet", lambda e: e.against(_garbage_shard), "not a readable Parquet shard"),
     # ---- class 8: the report's --out is replaced whole, so it must be a report folder
     ("report_out_is_someone_elses_folder", lambda e: ["report", _report_runs(e), "--out",

@@ -33,6 +33,10 @@ def check_probe(ckpt: str | os.PathLike, options: ProbeOptions, out: str | os.Pa
     check_probe_options(C=options.C, folds=options.folds, per_language=options.per_language,
                         batch_size=batch_size, seed=options.seed, ckpt=str(ckpt))
     local = Path(ckpt).expanduser()
+    if not local.exists():
+        from langtrainer.preflight import user_path
+
+        user_path(local, "--ckpt")  # a quoted '$HOME/run' is named as such
     run = RunDir(local) if local.is_dir() else None
     if run is not None and run.has_model():
         from langtrainer.models import check_model_folder, load_tokenizer

@@ -90,6 +90,10 @@ def plan_shap(run: RunDir, options: ShapOptions, data=None, out=None,
     from langtrainer.models import check_model_folder, load_tokenizer
 
     ckpt = run.path
+    if not ckpt.is_dir():
+        from langtrainer.preflight import user_path
+
+        user_path(ckpt, "--ckpt")
     if not ckpt.is_dir() or not run.has_model():
         raise UserError(f"--ckpt {ckpt} is not a model folder (no config.json): give a run folder written by finetune")
     check_model_folder(ckpt)

@@ -329,11 +329,18 @@ def load_shap_result(path: str | os.PathLike) -> ShapResult:
     examples = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if examples.get("id") is None or examples["id"].tolist() != manifest["ids"]:
         raise UserError(f"the shards in {folder} do not match its manifest; rerun `langtrainer shap` with --overwrite")
+    n_labels = len(manifest["label_names"])
     classes = {int(c) for c in examples["n_classes"]} if len(examples) else set()
-    if classes and classes != {len(manifest["label_names"])}:
-        raise UserError(f"{folder / MANIFEST} names {len(manifest['label_names'])} labels but its shards hold "
+    if classes and classes != {n_labels}:
+        raise UserError(f"{folder / MANIFEST} names {n_labels} labels but its shards hold "
                         f"values for {', '.join(map(str, sorted(classes)))} classes (edited?); {rerun} with "
                         "--overwrite")
+    for row in examples.itertuples(index=False):
+        shapes_agree = (len(row.values) == len(row.token_ids) * n_labels and len(row.base_values) == n_labels
+                        and len(row.tokens) == len(row.token_ids))
+        if not shapes_agree or not 0 <= int(row.label) < n_labels:
+            raise UserError(f"example {row.id!r} in the shards of {folder} does not fit its {n_labels} labels "
+                            f"(values, tokens or true label edited?); {rerun} with --overwrite")
     examples["token_ids"] = [np.asarray(x, dtype=np.int64) for x in examples["token_ids"]]
     examples["tokens"] = [list(x) for x in examples["tokens"]]
     if "special" in examples.columns:
