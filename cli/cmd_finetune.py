@@ -8,16 +8,17 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
+from langtrainer.artifacts import MetricRow, RunMetrics
 from langtrainer.cli.common import options, console, err_console, make_progress, user_errors
 from langtrainer.cli.cmd_recipe import SET_HELP
 
 
-def render_test_metrics(metrics: dict) -> Table:
+def render_test_metrics(metrics: RunMetrics) -> Table:
     """metrics.json's test table: per language and group, accuracy (95 % interval) and, per label, the
     true share of the test rows beside the share of the predictions."""
-    test = metrics["test"]
-    names = metrics["label_names"]
-    table = Table(title=f"{metrics['recipe']} ({metrics['subset']} subset): test set")
+    test = metrics.test
+    names = metrics.label_names
+    table = Table(title=f"{metrics.recipe} ({metrics.subset} subset): test set")
     table.add_column("language")
     table.add_column("n", justify="right")
     table.add_column("accuracy", justify="right")
@@ -25,15 +26,15 @@ def render_test_metrics(metrics: dict) -> Table:
     for name in names:
         table.add_column(f"{name}\ntrue / pred", justify="right")
 
-    def add(unit: str, row: dict, **style) -> None:
-        shares, true = row["prediction_shares"], row.get("label_shares")
-        ci = row.get("accuracy_ci")
+    def add(unit: str, row: MetricRow, **style) -> None:
+        shares, true = row.prediction_shares, row.label_shares
+        ci = row.accuracy_ci
         interval = f"{ci[0]:.2f}–{ci[1]:.2f}" if ci else "–"
         cells = [(f"{100 * true.get(name, 0.0):.0f} / " if true else "") + f"{100 * shares.get(name, 0.0):.0f}%"
                  for name in names]
-        table.add_row(unit, str(row["n"]), f"{row['accuracy']:.3f}", interval, *cells, **style)
+        table.add_row(unit, str(row.n), f"{row.accuracy:.3f}", interval, *cells, **style)
 
-    for unit, row in {**test["by_language"], **test.get("by_group", {})}.items():
+    for unit, row in {**test.by_language, **(test.by_group or {})}.items():
         add(unit, row)
     add("all", test, style="bold")
     return table
@@ -104,13 +105,13 @@ def finetune_command(
     from langtrainer.reporting.model_card import run_small_sample_warnings
     from langtrainer.reporting.tables import cmi_sentence
 
-    console.print(cmi_sentence(metrics["test"]) or "", highlight=False)
+    console.print(cmi_sentence(metrics.test.to_dict()) or "", highlight=False)
     from langtrainer.cli.cmd_data import render_small_samples
 
     for line in render_small_samples(run_small_sample_warnings(RunDir(run_dir), metrics)):
         console.print(line)
-    console.print(f"run directory: [bold]{run_dir}[/] (test accuracy {metrics['test']['accuracy']:.3f}, "
-                  f"{metrics['train']['steps_per_second']:.2f} steps/s)")
+    console.print(f"run directory: [bold]{run_dir}[/] (test accuracy {metrics.test.accuracy:.3f}, "
+                  f"{metrics.train['steps_per_second']:.2f} steps/s)")
 
 
 def _training_progress(progress, name: str):

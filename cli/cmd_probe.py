@@ -136,7 +136,7 @@ def probe_command(
             ckpt, settings, out=out, compare_base=compare_base, c_sweep=DEFAULT_C_SWEEP if c_sweep else None,
             standardize=standardize, batch_size=batch_size, progress=report_progress,
         )
-    for table in render_probe(report):
+    for table in render_probe(report.to_dict()):
         console.print(table)
     for path in paths.values():
         console.print(f"wrote [bold]{path}[/]")

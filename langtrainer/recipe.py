@@ -27,9 +27,10 @@ from typing import Any, Callable, Literal
 
 import yaml
 
-from langtrainer import atomic, safe_yaml
+from langtrainer import atomic, defaults, safe_yaml
 from langtrainer.errors import UserError
 from langtrainer.names import check_label_names, check_language_codes
+from langtrainer.references import is_local_reference
 
 
 @dataclass
@@ -38,7 +39,7 @@ class ModelConfig:
 
     name_or_path: str = "builtin:multilingual-e5-small"
     arch: Literal["xlm-roberta", "bert"] | None = None  # builtin models only
-    max_length: int = 128
+    max_length: int = defaults.MAX_LENGTH
     freeze_word_embeddings: bool = False
     trust_remote_code: bool = False
 
@@ -142,20 +143,32 @@ def describe_language_adversary(config: LanguageAdversaryConfig | None) -> str:
 
 @dataclass
 class LossConfig:
-    """Class weighting (eq. 2) and the masked-input entropy term (eq. 3)."""
+    """Class weighting (eq. 2) and the masked-input entropy term (eq. 3).
 
-    class_weights: Literal["none", "per_language", "global"] = "none"
-    weight_scheme: Literal["inverse", "sqrt_inverse", "effective_number"] = "inverse"
-    effective_number_beta: float = 0.999
-    # "mean": sum_i w_i l_i / N, the paper's reduction; "weighted_mean": sum_i w_i l_i / sum_i w_i.
-    reduction: Literal["mean", "weighted_mean"] = "mean"
-    mask_entropy: float = 0.0
-    # Eq. 3's term: "sum" over classes as printed, or "mean" over classes as the released
-    # code computes it (1/C of the sum).
-    mask_entropy_normalisation: Literal["sum", "mean"] = "sum"
-    # The all-[MASK] input: "drawn" = [CLS] + m [MASK] + [SEP] with m ~ U{1..L-2}; "last_row" =
-    # the released code's: the batch's last row with every non-pad token ([CLS], [SEP] too) masked.
-    mask_entropy_input: Literal["drawn", "last_row"] = "drawn"
+    The one declaration of the loss settings: the recipe's `loss:` block, and
+    `training.args.LangTrainingArguments`' fields of the same names (it
+    subclasses this, as trl's configs extend TrainingArguments), so a loss
+    setting is added here once. (`language_adversary`, a block of its own, is
+    flattened into `language_adversary_*` fields there: TrainingArguments'
+    fields are flat.)
+    """
+
+    class_weights: Literal["none", "per_language", "global"] = field(
+        default="none", metadata={"help": "none | per_language (eq. 2) | global class weights."})
+    weight_scheme: Literal["inverse", "sqrt_inverse", "effective_number"] = field(
+        default="inverse", metadata={"help": "inverse = eq. 2; sqrt_inverse; effective_number (Cui et al.)."})
+    effective_number_beta: float = field(default=0.999, metadata={"help": "beta of effective_number."})
+    reduction: Literal["mean", "weighted_mean"] = field(
+        default="mean", metadata={"help": "mean: sum w_i l_i / N (the paper); weighted_mean: sum w_i l_i / sum w_i."})
+    mask_entropy: float = field(
+        default=0.0, metadata={"help": "Coefficient of the masked-input entropy term (Annex A.3, eq. 3)."})
+    mask_entropy_normalisation: Literal["sum", "mean"] = field(
+        default="sum",
+        metadata={"help": "sum: sum_c p_c log p_c (eq. 3 as printed); mean: its mean over classes (the released code)."})
+    mask_entropy_input: Literal["drawn", "last_row"] = field(
+        default="drawn",
+        metadata={"help": "drawn: [CLS] + m [MASK] + [SEP], m drawn up to the batch length; "
+                          "last_row: the batch's last row, every non-pad token masked (the released code)."})
     # null = off; a mapping turns the language-identification adversary on.
     language_adversary: LanguageAdversaryConfig | None = None
 
@@ -164,19 +177,19 @@ class LossConfig:
 class ProbeConfig:
     """Language-identification probe settings (Section 2.2)."""
 
-    C: float = 1e-4  # the paper's released code: LogisticRegressionCV(Cs=1) => C = 1e-4
-    folds: int = 5
+    C: float = defaults.PROBE_C  # the paper's released code: LogisticRegressionCV(Cs=1) => C = 1e-4
+    folds: int = defaults.PROBE_FOLDS
     # Texts per language of the external corpus and of a file ("1000 articles per
     # language"); the test split is probed whole, as the paper's code did.
-    per_language: int = 1000
+    per_language: int = defaults.PROBE_PER_LANGUAGE
     # The corpus of `probe --data external`: a Hub id or Hub-shaped folder (with
     # external_configs), a local table or folder, or builtin:debian-reference.
-    external: str = "builtin:debian-reference"
+    external: str = defaults.EXTERNAL_CORPUS
     # A corpus with one config per language (wikimedia/wikipedia): language -> config, or a
     # template such as "20231101.{lang}"; null for a table with a language column.
     external_configs: dict[str, str] | str | None = None
-    feature: Literal["first-token", "pooler", "mean"] = "first-token"
-    layer: int = -1
+    feature: Literal["first-token", "pooler", "mean"] = defaults.PROBE_FEATURE
+    layer: int = defaults.PROBE_LAYER
     # Probe at every evaluation during training (logged as eval_lid_accuracy) on
     # this many validation examples per language; 0 = off.
     during_training_per_language: int = 0
@@ -186,10 +199,10 @@ class ProbeConfig:
 class ShapConfig:
     """Token SHAP settings (Section 2.3, Annex A.4)."""
 
-    subsample: int = 48
-    max_evals: int = 500
-    batch_size: int = 256
-    threshold: float = 0.01
+    subsample: int = defaults.SHAP_SUBSAMPLE
+    max_evals: int = defaults.SHAP_MAX_EVALS
+    batch_size: int = defaults.SHAP_BATCH_SIZE
+    threshold: float = defaults.SHAP_THRESHOLD
     # SHAP summary at every evaluation during training (eval_shap_*) on this
     # many validation examples per language; 0 = off.
     during_training_per_language: int = 0
@@ -481,18 +494,15 @@ def builtin_recipe_path(name: str) -> Path:
 
 # Recipe fields that may name a local file or folder.
 PATH_FIELDS = (("data", "source"), ("model", "name_or_path"), ("analysis", "probe", "external"))
-_LOCAL_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".arrow")
 
 
 def resolve_recipe_path(value: Any, folder: Path) -> Any:
     """A path field's value made absolute against `folder`; `builtin:...` and Hub ids unchanged.
 
-    A relative value is local when it exists under `folder`, or looks like a
-    path no Hub id can be (starts with '.', '~', a data-file suffix, more than
-    one '/', a trailing '/', or a first component that exists under
-    `folder`); then it becomes folder/value, so a missing file is reported
-    with the place it was looked for. Anything else ('imdb', 'org/name') is a
-    Hub id.
+    A relative value is local when `references.is_local_reference` says so
+    against `folder`; then it becomes folder/value, so a missing file is
+    reported with the place it was looked for. Anything else ('imdb',
+    'org/name') is a Hub id.
     """
     if not isinstance(value, str) or not value.strip() or value.startswith("builtin:"):
         return value
@@ -500,16 +510,7 @@ def resolve_recipe_path(value: Any, folder: Path) -> Any:
     if path.is_absolute():
         return os.path.normpath(path)
     candidate = Path(os.path.normpath(Path(folder).absolute() / path))
-    first = value.replace("\\", "/").split("/", 1)[0]
-    local = (
-        candidate.exists()
-        or value.startswith((".", "~"))
-        or value.endswith(("/", "\\"))
-        or value.count("/") > 1
-        or path.suffix.lower() in _LOCAL_SUFFIXES
-        or ("/" in value.replace("\\", "/") and (Path(folder) / first).exists())
-    )
-    return str(candidate) if local else value
+    return str(candidate) if is_local_reference(value, folder) else value
 
 
 def _resolve_path_fields(raw: dict[str, Any], folder: Path) -> dict[str, Any]:

@@ -255,10 +255,10 @@ def test_stratified_subsample_spreads_over_cells():
 
 
 def test_shap_callback_metrics(tiny):
-    from langtrainer.analysis.shap import ShapCallback, explain
+    from langtrainer.analysis.shap import ShapEvaluator, explain
 
     model, tokenizer = tiny
-    callback = ShapCallback(TEXTS[:4], LANGS[:4], max_evals=40, threshold=0.01)
+    callback = ShapEvaluator(TEXTS[:4], LANGS[:4], max_evals=40, threshold=0.01)
     model.train()
     metrics = callback.compute_eval_metrics(model, tokenizer)
     assert model.training  # restored

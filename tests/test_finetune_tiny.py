@@ -52,7 +52,7 @@ def test_finetune_tiny_run_directory(tiny_model_dir, tmp_path):
     data = write_dataset(tmp_path / "data.jsonl")
     recipe = tiny_recipe(tiny_model_dir, data)
     run_dir = tmp_path / "run"
-    metrics = finetune(recipe, run_dir)
+    metrics = finetune(recipe, run_dir).to_dict()
 
     assert metrics["train"]["steps"] == 2 * (4 * 40) // 8
     assert metrics["test_examples"] == 4 * 4 * 5
@@ -119,7 +119,7 @@ def test_length_grouped_training_keeps_evaluation_aligned(tiny_model_dir, tmp_pa
                 "per_device_eval_batch_size": 7}
     recipe = tiny_recipe(tiny_model_dir, data, training=training, analysis={"probe": {"during_training_per_language": 0}})
     run_dir = tmp_path / "run"
-    metrics = finetune(recipe, run_dir)
+    metrics = finetune(recipe, run_dir).to_dict()
 
     test = datasets.load_from_disk(str(run_dir / "data"))["test"]
     assert len(set(map(len, test["text"]))) > 1  # lengths differ, so sorting reorders rows

@@ -506,7 +506,7 @@ def test_the_mapping_is_narrow():
 
 
 def _interrupt_token_views(monkeypatch):
-    from langtrainer.reporting import report
+    from langtrainer.reporting.report import write as report
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

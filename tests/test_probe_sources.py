@@ -48,6 +48,7 @@ def test_external_probe_reads_the_recipes_wikipedia_shaped_corpus(tmp_path, tiny
     from langtrainer.pipelines.probe import probe_and_write
 
     report, paths = probe_and_write(run, ProbeOptions(data="external", folds=3))
+    report = report.to_dict()  # the JSON's shape
     assert paths["json"] == RunDir(run).probe_path("external")
     # Wikipedia's 20 articles per language, 7 drawn, only the run's languages (es left out).
     assert report["n_per_language"] == {"de": 7, "en": 7, "fr": 7}

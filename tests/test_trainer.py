@@ -83,7 +83,7 @@ def test_class_weight_table_from_whole_training_set(tiny_model_dir, tmp_path):
 @pytest.mark.parametrize("reduction", ["mean", "weighted_mean"])
 def test_loss_equals_hand_computation(tiny_model_dir, tmp_path, reduction):
     dataset = make_dataset()
-    trainer = make_trainer(tiny_model_dir, tmp_path, dataset, class_weights="per_language", loss_reduction=reduction)
+    trainer = make_trainer(tiny_model_dir, tmp_path, dataset, class_weights="per_language", reduction=reduction)
     batch = trainer.data_collator([dict(r) for r in trainer.train_dataset])
     model = trainer.model.eval()
     with torch.no_grad():

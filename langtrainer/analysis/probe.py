@@ -31,18 +31,18 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from transformers import TrainerCallback
+from langtrainer.training.evaluator import Evaluator
 
 from langtrainer import defaults
 from langtrainer.analysis.embeddings import FEATURES, extract_embeddings, num_hidden_layers
+from langtrainer.artifacts import ProbeModelBlock, ProbeReport
 from langtrainer.data.stratified import sample_per_language
 from langtrainer.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-PAPER_C = 1e-4
-DEFAULT_C_SWEEP: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
-DATA_CHOICES = ("test", "external")
+PAPER_C = defaults.PROBE_C
+DEFAULT_C_SWEEP = defaults.PROBE_C_SWEEP
 EXTERNAL_SOURCE = defaults.EXTERNAL_CORPUS  # the builtin stand-in for Wikipedia
 
 
@@ -135,7 +135,7 @@ def probe_language(
     C: float = PAPER_C,
     folds: int = 5,
     seed: int = 0,
-    max_iter: int = 1000,
+    max_iter: int = defaults.PROBE_MAX_ITER,
     standardize: bool = False,
     blas_threads: int | None = 1,
 ) -> ProbeResult:
@@ -202,7 +202,7 @@ def probe_c_sweep(
     Cs: Sequence[float] = DEFAULT_C_SWEEP,
     folds: int = 5,
     seed: int = 0,
-    max_iter: int = 1000,
+    max_iter: int = defaults.PROBE_MAX_ITER,
     standardize: bool = False,
 ) -> list[ProbeResult]:
     """`probe_language` at each C (same folds), to show where a probe saturates."""
@@ -256,7 +256,11 @@ def run_languages(model_dir: str | Path) -> list[str] | None:
     from langtrainer.rundir import RunDir
 
     run = RunDir(model_dir)
-    for value in (run.recipe_value("data", "languages"), run.read_metrics().get("languages")):
+    try:
+        metrics = run.read_metrics()
+    except UserError:  # a damaged metrics.json: the recipe or the test split still say
+        metrics = None
+    for value in (run.recipe_value("data", "languages"), metrics.languages if metrics else None):
         if isinstance(value, list) and value:
             return [str(lang) for lang in value]
     test = run_dir_test_frame(model_dir)
@@ -501,13 +505,13 @@ def run_probe(
     progress: Callable[[int, int], None] | None = None,
     c_sweep: Sequence[float] | None = None,
     standardize: bool = False,
-    max_iter: int = 1000,
+    max_iter: int = defaults.PROBE_MAX_ITER,
     batch_size: int = 64,
     max_length: int | None = None,
     external: str = EXTERNAL_SOURCE,
     external_configs: Mapping[str, str] | str | None = None,
-) -> dict[str, Any]:
-    """Probe a fine-tuned run (or any encoder) for language identifiability; the probe.json dict.
+) -> ProbeReport:
+    """Probe a fine-tuned run (or any encoder) for language identifiability; the probe JSON's object.
 
     data: "test" (the run's balanced test split), "external" (the corpus
     `external`, by default the builtin Debian Reference paragraphs, in the
@@ -550,26 +554,24 @@ def run_probe(
             compare_base, frame, layer, feature, probe_kwargs, c_sweep, batch_size, max_length, step(len(frame))
         )
     counts = frame["language"].value_counts()
-    return {
-        "kind": "langtrainer.analysis.probe",
-        "version": 1,
-        "data": str(data),
-        "data_source": source,
-        "feature": feature,
-        "layer_requested": layer,
-        "settings": {**probe_kwargs, "per_language": per_language, "batch_size": batch_size},
-        "languages": sorted(counts.index.tolist()),
-        "n_examples": int(len(frame)),
-        "n_per_language": {lang: int(counts[lang]) for lang in sorted(counts.index)},
-        **block,
-        "base": base_block,
-    }
+    return ProbeReport(
+        data=str(data),
+        data_source=source,
+        feature=feature,
+        layer_requested=layer,
+        settings={**probe_kwargs, "per_language": per_language, "batch_size": batch_size},
+        languages=sorted(counts.index.tolist()),
+        n_examples=int(len(frame)),
+        n_per_language={lang: int(counts[lang]) for lang in sorted(counts.index)},
+        block=ProbeModelBlock.from_dict(block),
+        base=None if base_block is None else ProbeModelBlock.from_dict(base_block),
+    )
 
 
 # --------------------------------------------------------------------------- training-time metric
 
 
-class ProbeCallback(TrainerCallback):
+class ProbeEvaluator(Evaluator):
     """Language-identification accuracy as an evaluation metric during fine-tuning.
 
     LangTrainer calls `compute_eval_metrics` inside `evaluate()` and logs the
@@ -591,7 +593,7 @@ class ProbeCallback(TrainerCallback):
         layer: int = -1,
         batch_size: int = 64,
         max_length: int = 512,
-        max_iter: int = 1000,
+        max_iter: int = defaults.PROBE_MAX_ITER,
         standardize: bool = False,
         metric_prefix: str = "lid",
     ):
@@ -610,7 +612,7 @@ class ProbeCallback(TrainerCallback):
         self.metric_prefix = metric_prefix
 
     @classmethod
-    def from_frame(cls, frame, per_language: int = 200, seed: int = 0, **kwargs) -> "ProbeCallback":
+    def from_frame(cls, frame, per_language: int = 200, seed: int = 0, **kwargs) -> "ProbeEvaluator":
         """A callback on up to `per_language` rows per language of a DataFrame or datasets.Dataset."""
         if not isinstance(frame, pd.DataFrame):
             frame = frame.to_pandas()

@@ -12,41 +12,11 @@ import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping
 
-from langtrainer import defaults
 from langtrainer.analysis.embeddings import FEATURES
-from langtrainer.analysis.settings import recipe_key_of, resolve_settings
+from langtrainer.analysis.settings import config_defaults, recipe_key_of, recipe_keys, resolve_settings
 from langtrainer.errors import UserError
+from langtrainer.recipe import ProbeConfig
 from langtrainer.rundir import RunDir
-
-# field -> where the run's recipe.yaml keeps it
-RECIPE_KEYS: dict[str, tuple[str, ...]] = {
-    "C": ("analysis", "probe", "C"),
-    "folds": ("analysis", "probe", "folds"),
-    "per_language": ("analysis", "probe", "per_language"),
-    "external": ("analysis", "probe", "external"),
-    "external_configs": ("analysis", "probe", "external_configs"),
-    "feature": ("analysis", "probe", "feature"),
-    "layer": ("analysis", "probe", "layer"),
-    "max_length": ("model", "max_length"),
-    "languages": ("data", "languages"),
-}
-
-# Neither the caller nor the recipe: these. external_configs None = a plain
-# table; max_length None = the model's 512; languages None = the run's
-# fine-tuning languages as the data shows them (metrics, test split).
-DEFAULTS: dict[str, Any] = {
-    "data": "test",
-    "C": defaults.PROBE_C,
-    "folds": defaults.PROBE_FOLDS,
-    "per_language": defaults.PROBE_PER_LANGUAGE,
-    "external": defaults.EXTERNAL_CORPUS,
-    "external_configs": None,
-    "feature": defaults.PROBE_FEATURE,
-    "layer": defaults.PROBE_LAYER,
-    "seed": 0,
-    "languages": None,
-    "max_length": None,
-}
 
 
 @dataclass(frozen=True)
@@ -55,7 +25,9 @@ class ProbeOptions:
 
     data: "test", "external" or a path to a table of texts. external (+
     external_configs: language -> config, or a '{lang}' template): the corpus
-    behind data="external". layer: a hidden-state index or "all".
+    behind data="external". layer: a hidden-state index or "all". A field
+    named like one of `recipe.ProbeConfig`'s is read from the run's
+    `analysis.probe` (see RECIPE_KEYS).
     """
 
     data: str | None = None
@@ -110,6 +82,20 @@ class ProbeOptions:
                 raise UserError(f"{run.recipe_path}: {recipe_key_of(bad[0], RECIPE_KEYS)}: {exc}") from None
             raise
         return resolved, sources
+
+
+
+# field -> where the run's recipe.yaml keeps it: ProbeConfig's fields, the model's input length and
+# the fine-tuning languages.
+RECIPE_KEYS: dict[str, tuple[str, ...]] = recipe_keys(ProbeOptions, ProbeConfig, ("analysis", "probe"),
+                                                      max_length=("model", "max_length"),
+                                                      languages=("data", "languages"))
+
+# Neither the caller nor the recipe: ProbeConfig's defaults, and these. max_length None = the
+# model's 512; languages None = the run's fine-tuning languages as the data shows them (metrics,
+# test split).
+DEFAULTS: dict[str, Any] = {"data": "test", **config_defaults(ProbeConfig, RECIPE_KEYS),
+                            "seed": 0, "languages": None, "max_length": None}
 
 
 def _check_int(name: str, value: Any, low: int) -> None:

@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 from langtrainer import atomic
 from langtrainer.recipe import Recipe, apply_overrides, load_raw, recipe_from_dict
+from langtrainer.artifacts import ProbeReport
 from langtrainer.rundir import DemoDir, write_subsets
 
 logger = logging.getLogger(__name__)
@@ -158,9 +159,9 @@ class _Stages:
                 stage = f"seed {seed}: probe {name} ({data})"
                 result = self.timed(f"seed{seed}/probe/{name}/{data}", lambda: self._probe(model, source, data, seed,
                                                                                            stage))
-                atomic.write_json(target, result)
+                result.write(target)
 
-    def _probe(self, model: str, source: str, data: str, seed: int, stage: str) -> dict[str, Any]:
+    def _probe(self, model: str, source: str, data: str, seed: int, stage: str) -> "ProbeReport":
         from langtrainer.analysis.probe import run_probe
 
         settings, base = self.plan.base.analysis.probe, self.plan.base
@@ -201,7 +202,8 @@ class _Stages:
         settings = self.plan.base.analysis.shap
         for variant in self.plan.variants:
             run = self.demo.run(seed, variant)
-            if (read_manifest(run.shap_dir) or {}).get("complete"):
+            manifest = read_manifest(run.shap_dir)
+            if manifest is not None and manifest.complete:
                 continue
             stage = f"seed {seed}: SHAP {variant}"
             self.timed(f"seed{seed}/shap/{variant}", lambda: run_shap(

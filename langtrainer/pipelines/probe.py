@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 
 from langtrainer.analysis.probe import run_probe
 from langtrainer.analysis.probe_options import ProbeOptions
-from langtrainer.atomic import write_json
+from langtrainer.artifacts import ProbeReport
 from langtrainer.errors import UserError
 from langtrainer.reporting.plots import plot_probe_layers, save_figure
 from langtrainer.rundir import RunDir
@@ -65,7 +65,7 @@ def probe_and_write(
     standardize: bool = False,
     batch_size: int = 64,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[dict[str, Any], dict[str, Path]]:
+) -> tuple[ProbeReport, dict[str, Path]]:
     """Probe `ckpt` with `options` (unset values from its recipe, else defaults); write probe JSON (+ PNG).
 
     The JSON holds run_probe's report plus `options` (every resolved value)
@@ -104,10 +104,10 @@ def _probe_locked(ckpt, resolved: ProbeOptions, sources: dict[str, str], out: Pa
         external=resolved.external,
         external_configs=resolved.external_configs,
     )
-    report["options"] = {name: _plain(value) for name, value in asdict(resolved).items()}
-    report["sources"] = sources
-    paths = {"json": write_json(Path(out), report)}
-    if report.get("layers"):
+    report.options = {name: _plain(value) for name, value in asdict(resolved).items()}
+    report.sources = dict(sources)
+    paths = {"json": report.write(Path(out))}
+    if report.block.layers:
         paths["png"] = save_figure(plot_probe_layers(report), Path(out).with_suffix(".png"))
     return report, paths
 

@@ -19,12 +19,13 @@ from typing import Any, Mapping
 import yaml
 
 from langtrainer import atomic
-from langtrainer.defaults import HEAD_LEARNING_RATE, LEARNING_RATE
+from langtrainer.artifacts import RunMetrics
+from langtrainer.defaults import HEAD_LEARNING_RATE, LEARNING_RATE, SHAP_THRESHOLD
 from langtrainer.errors import UserError
 from langtrainer.names import is_language_code
 from langtrainer.reporting.markdown import md_list, md_text
 from langtrainer.reporting.tables import MetricTable, cmi_sentence, metric_table, share_note, to_markdown
-from langtrainer.rundir import RunDir, read_json
+from langtrainer.rundir import RunDir
 
 # Builtin models are conversions of Hub models: the card names the Hub original.
 BUILTIN_BASES = {"builtin:multilingual-e5-small": "intfloat/multilingual-e5-small"}
@@ -200,7 +201,7 @@ def _shap_diff_lines(diff: Mapping[str, Any]) -> list[str]:
     header = ["label"] + [f"{kind} {md_text(u)}" if kind == "group" else md_text(u) for u in units]
     lines = ["## SHAP difference", "",
              f"Mean cumulative SHAP difference of neutral tokens ({diff.get('comparison', 'compared − balanced')}), "
-             f"per label and {kind}: tokens whose balanced-model SHAP value is within ±{diff.get('threshold', 0.01):g}. "
+             f"per label and {kind}: tokens whose balanced-model SHAP value is within ±{diff.get('threshold', SHAP_THRESHOLD):g}. "
              "Positive values mean uninformative tokens push this model towards the label more than in the "
              "balanced model.", "",
              "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
@@ -222,27 +223,26 @@ def _intended_use_lines(recipe: Mapping[str, Any], metrics: Mapping[str, Any], l
             "sample of your own labelled texts, per language, before relying on it.", ""]
 
 
-def run_small_sample_warnings(run: RunDir, metrics: Mapping[str, Any]) -> list[str]:
+def run_small_sample_warnings(run: RunDir, metrics: RunMetrics) -> list[str]:
     """data.small_samples' warnings for a finished run: its test rows per language, its training cells
     (data/distribution.json) and, when it trained with class weights, the weights it used."""
     from langtrainer.data.small_samples import small_sample_warnings
 
-    test = metrics.get("test") or {}
-    test_rows = {lang: row.get("n") for lang, row in (test.get("by_language") or {}).items()
-                 if isinstance(row, Mapping) and isinstance(row.get("n"), int)}
-    subset = metrics.get("subset") or "none"
-    counts = (run.read_distribution().get("counts") or {}).get("train" if subset == "none" else f"train_{subset}")
+    test_rows = {lang: row.n for lang, row in metrics.test.by_language.items() if isinstance(row.n, int)}
+    subset = metrics.subset or "none"
+    distribution = run.read_distribution()
+    counts = (distribution.counts if distribution else {}).get("train" if subset == "none" else f"train_{subset}")
     train_counts = counts if isinstance(counts, Mapping) else None
     weights = None
-    table, languages = metrics.get("class_weights"), metrics.get("languages") or []
-    label_names = [str(n) for n in metrics.get("label_names") or []]
+    table, languages = metrics.class_weights, metrics.languages
+    label_names = [str(n) for n in metrics.label_names]
     if table and len(table) == len(languages):
         weights = {str(lang): dict(zip(label_names, map(float, row))) for lang, row in zip(languages, table)}
     return small_sample_warnings(train_counts, test_rows, weights)
 
 
 def _limitations_lines(run: RunDir, recipe: Mapping[str, Any], metrics: Mapping[str, Any],
-                       by_language: MetricTable | None) -> list[str]:
+                       by_language: MetricTable | None, finished: RunMetrics) -> list[str]:
     test = metrics.get("test") or {}
     lines = ["## Limitations", ""]
     if by_language is not None and len(by_language.frame) > 1:
@@ -259,7 +259,7 @@ def _limitations_lines(run: RunDir, recipe: Mapping[str, Any], metrics: Mapping[
     if (recipe.get("imbalance") or {}).get("subset") in (None, "none"):
         lines.append("- It was trained on the data as it is: where the label mix differs by language, the model can "
                      "learn the language as a cue for the label.")
-    warnings = run_small_sample_warnings(run, metrics)
+    warnings = run_small_sample_warnings(run, finished)
     if warnings:
         lines.append("- Small samples (each line limits the per-language numbers it names):")
         lines += [f"  - {md_text(line)}" for line in warnings]
@@ -272,12 +272,15 @@ def render_model_card(run: RunDir | str | os.PathLike, probes: Mapping[str, Mapp
                       shap_diff: Mapping[str, Any] | None = None) -> str:
     """README.md text for a finished run (probe and SHAP-diff results read from the run unless given)."""
     run = run if isinstance(run, RunDir) else RunDir(run)
-    metrics = run.read_metrics()
-    if "test" not in metrics:
+    finished = run.read_metrics()
+    if finished is None:
         raise UserError(f"'{run.path}' holds no finished run (no {RunDir.METRICS} with test results)")
+    # The sections below render the files' JSON shapes (artifacts.*.to_dict), as the Hub card shows them.
+    metrics = finished.to_dict()
     recipe = run.raw_recipe() or {}
     probes = run.read_probes() if probes is None else probes
-    shap_diff = (read_json(run.shap_diff_path) or None) if shap_diff is None else shap_diff
+    probes = {data: _as_dict(probe) for data, probe in probes.items()}
+    shap_diff = _as_dict(run.read_shap_diff() if shap_diff is None else shap_diff)
     label_names = [str(n) for n in metrics.get("label_names") or []]
     languages = list(metrics.get("languages") or [])
     groups = metrics.get("groups") or {}
@@ -335,11 +338,15 @@ def render_model_card(run: RunDir | str | os.PathLike, probes: Mapping[str, Mapp
     if shap_diff:
         md += _shap_diff_lines(shap_diff)
     md += _intended_use_lines(recipe, metrics, label_names, languages)
-    md += _limitations_lines(run, recipe, metrics, by_language)
+    md += _limitations_lines(run, recipe, metrics, by_language, finished)
     md += ["## How to use", "", "```python", "from transformers import pipeline", "",
            'classifier = pipeline("text-classification", model="PATH_OR_REPO_OF_THIS_MODEL")',
            "```", "", f"Written by langtrainer from the run folder ({RunDir.RECIPE}, {RunDir.METRICS}).", ""]
     return "\n".join(md)
+
+
+def _as_dict(value: Any) -> Any:
+    return value.to_dict() if hasattr(value, "to_dict") else value
 
 
 def write_model_card(run: RunDir | str | os.PathLike, **kwargs) -> Path:

@@ -117,13 +117,16 @@ def _shap_diff_panel(result, c: int, ax) -> None:
     ax.set_title(f"label: {result.label_names[c]}")
 
 
-def plot_probe_layers(report: dict, ax=None):
-    """Language-identification accuracy by layer (mean ± std over folds) from one probe JSON (`layer: all`).
+def plot_probe_layers(report, ax=None):
+    """Language-identification accuracy by layer (mean ± std over folds) from one probe
+    (an `artifacts.ProbeReport` or its JSON) with `layer: all`.
 
     One curve for the model and, when the probe compared a base model, one for
     the base; the dotted line is chance (the share of the largest language).
     """
     from matplotlib.ticker import MaxNLocator
+
+    report = report.to_dict() if hasattr(report, "to_dict") else report
 
     if not report.get("layers"):
         raise ValueError("the probe has no layer curve: run it with layer 'all'")
@@ -248,3 +251,28 @@ def plot_probe(values, ax=None, ylabel: str = "language-ID accuracy", chance=Non
     if series:
         ax.legend(fontsize=8, loc="upper center", ncol=2, frameon=False)
     return ax
+
+
+def plot_accuracy_and_probe(accuracy, probes, reference=None, reference_label: str = "paper",
+                            analogue: bool = False, chance=None, probe_note: str = ""):
+    """The report's accuracy_probe figure: task accuracy per setup (`plot_accuracy`) and, when any probe
+    has a number, language-ID accuracy per model (`plot_probe`, with `chance` levels) beside it; returns
+    the first axes.
+
+    `analogue` adds the paper's table names to the titles (runs that stand in for a paper experiment);
+    `probe_note` is a second title line of the probe panel (which C it shows).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    has_probe = any(v is not None for per_data in probes.values() for values in per_data.values() for v in values)
+    _, axes = plt.subplots(1, 2 if has_probe else 1, figsize=(10, 3.8) if has_probe else (5.5, 3.8), squeeze=False)
+    plot_accuracy(accuracy, ax=axes[0][0], reference=reference, reference_label=reference_label)
+    axes[0][0].set_title("Task accuracy" + (" (Table 3 analogue)" if analogue else ""))
+    if has_probe:
+        plot_probe(probes, ax=axes[0][1], chance=chance)
+        axes[0][1].set_title("Language identifiability" + (" (Table 4 analogue)" if analogue else "")
+                             + (f"\n{probe_note}" if probe_note else ""), fontsize=10 if probe_note else None)
+    return axes[0][0]

@@ -62,7 +62,7 @@ def _flat_units(test: Mapping[str, Any], candidates: Sequence[str]) -> list[str]
             if f"accuracy_{unit}" in test or any(key.startswith(f"pred_{unit}_") for key in test)]
 
 
-def metric_table(test: Mapping[str, Any], label_names: Sequence[str], kind: str = "language",
+def metric_table(test: Any, label_names: Sequence[str], kind: str = "language",
                  units: Sequence[str] | None = None) -> MetricTable | None:
     """The `test` (or `validation`) block of metrics.json as a MetricTable; None when it has no such rows.
 
@@ -71,6 +71,7 @@ def metric_table(test: Mapping[str, Any], label_names: Sequence[str], kind: str 
     """
     if kind not in ("language", "group"):
         raise ValueError(f"kind must be 'language' or 'group', not {kind!r}")
+    test = test.to_dict() if hasattr(test, "to_dict") else test  # an artifacts.MetricFrame: its JSON shape
     label_names = [str(name) for name in label_names]
     tidy = test.get(f"by_{kind}")
     rows: dict[str, dict[str, float]] = {}

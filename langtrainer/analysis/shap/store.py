@@ -17,12 +17,13 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from langtrainer.artifacts import SHAP_FORMAT, ShapManifest
 from langtrainer.atomic import atomic_path
 from langtrainer.errors import UserError
 from langtrainer.rundir import RunDir
@@ -32,8 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMAT = "langtrainer-shap"
-FORMAT_VERSION = 1
+FORMAT = SHAP_FORMAT
 MANIFEST = "manifest.json"
 SHARD_DIR = "shards"
 HASH_KEY = b"langtrainer.arguments_hash"
@@ -53,7 +53,7 @@ class ShapResult:
 
     examples: Any  # pandas.DataFrame
     label_names: list[str]
-    manifest: dict = field(default_factory=dict)
+    manifest: ShapManifest | None = None
     path: Path | None = None
 
     def __len__(self) -> int:
@@ -146,16 +146,24 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def read_manifest(folder: Path) -> dict | None:
-    """The folder's manifest, or None when it is missing or not a readable langtrainer manifest."""
+def read_manifest(folder: Path, warn: bool = True) -> ShapManifest | None:
+    """The folder's manifest, or None when it is missing or not a readable langtrainer manifest
+    (logged when `warn`: a rerun then checks the shards one by one)."""
     path = folder / MANIFEST
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
-        if path.exists():
+        if path.exists() and warn:
             log.warning("%s is unreadable; its shards are checked one by one", path)
         return None
-    return manifest if isinstance(manifest, dict) and manifest.get("format") == FORMAT else None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        return None
+    try:
+        return ShapManifest.from_dict(manifest, f"'{path}'")
+    except UserError as exc:
+        if warn:
+            log.warning("%s; its shards are checked one by one", exc)
+        return None
 
 
 # --------------------------------------------------------------------------- shards
@@ -255,7 +263,7 @@ def _bad_manifest(folder: Path, what: str) -> UserError:
                      "arguments and --overwrite")
 
 
-def check_manifest(manifest: dict, folder: Path) -> None:
+def check_manifest(manifest: "ShapManifest | dict", folder: Path) -> None:
     """A complete manifest agrees with itself and with the model it names, before any shard is read.
 
     Its fields have their types; `n_examples` is the number of ids, each id is
@@ -264,6 +272,8 @@ def check_manifest(manifest: dict, folder: Path) -> None:
     unique and, when the checkpoint it was computed from is still there
     unchanged, the names of that model's classes in order.
     """
+    if not isinstance(manifest, dict):
+        manifest = manifest.to_dict()
     ids, names = manifest.get("ids"), manifest.get("label_names")
     n_shards, n_examples = manifest.get("n_shards"), manifest.get("n_examples")
     if not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
@@ -300,16 +310,16 @@ def load_shap_result(path: str | os.PathLike) -> ShapResult:
     import pyarrow.parquet as pq
 
     folder = find_shap_dir(path)
-    manifest = read_manifest(folder)
+    manifest = read_manifest(folder, warn=False)  # an unreadable one is the UserError below
     rerun = "rerun `langtrainer shap` with the same arguments"
     if manifest is None:
         raise UserError(f"{folder / MANIFEST} is not a readable langtrainer SHAP manifest; {rerun} to repair it")
-    if not manifest.get("complete"):
+    if not manifest.complete:
         raise UserError(f"the SHAP run in {folder} is incomplete; {rerun} to finish it")
     check_manifest(manifest, folder)
-    checksums = manifest.get("shard_sha256") or {}
+    checksums = manifest.shard_sha256 or {}
     frames = []
-    for k in range(manifest["n_shards"]):
+    for k in range(manifest.n_shards):
         shard = shard_path(folder, k)
         if not shard.is_file():
             raise UserError(f"{shard} is missing; {rerun}")
@@ -322,14 +332,14 @@ def load_shap_result(path: str | os.PathLike) -> ShapResult:
                 raise UserError(f"{shard} is not a readable Parquet shard ({one_cause(exc)}); {rerun} "
                                 "with --overwrite") from None
             raise
-        if (table.schema.metadata or {}).get(HASH_KEY, b"").decode() != manifest["arguments_hash"]:
+        if (table.schema.metadata or {}).get(HASH_KEY, b"").decode() != manifest.arguments_hash:
             raise UserError(f"{shard} was computed with other arguments than {folder / MANIFEST} records "
                             f"(edited or mixed folders?); {rerun} with --overwrite")
         frames.append(table.to_pandas())
     examples = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    if examples.get("id") is None or examples["id"].tolist() != manifest["ids"]:
+    if "id" not in examples.columns or examples["id"].tolist() != manifest.ids:
         raise UserError(f"the shards in {folder} do not match its manifest; rerun `langtrainer shap` with --overwrite")
-    n_labels = len(manifest["label_names"])
+    n_labels = len(manifest.label_names)
     classes = {int(c) for c in examples["n_classes"]} if len(examples) else set()
     if classes and classes != {n_labels}:
         raise UserError(f"{folder / MANIFEST} names {n_labels} labels but its shards hold "
@@ -353,4 +363,4 @@ def load_shap_result(path: str | os.PathLike) -> ShapResult:
     for column in ("base_values", "probabilities"):
         examples[column] = [np.asarray(x, dtype=np.float32) for x in examples[column]]
     examples = examples.drop(columns="n_classes")
-    return ShapResult(examples=examples, label_names=list(manifest["label_names"]), manifest=manifest, path=folder)
+    return ShapResult(examples=examples, label_names=list(manifest.label_names), manifest=manifest, path=folder)
