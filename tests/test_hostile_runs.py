@@ -244,7 +244,7 @@ def _metrics_edit(**changes) -> Callable[[Path], None]:
 
 def _diff_json(label_names: list[str]) -> Callable[[Path], None]:
     def apply(run: Path) -> None:
-        (run / "shap_diff.json").write_text(json.dumps({"label_names": label_names, "by_language": {}}))
+        (run / "shap_diff.json").write_text(json.dumps({"threshold": 0.01, "label_names": label_names, "by_language": {}}))
     return apply
 
 
