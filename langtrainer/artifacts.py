@@ -5,6 +5,7 @@
 | `metrics.json`                    | `RunMetrics`     | `pipelines/finetune.run_metrics`    |
 | `data/distribution.json`          | `Distribution`   | `data/sampling` via `write_subsets` |
 | `identity.json`                   | `Identity`       | `RunDir.write_identity`             |
+| `timings.json`                    | `StageTimes`     | `pipelines/finetune.finetune`       |
 | `probe_<data>.json`               | `ProbeReport`    | `pipelines/probe.probe_and_write`   |
 | `shap/manifest.json`              | `ShapManifest`   | `analysis/shap/sharded`             |
 | `shap_diff.json`                  | `ShapDiffReport` | `analysis/shap_diff.write_shap_diff`|
@@ -286,6 +287,20 @@ class Identity(Artifact):
     recipe_sha256: str
     seed: int | None = None
     data_sha256: str | None = None
+
+
+@dataclass
+class StageTimes(Artifact):
+    """timings.json of a run folder: wall-clock seconds per stage of the `finetune` that wrote it.
+
+    Stages in order: data (subsets, tokenising), model (loading, trainer),
+    train, test (evaluation of the best model, predictions), save (model
+    files, metrics, model card). `resumed`: continued from a checkpoint (its
+    `train` counts the resumed steps only).
+    """
+
+    stages: dict[str, float] = field(default_factory=dict)
+    resumed: bool = False
 
 
 # ---------------------------------------------------------------------------- probe_<data>.json

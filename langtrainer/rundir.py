@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from langtrainer import atomic
-from langtrainer.artifacts import Distribution, Identity, ProbeReport, RunMetrics, ShapDiffReport
+from langtrainer.artifacts import Distribution, Identity, ProbeReport, RunMetrics, ShapDiffReport, StageTimes
 from langtrainer.errors import UserError
 
 if TYPE_CHECKING:
@@ -94,6 +94,7 @@ class RunDir:
     LOGS = "logs"
     MODEL_CARD = "README.md"
     SHAP_DIFF = "shap_diff.json"
+    TIMINGS = "timings.json"
     PREDICTIONS = "predictions.parquet"
 
     def __init__(self, path: str | os.PathLike):
@@ -280,6 +281,17 @@ class RunDir:
         return node
 
     # -- metrics ---------------------------------------------------------------
+    @property
+    def timings_path(self) -> Path:
+        return self.path / self.TIMINGS
+
+    def write_stage_times(self, times: StageTimes) -> Path:
+        return times.write(self.timings_path)
+
+    def read_stage_times(self) -> StageTimes | None:
+        """timings.json, None when the run has none (unfinished, or written before it existed)."""
+        return StageTimes.read_optional(self.timings_path)
+
     def read_metrics(self) -> RunMetrics | None:
         """metrics.json, None when the run has none (unfinished); UserError when it is damaged."""
         return RunMetrics.read_optional(self.metrics_path)

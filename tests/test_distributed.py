@@ -353,7 +353,6 @@ def test_cli_finetune_with_two_processes(tiny_model_dir, tmp_path):
 
 def _worker(model_dir: str, out_dir: str, per_device_batch: int) -> None:
     """Train the tiny model for 2 epochs; every rank writes rank<r>.json, rank 0 the weights."""
-    import torch
     from datasets import Dataset
     from safetensors.torch import save_file
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback, set_seed

@@ -584,7 +584,10 @@ def _label_encoding(values: pd.Series, class_names: list[str] | None,
     )
     if as_int:
         present = sorted(int(v) for v in pd.unique(values.astype(np.int64)))
-        name_of = (lambda i: class_names[i] if class_names and 0 <= i < len(class_names) else str(i))
+
+        def name_of(i: int) -> str:
+            return class_names[i] if class_names and 0 <= i < len(class_names) else str(i)
+
         if labels:
             chosen = []
             for label in labels:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from langtrainer.artifacts import MetricFrame, RunMetrics
+from langtrainer.artifacts import MetricFrame, RunMetrics, StageTimes
 from langtrainer.errors import UserError
 from langtrainer.models.classifier import check_local_model, load_model_for_classification
 from langtrainer.recipe import Recipe
@@ -293,6 +293,19 @@ def check_run(recipe: Recipe, run: RunDir, resume: bool, resume_inexact: bool = 
                             "the uninterrupted run's result: pass --resume-inexact to continue anyway")
 
 
+class _StageClock:
+    """Wall-clock seconds of consecutive stages."""
+
+    def __init__(self):
+        self.stages: dict[str, float] = {}
+        self.last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.stages[stage] = round(now - self.last, 2)
+        self.last = now
+
+
 def finetune(
     recipe: Recipe,
     run_dir: str | Path,
@@ -334,6 +347,7 @@ def finetune(
     with run.claim() if main else contextlib.nullcontext():
         if main:
             check_run(recipe, run, resume, resume_inexact, locked=True)  # again: no other command writes here now
+        clock = _StageClock()
         set_seed(recipe.seed)
         # Under a multi-process launch the main process writes recipe.yaml, data/,
         # the datasets.map caches and any converted builtin model first; the
@@ -344,9 +358,17 @@ def finetune(
             inputs = prepare_inputs(recipe, run)
             if is_main:
                 run.write_identity(recipe)
+        clock.lap("data")
         trainer = build_trainer(recipe, run, inputs, callbacks or [], progress)
-        metrics = run_metrics(recipe, trainer, inputs, train(trainer, run, resume), run)
+        clock.lap("model")
+        train_block = train(trainer, run, resume)
+        clock.lap("train")
+        metrics = run_metrics(recipe, trainer, inputs, train_block, run)
+        clock.lap("test")
         publish(trainer, run, metrics, keep_checkpoints)
+        clock.lap("save")
+        if main:
+            run.write_stage_times(StageTimes(clock.stages, resumed=train_block["resumed_from_step"] is not None))
     # No process returns before the run folder is complete.
     wait_for_everyone(cpu)
     del trainer

@@ -59,7 +59,9 @@ class ShapEvaluator(Evaluator):
     def compute_eval_metrics(self, model, tokenizer) -> dict[str, float]:
         if tokenizer is None:
             raise UserError("ShapCallback needs the tokenizer (pass processing_class to the trainer)")
+        # fast=False: the weights change between evaluations, an export per evaluation would cost more than it saves
         attributions = explain(
-            model, tokenizer, self.texts, self.text_pairs, max_evals=self.max_evals, batch_size=self.batch_size
+            model, tokenizer, self.texts, self.text_pairs, max_evals=self.max_evals, batch_size=self.batch_size,
+            fast=False,
         )
         return shap_summary_metrics(attributions, self.languages, self.threshold, self.metric_prefix)

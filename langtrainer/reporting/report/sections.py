@@ -146,13 +146,14 @@ def _intro_section(page: "_Page") -> list[str]:
     if collected.languages:
         facts.append(f"{len(collected.languages)} languages ({md_list(collected.languages)})")
     if collected.groups and collected.favoured_by != "language":
-        facts.append("language groups " + "; ".join(f"{md_text(g)}: {md_list(l, ',')}"
-                                                    for g, l in collected.groups.items()))
+        facts.append("language groups " + "; ".join(f"{md_text(g)}: {md_list(langs, ',')}"
+                                                    for g, langs in collected.groups.items()))
     md += ["Data: " + ", ".join(facts) + ".", "", "## Verdicts", ""]
     verdicts = _verdicts(summary)
     md += [f"- {line}" for line in verdicts] or [
         "- No verdicts: they compare a balanced run with an imbalanced one (and mitigations with the imbalanced "
-        "one) of the same data, and these runs hold no such pair."]
+        "one), or on data as it is a mitigation with a run without one, of the same data, and these runs hold no "
+        "such pair."]
     return md
 
 

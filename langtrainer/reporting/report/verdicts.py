@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from langtrainer.reporting.report.setups import role_sort_key, role_title
 from langtrainer.reporting.report.statistics import Comparison, Summary
@@ -68,6 +67,24 @@ def _mitigation_verdicts(summary: Summary, role: str) -> list[str | None]:
     return lines
 
 
+def _as_is_verdicts(summary: Summary, role: str) -> list[str | None]:
+    """On data as it is: does a mitigation change accuracy or language identifiability against training
+    without one? (Its language dependence is in the CMI column, with a p-value per run.)"""
+    comp = summary.comparisons
+    phrase = role_title(role).removeprefix("as-is + ")
+    subject = "Do per-language weights" if phrase == "per-language weights" else f"Does training with {phrase}"
+    name = role_title(role)
+    return [
+        _judge(comp, f"{subject} change accuracy on this data?", f"accuracy:{role}-as-is", +1,
+               f"higher accuracy ({name} − as-is)", "it lowers accuracy"),
+        _judge(comp, f"{subject} make languages less identifiable (test set)?", f"probe_test:{role}-as-is", -1,
+               f"{name} − as-is probe accuracy", "languages become more separable"),
+        _judge(comp, f"{subject} make languages less identifiable (external corpus)?",
+               f"probe_external:{role}-as-is", -1, f"{name} − as-is probe accuracy",
+               "languages become more separable"),
+    ]
+
+
 def _verdicts(summary: Summary) -> list[str]:
     """One line per finding, then per mitigation, then per SHAP comparison."""
     comp = summary.comparisons
@@ -88,6 +105,8 @@ def _verdicts(summary: Summary) -> list[str]:
     for role in sorted(summary.roles, key=role_sort_key):
         if role.startswith("imbalanced+"):
             lines += _mitigation_verdicts(summary, role)
+        if role.startswith("as-is+"):
+            lines += _as_is_verdicts(summary, role)
     for name, shift in sorted((summary.shap_neutral_shift or {}).items()):
         lines.append(_shap_verdict(name, shift))
     return [line for line in lines if line]
