@@ -6,6 +6,9 @@ catch it as the bad-value error it is; the CLI turns it into one line on
 stderr and exit code 2. Anything else is a bug and exits 1.
 """
 
+import errno as _errno
+import re
+
 
 class UserError(ValueError):
     """A problem with the user's input, explained in one line."""
@@ -14,8 +17,6 @@ class UserError(ValueError):
 # errno values that name a fault of the machine or of the user's files (a full or read-only disk, a
 # permission), never of the code: an OSError carrying one is reported as a user error. ENOENT is not
 # among them: a missing file the user named is checked before use, and one of ours missing is a bug.
-import errno as _errno
-import re
 
 MACHINE_ERRNOS = frozenset(getattr(_errno, name) for name in (
     "ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EFBIG", "EIO", "ENAMETOOLONG", "EMFILE", "ENFILE",

@@ -11,6 +11,7 @@ by failing for some other reason.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable

@@ -11,6 +11,7 @@ from langtrainer.analysis.probe.options import resolve_probe_options
 from langtrainer.artifacts import ProbeReport
 from langtrainer.errors import UserError
 from langtrainer.reporting.plots import plot_probe_layers, save_figure
+from langtrainer.rundir import RunDir
 
 
 def data_label(data: str) -> str:
