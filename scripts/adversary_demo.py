@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -38,18 +39,20 @@ def run(out: Path, seeds: list[int], variants: list[str], wrap: list[str]) -> No
     for seed in seeds:
         for variant in variants:
             folder = out / f"{variant}-seed{seed}"
+            steps = []
             if not (folder / "metrics.json").exists():
                 cmd = [CLI, "finetune", RECIPE, "--set", f"seed={seed}", "-o", str(folder)]
                 for item in VARIANTS[variant]:
                     cmd += ["--set", item]
                 if folder.exists():
                     cmd.append("--resume")
-                print("$", " ".join(cmd), flush=True)
-                subprocess.run(wrap + cmd, check=True)
+                steps.append(cmd)
             if not (folder / "probe_test.json").exists():
-                cmd = [CLI, "probe", "--ckpt", str(folder), "--c-sweep"]
-                print("$", " ".join(cmd), flush=True)
-                subprocess.run(wrap + cmd, check=True)
+                steps.append([CLI, "probe", "--ckpt", str(folder), "--c-sweep"])
+            if steps:  # one job per run: a shared machine's job queue is entered once
+                script = " && ".join(shlex.join(step) for step in steps)
+                print("$", script, flush=True)
+                subprocess.run(wrap + ["bash", "-c", script], check=True)
             table(out)
 
 
