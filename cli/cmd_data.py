@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from langtrainer.cli.common import console, make_progress, options, user_errors
@@ -63,7 +64,16 @@ def render_audit(result, title: str) -> list:
         f"Cramér's V {result.cramers_v:.3f}; NMI(language, label) {result.nmi:.4f}"
     )
     colour = {"strong": "red", "moderate": "yellow", "weak": "yellow"}.get(result.strength, "green")
-    return [table, weights, stats, f"[bold {colour}]verdict:[/] {result.verdict}"]
+    return [table, weights, stats, f"[bold {colour}]verdict:[/] {result.verdict}",
+            *render_small_samples(result.small_samples)]
+
+
+def render_small_samples(lines: list[str]) -> list[str]:
+    """data.small_samples' warnings, one line each, under a heading (nothing when there are none)."""
+    if not lines:
+        return []
+    return ["[bold yellow]small samples[/] (each limits the per-language numbers it names):",
+            *[f"  [yellow]![/] {escape(line)}" for line in lines]]
 
 
 def stepper(progress, description: str):
@@ -196,6 +206,7 @@ def plan_command(
     """Counts per (split, language, label) against what the recipe's subsets need, and the largest sizes that fit."""
     from langtrainer import atomic
     from langtrainer.data.sampling import plan_from_recipe
+    from langtrainer.data.small_samples import plan_small_samples
     from langtrainer.errors import UserError
     from langtrainer.recipe import load_recipe
 
@@ -205,10 +216,11 @@ def plan_command(
                              id=id_column)
     extra = [f"imbalance.subset={subset}"] if subset else []
     plan = plan_from_recipe(load_recipe(recipe, [*(set_ or []), *column_overrides(columns), *extra]))
-    for item in render_plan(plan):
+    small = plan_small_samples(plan)
+    for item in [*render_plan(plan), *render_small_samples(small)]:
         console.print(item)
     if json_out is not None:
-        atomic.write_json(json_out.expanduser(), plan.to_dict())
+        atomic.write_json(json_out.expanduser(), {**plan.to_dict(), "small_samples": small})
         console.print(f"wrote [bold]{json_out}[/]")
 
 

@@ -8,27 +8,33 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
+from langtrainer.artifacts import MetricRow, RunMetrics
 from langtrainer.cli.common import options, console, err_console, make_progress, user_errors
 from langtrainer.cli.cmd_recipe import SET_HELP
 
 
-def render_test_metrics(metrics: dict) -> Table:
-    """metrics.json's test table: per language and group, accuracy and prediction shares."""
-    test = metrics["test"]
-    names = metrics["label_names"]
-    table = Table(title=f"{metrics['recipe']} ({metrics['subset']} subset): test set")
+def render_test_metrics(metrics: RunMetrics) -> Table:
+    """metrics.json's test table: per language and group, accuracy (95 % interval) and, per label, the
+    true share of the test rows beside the share of the predictions."""
+    test = metrics.test
+    names = metrics.label_names
+    table = Table(title=f"{metrics.recipe} ({metrics.subset} subset): test set")
     table.add_column("language")
     table.add_column("n", justify="right")
     table.add_column("accuracy", justify="right")
+    table.add_column("95 % CI", justify="right")
     for name in names:
-        table.add_column(f"pred {name}", justify="right")
+        table.add_column(f"{name}\ntrue / pred", justify="right")
 
-    def add(unit: str, row: dict, **style) -> None:
-        shares = row["prediction_shares"]
-        table.add_row(unit, str(row["n"]), f"{row['accuracy']:.3f}",
-                      *[f"{100 * shares.get(name, 0.0):.1f}%" for name in names], **style)
+    def add(unit: str, row: MetricRow, **style) -> None:
+        shares, true = row.prediction_shares, row.label_shares
+        ci = row.accuracy_ci
+        interval = f"{ci[0]:.2f}–{ci[1]:.2f}" if ci else "–"
+        cells = [(f"{100 * true.get(name, 0.0):.0f} / " if true else "") + f"{100 * shares.get(name, 0.0):.0f}%"
+                 for name in names]
+        table.add_row(unit, str(row.n), f"{row.accuracy:.3f}", interval, *cells, **style)
 
-    for unit, row in {**test["by_language"], **test.get("by_group", {})}.items():
+    for unit, row in {**test.by_language, **(test.by_group or {})}.items():
         add(unit, row)
     add("all", test, style="bold")
     return table
@@ -38,7 +44,8 @@ def render_test_metrics(metrics: dict) -> Table:
 def finetune_command(
     recipe: Path = typer.Argument(..., help="Recipe YAML file, e.g. recipes/demo_imbal.yaml."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
-    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Run directory (default runs/<name>-<subset>-seed<seed>)."),
+    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Run directory (default runs/<name>-<subset>-<mitigations>-seed<seed>, "
+                                              "mitigations none, cw, sampler, mie, adversary joined by +)."),
     subset: Optional[str] = typer.Option(None, "--subset", help="none (the data as it is) | balanced | imbalanced: "
                                          "overrides imbalance.subset."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
@@ -95,8 +102,16 @@ def finetune_command(
     if not main_process:
         return
     console.print(render_test_metrics(metrics))
-    console.print(f"run directory: [bold]{run_dir}[/] (test accuracy {metrics['test']['accuracy']:.3f}, "
-                  f"{metrics['train']['steps_per_second']:.2f} steps/s)")
+    from langtrainer.reporting.model_card import run_small_sample_warnings
+    from langtrainer.reporting.tables import cmi_sentence
+
+    console.print(cmi_sentence(metrics.test.to_dict()) or "", highlight=False)
+    from langtrainer.cli.cmd_data import render_small_samples
+
+    for line in render_small_samples(run_small_sample_warnings(RunDir(run_dir), metrics)):
+        console.print(line)
+    console.print(f"run directory: [bold]{run_dir}[/] (test accuracy {metrics.test.accuracy:.3f}, "
+                  f"{metrics.train['steps_per_second']:.2f} steps/s)")
 
 
 def _training_progress(progress, name: str):
@@ -113,8 +128,10 @@ def _training_progress(progress, name: str):
 
 
 def default_run_dir(recipe) -> Path:
-    """runs/<name>-<subset>-seed<seed>: the as-is, balanced and imbalanced runs of one recipe do not collide."""
-    return Path("runs") / f"{recipe.name}-{recipe.imbalance.subset}-seed{recipe.seed}"
+    """runs/<name>-<subset>-<mitigations>-seed<seed> (rundir.default_run_name)."""
+    from langtrainer.rundir import default_run_name
+
+    return Path("runs") / default_run_name(recipe)
 
 
 def launch_arguments(recipe_path, overrides, run_dir, subset, resume, quiet, verbose,

@@ -110,7 +110,7 @@ def probe_command(
     else langtrainer's defaults; the JSON records which came from where.
     """
     from langtrainer.analysis.probe import DEFAULT_C_SWEEP
-    from langtrainer.analysis.probe_options import ProbeOptions
+    from langtrainer.analysis.probe import ProbeOptions
     from langtrainer.errors import UserError
     from langtrainer.pipelines.probe import check_probe, probe_and_write
 
@@ -136,7 +136,7 @@ def probe_command(
             ckpt, settings, out=out, compare_base=compare_base, c_sweep=DEFAULT_C_SWEEP if c_sweep else None,
             standardize=standardize, batch_size=batch_size, progress=report_progress,
         )
-    for table in render_probe(report):
+    for table in render_probe(report.to_dict()):
         console.print(table)
     for path in paths.values():
         console.print(f"wrote [bold]{path}[/]")

@@ -91,7 +91,7 @@ def render_shap_summary(result) -> Table:
     """Per language: examples, mean tokens and mean |SHAP| of a SHAP result."""
     from langtrainer.analysis.shap import language_summary
 
-    arguments = result.manifest["arguments"]
+    arguments = result.manifest.arguments if result.manifest else {}
     table = Table(title=f"SHAP values: {len(result)} examples, {result.n_classes} classes, "
                         f"max_evals {arguments['max_evals']}, max_length {arguments['max_length']}")
     for column in ("language", "examples", "tokens (mean)", "mean |SHAP|"):

@@ -116,10 +116,119 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def make_progress(quiet: bool | None = None) -> Progress:
-    """A rich progress display; disabled with --quiet (or `quiet=True`)."""
+class PlainProgress:
+    """Progress for a log file: one plain line per task at a steady interval, nothing else.
+
+    Used by `make_progress` when stderr is not a terminal (`nohup ... > log`,
+    CI, a pipe), where a rich bar would print nothing until the end. It has
+    the part of rich's `Progress` interface the commands use:
+
+        with make_progress() as progress:
+            task = progress.add_task("training", total=None, rate="")
+            progress.update(task, completed=step, total=total, rate="loss 0.41")
+
+    A line is printed at a task's first update, then at most every
+    `interval` seconds (env LANGTRAINER_PROGRESS_INTERVAL, default 15), and
+    once when the task completes; never twice for the same count:
+
+        training r1: 12/270 (4%), 0.85/s, elapsed 0:00:14, ETA 0:05:03, loss 0.412
+    """
+
+    DEFAULT_INTERVAL = 15.0
+
+    @dataclass
+    class Task:
+        id: int
+        description: str
+        total: float | None
+        completed: float
+        fields: dict
+        started: float
+        printed_at: float | None = None
+        printed_completed: float | None = None
+        finished: bool = False
+
+    def __init__(self, stream=None, interval: float | None = None, disable: bool = False, clock=None):
+        import os
+        import time
+
+        self.stream = stream if stream is not None else sys.stderr
+        if interval is None:
+            interval = float(os.environ.get("LANGTRAINER_PROGRESS_INTERVAL", self.DEFAULT_INTERVAL))
+        self.interval = interval
+        self.disable = disable
+        self.clock = clock or time.monotonic
+        self.tasks: list[PlainProgress.Task] = []
+
+    def __enter__(self) -> "PlainProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def add_task(self, description: str, total: float | None = None, completed: float = 0, **fields) -> int:
+        task = self.Task(len(self.tasks), description, total, completed, dict(fields), self.clock())
+        self.tasks.append(task)
+        return task.id
+
+    def update(self, task_id: int, *, completed: float | None = None, total: float | None = None,
+               advance: float | None = None, description: str | None = None, **fields) -> None:
+        task = self.tasks[task_id]
+        if completed is not None:
+            task.completed = completed
+        if advance is not None:
+            task.completed += advance
+        if total is not None:
+            task.total = total
+        if description is not None:
+            task.description = description
+        task.fields.update(fields)
+        now = self.clock()
+        done = task.total is not None and task.completed >= task.total
+        due = task.printed_at is None or now - task.printed_at >= self.interval
+        moved = task.completed != task.printed_completed
+        if self.disable or task.finished or not moved or not (due or done):
+            return
+        task.printed_at, task.printed_completed = now, task.completed
+        task.finished = done
+        print(self.line(task, now), file=self.stream, flush=True)
+
+    @staticmethod
+    def _clock_text(seconds: float) -> str:
+        seconds = int(max(0.0, seconds))
+        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+    def line(self, task: "PlainProgress.Task", now: float) -> str:
+        elapsed = now - task.started
+        done = task.completed
+        step = f"{done:g}/{task.total:g}" if task.total else f"{done:g}/?"
+        if task.total:
+            step += f" ({100 * done / task.total:.0f}%)"
+        rate = done / elapsed if elapsed > 0 else 0.0
+        parts = [f"{task.description}: {step}", f"{rate:.3g}/s", f"elapsed {self._clock_text(elapsed)}"]
+        if task.total and rate > 0:
+            parts.append(f"ETA {self._clock_text((task.total - done) / rate)}")
+        else:
+            parts.append("ETA ?")
+        detail = str(task.fields.get("rate", "") or "").strip()
+        if detail:
+            parts.append(detail)
+        return ", ".join(parts)
+
+
+def make_progress(quiet: bool | None = None):
+    """The progress display of a long command; disabled with --quiet (or `quiet=True`).
+
+    On a terminal: a rich progress bar. Elsewhere (stderr to a file or a
+    pipe): `PlainProgress`, plain lines at a steady interval. Both take
+    `add_task(description, total=None, rate="")` and
+    `update(task, completed=, total=, rate=)` inside a `with` block; `rate`
+    is free text shown beside the counts (a loss, an accuracy).
+    """
     if quiet is None:
         quiet = options.quiet
+    if not err_console.is_terminal:
+        return PlainProgress(disable=quiet)
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),

@@ -27,8 +27,9 @@ from typing import Any, Callable, Literal
 
 import yaml
 
-from langtrainer import atomic, safe_yaml
+from langtrainer import atomic, defaults, safe_yaml
 from langtrainer.errors import UserError
+from langtrainer.references import is_local_reference
 
 
 @dataclass
@@ -37,7 +38,7 @@ class ModelConfig:
 
     name_or_path: str = "builtin:multilingual-e5-small"
     arch: Literal["xlm-roberta", "bert"] | None = None  # builtin models only
-    max_length: int = 128
+    max_length: int = defaults.MAX_LENGTH
     freeze_word_embeddings: bool = False
     trust_remote_code: bool = False
 
@@ -59,6 +60,8 @@ class DataConfig:
     """Where the examples come from and how many go into each subset."""
 
     source: str = "builtin:libreoffice-help"
+    # How reports and the model card name the dataset (default: the Hub id, builtin name or file name).
+    name: str | None = None
     hub_configs: dict[str, str] | None = None
     splits: dict[str, str] = field(
         default_factory=lambda: {"train": "train", "validation": "validation", "test": "test"}
@@ -74,6 +77,9 @@ class DataConfig:
     test_fraction: float = 0.1
     sampler: Literal["per_language_balanced"] | None = None
     trust_remote_code: bool = False
+    # The seed of the split and subsamples (null: the recipe's seed). `compare` fixes it so that
+    # every seed of every mitigation trains and tests on the same rows while the seed varies training.
+    split_seed: int | None = None
 
 
 @dataclass
@@ -139,20 +145,32 @@ def describe_language_adversary(config: LanguageAdversaryConfig | None) -> str:
 
 @dataclass
 class LossConfig:
-    """Class weighting (eq. 2) and the masked-input entropy term (eq. 3)."""
+    """Class weighting (eq. 2) and the masked-input entropy term (eq. 3).
 
-    class_weights: Literal["none", "per_language", "global"] = "none"
-    weight_scheme: Literal["inverse", "sqrt_inverse", "effective_number"] = "inverse"
-    effective_number_beta: float = 0.999
-    # "mean": sum_i w_i l_i / N, the paper's reduction; "weighted_mean": sum_i w_i l_i / sum_i w_i.
-    reduction: Literal["mean", "weighted_mean"] = "mean"
-    mask_entropy: float = 0.0
-    # Eq. 3's term: "sum" over classes as printed, or "mean" over classes as the released
-    # code computes it (1/C of the sum).
-    mask_entropy_normalisation: Literal["sum", "mean"] = "sum"
-    # The all-[MASK] input: "drawn" = [CLS] + m [MASK] + [SEP] with m ~ U{1..L-2}; "last_row" =
-    # the released code's: the batch's last row with every non-pad token ([CLS], [SEP] too) masked.
-    mask_entropy_input: Literal["drawn", "last_row"] = "drawn"
+    The one declaration of the loss settings: the recipe's `loss:` block, and
+    `training.args.LangTrainingArguments`' fields of the same names (it
+    subclasses this, as trl's configs extend TrainingArguments), so a loss
+    setting is added here once. (`language_adversary`, a block of its own, is
+    flattened into `language_adversary_*` fields there: TrainingArguments'
+    fields are flat.)
+    """
+
+    class_weights: Literal["none", "per_language", "global"] = field(
+        default="none", metadata={"help": "none | per_language (eq. 2) | global class weights."})
+    weight_scheme: Literal["inverse", "sqrt_inverse", "effective_number"] = field(
+        default="inverse", metadata={"help": "inverse = eq. 2; sqrt_inverse; effective_number (Cui et al.)."})
+    effective_number_beta: float = field(default=0.999, metadata={"help": "beta of effective_number."})
+    reduction: Literal["mean", "weighted_mean"] = field(
+        default="mean", metadata={"help": "mean: sum w_i l_i / N (the paper); weighted_mean: sum w_i l_i / sum w_i."})
+    mask_entropy: float = field(
+        default=0.0, metadata={"help": "Coefficient of the masked-input entropy term (Annex A.3, eq. 3)."})
+    mask_entropy_normalisation: Literal["sum", "mean"] = field(
+        default="sum",
+        metadata={"help": "sum: sum_c p_c log p_c (eq. 3 as printed); mean: its mean over classes (the released code)."})
+    mask_entropy_input: Literal["drawn", "last_row"] = field(
+        default="drawn",
+        metadata={"help": "drawn: [CLS] + m [MASK] + [SEP], m drawn up to the batch length; "
+                          "last_row: the batch's last row, every non-pad token masked (the released code)."})
     # null = off; a mapping turns the language-identification adversary on.
     language_adversary: LanguageAdversaryConfig | None = None
 
@@ -161,19 +179,19 @@ class LossConfig:
 class ProbeConfig:
     """Language-identification probe settings (Section 2.2)."""
 
-    C: float = 1e-4  # the paper's released code: LogisticRegressionCV(Cs=1) => C = 1e-4
-    folds: int = 5
+    C: float = defaults.PROBE_C  # the paper's released code: LogisticRegressionCV(Cs=1) => C = 1e-4
+    folds: int = defaults.PROBE_FOLDS
     # Texts per language of the external corpus and of a file ("1000 articles per
     # language"); the test split is probed whole, as the paper's code did.
-    per_language: int = 1000
+    per_language: int = defaults.PROBE_PER_LANGUAGE
     # The corpus of `probe --data external`: a Hub id or Hub-shaped folder (with
     # external_configs), a local table or folder, or builtin:debian-reference.
-    external: str = "builtin:debian-reference"
+    external: str = defaults.EXTERNAL_CORPUS
     # A corpus with one config per language (wikimedia/wikipedia): language -> config, or a
     # template such as "20231101.{lang}"; null for a table with a language column.
     external_configs: dict[str, str] | str | None = None
-    feature: Literal["first-token", "pooler", "mean"] = "first-token"
-    layer: int = -1
+    feature: Literal["first-token", "pooler", "mean"] = defaults.PROBE_FEATURE
+    layer: int = defaults.PROBE_LAYER
     # Probe at every evaluation during training (logged as eval_lid_accuracy) on
     # this many validation examples per language; 0 = off.
     during_training_per_language: int = 0
@@ -183,10 +201,10 @@ class ProbeConfig:
 class ShapConfig:
     """Token SHAP settings (Section 2.3, Annex A.4)."""
 
-    subsample: int = 48
-    max_evals: int = 500
-    batch_size: int = 256
-    threshold: float = 0.01
+    subsample: int = defaults.SHAP_SUBSAMPLE
+    max_evals: int = defaults.SHAP_MAX_EVALS
+    batch_size: int = defaults.SHAP_BATCH_SIZE
+    threshold: float = defaults.SHAP_THRESHOLD
     # SHAP summary at every evaluation during training (eval_shap_*) on this
     # many validation examples per language; 0 = off.
     during_training_per_language: int = 0
@@ -475,18 +493,15 @@ def builtin_recipe_path(name: str) -> Path:
 
 # Recipe fields that may name a local file or folder.
 PATH_FIELDS = (("data", "source"), ("model", "name_or_path"), ("analysis", "probe", "external"))
-_LOCAL_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".arrow")
 
 
 def resolve_recipe_path(value: Any, folder: Path) -> Any:
     """A path field's value made absolute against `folder`; `builtin:...` and Hub ids unchanged.
 
-    A relative value is local when it exists under `folder`, or looks like a
-    path no Hub id can be (starts with '.', '~', a data-file suffix, more than
-    one '/', a trailing '/', or a first component that exists under
-    `folder`); then it becomes folder/value, so a missing file is reported
-    with the place it was looked for. Anything else ('imdb', 'org/name') is a
-    Hub id.
+    A relative value is local when `references.is_local_reference` says so
+    against `folder`; then it becomes folder/value, so a missing file is
+    reported with the place it was looked for. Anything else ('imdb',
+    'org/name') is a Hub id.
     """
     if not isinstance(value, str) or not value.strip() or value.startswith("builtin:"):
         return value
@@ -494,16 +509,7 @@ def resolve_recipe_path(value: Any, folder: Path) -> Any:
     if path.is_absolute():
         return os.path.normpath(path)
     candidate = Path(os.path.normpath(Path(folder).absolute() / path))
-    first = value.replace("\\", "/").split("/", 1)[0]
-    local = (
-        candidate.exists()
-        or value.startswith((".", "~"))
-        or value.endswith(("/", "\\"))
-        or value.count("/") > 1
-        or path.suffix.lower() in _LOCAL_SUFFIXES
-        or ("/" in value.replace("\\", "/") and (Path(folder) / first).exists())
-    )
-    return str(candidate) if local else value
+    return str(candidate) if is_local_reference(value, folder) else value
 
 
 def _resolve_path_fields(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -586,7 +592,7 @@ def load_recipe(path: str | Path, overrides: typing.Sequence[str] = ()) -> Recip
         raise UserError(f"{Path(path).name}: {exc}") from None
 
 
-# A recipe name becomes a folder name (runs/<name>-<subset>-seed<seed>): no separators, no '..', no hidden files.
+# A recipe name becomes a folder name (runs/<name>-<subset>-<mitigations>-seed<seed>): no separators, no '..', no hidden files.
 _NAME = re.compile(r"\w[\w.+-]{0,127}")
 
 
@@ -675,6 +681,7 @@ def _unit(v: float) -> bool:
 # (TrainingArguments' defaults are valid); None means "unset" for optional ones.
 _RECIPE_RULES: list[tuple[str, Callable[[float], bool], str]] = [
     ("loss.effective_number_beta", lambda v: 0 < v < 1, "in (0, 1)"),
+    ("data.split_seed", lambda v: 0 <= v < SEED_LIMIT, "in [0, 2**32) (or null: the recipe's seed)"),
     ("loss.mask_entropy", _non_negative, "a finite number >= 0"),
     ("analysis.probe.C", _positive, "a finite number > 0 (the paper: 1e-4)"),
     ("analysis.probe.folds", lambda v: v >= 2, "at least 2"),
@@ -745,6 +752,11 @@ def _check_values(recipe: Recipe) -> None:
             f"training.metric_for_best_model {metric!r} is not a metric langtrainer logs "
             "(loss, accuracy, macro_f1, accuracy_<language>, pred_<language>_<label>, skew_index, lid_accuracy, shap_...)"
         )
+
+
+def split_seed(recipe: Recipe) -> int:
+    """The seed the data split and subsamples are drawn with: data.split_seed, else the recipe's seed."""
+    return recipe.data.split_seed if recipe.data.split_seed is not None else recipe.seed
 
 
 def dump_recipe(recipe: Recipe) -> str:

@@ -25,7 +25,8 @@ variant, the seed's shared `data/`, the pretrained model's probes and the
 shap-diff folders, plus `timings.json` and `report/`.
 
 Every other module asks `RunDir` / `DemoDir` for a path or an object; none
-spells a file name. Locking and identity checks of a run folder belong here.
+spells a file name. The JSON files' shapes belong to `langtrainer.artifacts`:
+the readers here return its objects. Locking and identity checks of a run folder belong here.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from langtrainer import atomic
+from langtrainer.artifacts import Distribution, Identity, ProbeReport, RunMetrics, ShapDiffReport, StageTimes
 from langtrainer.errors import UserError
 
 if TYPE_CHECKING:
@@ -92,6 +94,7 @@ class RunDir:
     LOGS = "logs"
     MODEL_CARD = "README.md"
     SHAP_DIFF = "shap_diff.json"
+    TIMINGS = "timings.json"
     PREDICTIONS = "predictions.parquet"
 
     def __init__(self, path: str | os.PathLike):
@@ -256,14 +259,6 @@ class RunDir:
 
         return save_recipe(recipe, self.recipe_path)
 
-    def read_recipe(self) -> "Recipe | None":
-        """The run's resolved recipe, or None for a folder without one (a plain HF model)."""
-        if not self.recipe_path.is_file():
-            return None
-        from langtrainer.recipe import load_recipe
-
-        return load_recipe(self.recipe_path)
-
     def raw_recipe(self) -> dict[str, Any] | None:
         """The saved recipe as plain YAML data, or None when missing or unreadable."""
         import yaml
@@ -286,11 +281,28 @@ class RunDir:
         return node
 
     # -- metrics ---------------------------------------------------------------
-    def read_metrics(self) -> dict[str, Any]:
-        return read_json(self.metrics_path)
+    @property
+    def timings_path(self) -> Path:
+        return self.path / self.TIMINGS
 
-    def write_metrics(self, metrics: dict[str, Any]) -> Path:
-        return atomic.write_json(self.metrics_path, metrics)
+    def write_stage_times(self, times: StageTimes) -> Path:
+        return times.write(self.timings_path)
+
+    def read_stage_times(self) -> StageTimes | None:
+        """timings.json, None when the run has none (unfinished, or written before it existed)."""
+        return StageTimes.read_optional(self.timings_path)
+
+    def read_metrics(self) -> RunMetrics | None:
+        """metrics.json, None when the run has none (unfinished); UserError when it is damaged."""
+        return RunMetrics.read_optional(self.metrics_path)
+
+    def write_metrics(self, metrics: RunMetrics) -> Path:
+        return metrics.write(self.metrics_path)
+
+    # -- shap-diff summary ---------------------------------------------------------
+    def read_shap_diff(self) -> ShapDiffReport | None:
+        """shap_diff.json when `shap-diff` wrote into this folder, else None."""
+        return ShapDiffReport.read_optional(self.shap_diff_path)
 
     # -- test predictions --------------------------------------------------------
     @property
@@ -337,7 +349,7 @@ class RunDir:
         return frame
 
     # -- the subsets -----------------------------------------------------------
-    def write_subsets(self, subsets, distribution: dict[str, Any]) -> None:
+    def write_subsets(self, subsets, distribution: Distribution | dict[str, Any]) -> None:
         """Save the subsets and their distribution report as data/, atomically."""
         write_subsets(subsets, distribution, self.data_path)
 
@@ -358,13 +370,14 @@ class RunDir:
         with atomic.atomic_dir(self.data_path) as tmp:
             shutil.copytree(data_dir, tmp, dirs_exist_ok=True)
 
-    def read_distribution(self) -> dict[str, Any]:
-        """data/distribution.json (counts per split, language and label); {} when absent."""
-        return read_json(self.data_path / self.DISTRIBUTION)
+    def read_distribution(self) -> Distribution | None:
+        """data/distribution.json (counts per split, language and label); None when absent."""
+        return Distribution.read_optional(self.data_path / self.DISTRIBUTION)
 
     # -- probes ----------------------------------------------------------------
-    def read_probes(self) -> dict[str, dict[str, Any]]:
-        return {label: read_json(path) for label, path in self.probe_paths().items()}
+    def read_probes(self) -> dict[str, ProbeReport]:
+        """The folder's probe results by data label ('test', 'external', a file's stem)."""
+        return {label: ProbeReport.read(path) for label, path in self.probe_paths().items()}
 
     # -- locking -----------------------------------------------------------------
     @contextlib.contextmanager
@@ -440,23 +453,23 @@ class RunDir:
                 digest.update(path.read_bytes())
         return digest.hexdigest()
 
-    def read_identity(self) -> dict[str, Any] | None:
+    def read_identity(self) -> Identity | None:
         """The identity file, None when absent; UserError when present but unreadable."""
         if not self.identity_path.exists():
             return None
-        identity = read_json(self.identity_path)
-        if not identity.get("recipe_sha256"):
+        try:
+            identity = Identity.read(self.identity_path)
+        except UserError:
+            identity = None
+        if identity is None or not identity.recipe_sha256:
             raise UserError(f"'{self.identity_path}' is damaged, so the run cannot be checked: "
                             "delete the folder or give another --output-dir")
         return identity
 
     def write_identity(self, recipe: "Recipe") -> Path:
         """Record which recipe, seed and data this run folder belongs to."""
-        return atomic.write_json(self.identity_path, {
-            "recipe_sha256": recipe_sha256(recipe),
-            "seed": recipe.seed,
-            "data_sha256": self.data_fingerprint(),
-        })
+        return Identity(recipe_sha256=recipe_sha256(recipe), seed=recipe.seed,
+                        data_sha256=self.data_fingerprint()).write(self.identity_path)
 
     def check_identity(self, recipe: "Recipe") -> None:
         """UserError unless this folder's recipe, seed, data/ and identity file belong to `recipe`.
@@ -478,37 +491,42 @@ class RunDir:
             if self.has_data():
                 self._check_data_origin(recipe)
             return
-        if identity.get("seed") != recipe.seed:
-            raise UserError(f"'{self.path}' belongs to a run with seed {identity.get('seed')}, the recipe has seed "
+        if identity.seed != recipe.seed:
+            raise UserError(f"'{self.path}' belongs to a run with seed {identity.seed}, the recipe has seed "
                             f"{recipe.seed}: give another --output-dir")
-        if identity["recipe_sha256"] != recipe_sha256(recipe):
+        if identity.recipe_sha256 != recipe_sha256(recipe):
             raise UserError(f"'{self.path}' belongs to a run of another recipe ({self.IDENTITY} differs): use the "
                             "same recipe and --set options, or another --output-dir")
         if self.has_data():
             self._check_data_origin(recipe)
-        recorded = identity.get("data_sha256")
+        recorded = identity.data_sha256
         if recorded is not None and self.data_fingerprint() != recorded:
             raise UserError(f"'{self.data_path}' changed since the run began (or is missing): delete the folder "
                             "or give another --output-dir")
 
     def _check_data_origin(self, recipe: "Recipe") -> None:
         """data/ was built for this recipe's seed, subset kind and skew (its distribution.json says so)."""
-        report = read_json(self.data_path / self.DISTRIBUTION)
-        if not report:
+        from langtrainer.recipe import split_seed
+
+        try:
+            report = self.read_distribution()
+        except UserError:
+            report = None
+        if report is None:
             raise UserError(f"'{self.data_path}' has no readable {self.DISTRIBUTION}, so it cannot be checked: "
                             "delete data/ (it is rebuilt) or give another --output-dir")
         imb = recipe.imbalance
         expected = {
-            "seed": recipe.seed,
+            "seed": split_seed(recipe),
             "as-is": imb.subset == "none",
             "groups": {k: list(v) for k, v in (imb.groups or {}).items()},
             "distribution": {k: list(v) for k, v in (imb.distribution or {}).items()},
         }
         found = {
-            "seed": report.get("seed"),
-            "as-is": report.get("subset") == "none",
-            "groups": report.get("groups", expected["groups"]),
-            "distribution": report.get("distribution", expected["distribution"]),
+            "seed": report.seed,
+            "as-is": report.as_is,
+            "groups": expected["groups"] if report.groups is None else report.groups,
+            "distribution": expected["distribution"] if report.distribution is None else report.distribution,
         }
         for key, value in expected.items():
             if found[key] != value:
@@ -529,6 +547,33 @@ def recipe_sha256(recipe: "Recipe") -> str:
     return hashlib.sha256(dump_recipe(recipe).encode("utf-8")).hexdigest()
 
 
+WEIGHT_SCHEME_TAGS = {"inverse": "", "sqrt_inverse": "_sqrt", "effective_number": "_effnum"}
+
+
+def mitigation_tag(recipe: "Recipe") -> str:
+    """The recipe's mitigations as a folder-name part: `none`, or `+`-joined `cw` (per-language eq. 2
+    weights; `gcw` global), a `_sqrt` / `_effnum` suffix for the other weight schemes, `sampler`,
+    `mie` (masked-input entropy term) and `adversary` (language adversary)."""
+    loss = recipe.loss
+    parts = []
+    if loss.class_weights in ("per_language", "global"):
+        base = "cw" if loss.class_weights == "per_language" else "gcw"
+        parts.append(base + WEIGHT_SCHEME_TAGS.get(loss.weight_scheme, "_" + str(loss.weight_scheme)))
+    if recipe.data.sampler:
+        parts.append("sampler")
+    if float(loss.mask_entropy or 0.0) > 0:
+        parts.append("mie")
+    if getattr(loss, "language_adversary", None):
+        parts.append("adversary")
+    return "+".join(parts) or "none"
+
+
+def default_run_name(recipe: "Recipe") -> str:
+    """<name>-<subset>-<mitigations>-seed<seed>: runs of one recipe with and without weights, a sampler,
+    the entropy term or the adversary, or on another subset or seed, get different folders."""
+    return f"{recipe.name}-{recipe.imbalance.subset}-{mitigation_tag(recipe)}-seed{recipe.seed}"
+
+
 def _topmost_missing(path: Path) -> Path | None:
     """The highest ancestor of `path` (or `path`) that does not exist yet: what mkdir(parents=True) creates."""
     if path.exists():
@@ -539,17 +584,19 @@ def _topmost_missing(path: Path) -> Path | None:
     return top
 
 
-def write_subsets(subsets, distribution: dict[str, Any], target: Path) -> None:
+def write_subsets(subsets, distribution: Distribution | dict[str, Any], target: Path) -> None:
     """Save a DatasetDict with its distribution.json into `target`, atomically (used for data/ and `data build`).
 
     Temporary copies of `target` that a killed build left beside it go first (old enough to be no live build's).
     """
     from langtrainer.preflight import UNLOCKED_TEMP_AGE_S, remove_stale_temporaries
 
+    if not isinstance(distribution, Distribution):
+        distribution = Distribution.from_dict(distribution, "the subsets' distribution report")
     remove_stale_temporaries(Path(target).parent, UNLOCKED_TEMP_AGE_S, name=Path(target).name)
     with atomic.atomic_dir(target) as tmp:
         subsets.save_to_disk(str(tmp))
-        atomic.write_json(tmp / RunDir.DISTRIBUTION, distribution)
+        distribution.write(tmp / RunDir.DISTRIBUTION)
 
 
 def is_subsets_folder(path: Path) -> bool:
@@ -621,10 +668,6 @@ class DemoDir:
         """The seed's comparison `name` was written (its summary exists)."""
         return (self.shap_diff_dir(seed, name) / RunDir.SHAP_DIFF).is_file()
 
-    def shap_diff_dirs(self, seed: int) -> dict[str, Path]:
-        root = self.seed_dir(seed) / self.SHAP_DIFF
-        return {p.name: p for p in sorted(root.iterdir()) if p.is_dir()} if root.is_dir() else {}
-
     @property
     def timings_path(self) -> Path:
         return self.path / self.TIMINGS
@@ -638,7 +681,3 @@ class DemoDir:
 
     def write_timings(self, timings: dict[str, float]) -> None:
         atomic.write_json(self.timings_path, timings)
-
-    @staticmethod
-    def is_demo(path: str | os.PathLike) -> bool:
-        return bool(DemoDir(path).seeds())

@@ -255,15 +255,15 @@ def test_stratified_subsample_spreads_over_cells():
 
 
 def test_shap_callback_metrics(tiny):
-    from langtrainer.analysis.shap import ShapCallback, explain
+    from langtrainer.analysis.shap import ShapEvaluator, explain
 
     model, tokenizer = tiny
-    callback = ShapCallback(TEXTS[:4], LANGS[:4], max_evals=40, threshold=0.01)
+    callback = ShapEvaluator(TEXTS[:4], LANGS[:4], max_evals=40, threshold=0.01)
     model.train()
     metrics = callback.compute_eval_metrics(model, tokenizer)
     assert model.training  # restored
     assert set(metrics) == {"shap_neutral_abs_en", "shap_neutral_abs_fr", "shap_base_value_spread"}
-    attributions = explain(model, tokenizer, TEXTS[:4], max_evals=40)
+    attributions = explain(model, tokenizer, TEXTS[:4], max_evals=40, fast=False)  # the callback runs eager
     en = np.concatenate([a.values.ravel() for a in attributions[:2]])
     expected = np.abs(en[np.abs(en) <= 0.01]).mean()
     assert metrics["shap_neutral_abs_en"] == pytest.approx(expected, rel=1e-5)

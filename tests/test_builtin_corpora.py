@@ -14,7 +14,7 @@ from importlib.resources import files
 import pyarrow.parquet as pq
 import pytest
 
-from langtrainer.data import builtin_build
+import builtin_build  # tools/builtin_build.py (pytest puts tools/ on the path)
 from langtrainer.data.builtin import BUILTIN_CORPORA, builtin_info, load_builtin
 from langtrainer.errors import UserError
 

@@ -152,7 +152,7 @@ def test_finetune_as_is_on_a_csv_with_other_column_names(tiny_model_dir, tmp_pat
     result = CliRunner().invoke(app, ["finetune", str(recipe), "-o", str(tmp_path / "run"), "--quiet"])
     assert result.exit_code == 0, result.output
     run = RunDir(tmp_path / "run")
-    metrics = run.read_metrics()
+    metrics = run.read_metrics().to_dict()
     train = run.load_subsets()["train"]
     assert metrics["subset"] == "none"
     assert metrics["train"]["examples"] == len(train) == 45  # every training row: 60 rows less 8 + 7 carved

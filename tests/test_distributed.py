@@ -103,7 +103,7 @@ def test_cli_relaunches_with_the_same_arguments(tmp_path, monkeypatch):
     args, n, config = calls[0]
     assert n == 2 and config is None
     assert args == ["finetune", str(recipe), "--set", "loss.class_weights=per_language",
-                    "--output-dir", str(Path("runs") / "r-balanced-seed3"), "--subset", "balanced", "--quiet"]
+                    "--output-dir", str(Path("runs") / "r-balanced-cw-seed3"), "--subset", "balanced", "--quiet"]
     assert cmd_finetune.launch_arguments(recipe, [], tmp_path, None, True, False, True)[-2:] == ["--resume", "--verbose"]
     # A finished run dir is refused before anything is launched (exit 2, no launch).
     (tmp_path / "done").mkdir()
@@ -353,7 +353,6 @@ def test_cli_finetune_with_two_processes(tiny_model_dir, tmp_path):
 
 def _worker(model_dir: str, out_dir: str, per_device_batch: int) -> None:
     """Train the tiny model for 2 epochs; every rank writes rank<r>.json, rank 0 the weights."""
-    import torch
     from datasets import Dataset
     from safetensors.torch import save_file
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback, set_seed

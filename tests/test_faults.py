@@ -311,7 +311,7 @@ def test_resume_from_the_first_epoch_checkpoint_is_exact(tiny_model_dir, tmp_pat
                                training=training, extra=option if option.startswith("loss") else "")
     overrides = ["data.sampler=per_language_balanced"] if option == "sampler" else []
     recipe = load_recipe(recipe_path, overrides)
-    full = finetune(recipe, tmp_path / "full", keep_checkpoints=True)
+    full = finetune(recipe, tmp_path / "full", keep_checkpoints=True).to_dict()
     steps_per_epoch = full["train"]["steps"] // 3
 
     resumed_dir = tmp_path / "resumed"
@@ -320,7 +320,7 @@ def test_resume_from_the_first_epoch_checkpoint_is_exact(tiny_model_dir, tmp_pat
     shutil.copy(tmp_path / "full" / "recipe.yaml", resumed_dir / "recipe.yaml")
     first = f"checkpoint-{steps_per_epoch}"
     shutil.copytree(tmp_path / "full" / "checkpoints" / first, resumed_dir / "checkpoints" / first)
-    resumed = finetune(recipe, resumed_dir, resume=True)
+    resumed = finetune(recipe, resumed_dir, resume=True).to_dict()
 
     assert resumed["train"]["resumed_from_step"] == steps_per_epoch
     assert comparable_metrics(resumed, resumed=True) == comparable_metrics(full, resumed=True)

@@ -313,7 +313,7 @@ def test_resume_without_the_rng_state_needs_resume_inexact(tiny_model_dir, tmp_p
     from fault_helpers import training_setup, weights
 
     recipe = load_recipe(training_setup(tmp_path, tiny_model_dir), ["training.save_total_limit=null"])
-    full = finetune(recipe, tmp_path / "full", keep_checkpoints=True)
+    full = finetune(recipe, tmp_path / "full", keep_checkpoints=True).to_dict()
     first = f"checkpoint-{full['train']['steps'] // 3}"
     resumed = RunDir(tmp_path / "resumed")
     shutil.copytree(tmp_path / "full" / "data", resumed.data_path)
@@ -333,7 +333,7 @@ def test_resume_without_the_rng_state_needs_resume_inexact(tiny_model_dir, tmp_p
     with pytest.raises(UserError, match=f"cannot resume: weights file .*{first}.* is truncated"):
         finetune(recipe, resumed.path, resume_inexact=True)
     weights_file.write_bytes(whole)
-    metrics = finetune(recipe, resumed.path, resume_inexact=True)
+    metrics = finetune(recipe, resumed.path, resume_inexact=True).to_dict()
     assert metrics["train"]["resumed_from_step"] == full["train"]["steps"] // 3
     assert metrics["train"]["steps"] == full["train"]["steps"]
     assert set(weights(resumed.path)) == set(weights(tmp_path / "full"))

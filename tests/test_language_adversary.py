@@ -201,7 +201,7 @@ def test_saved_run_has_no_adversary_and_loads_with_pipeline(tiny_model_dir, tmp_
         "class_weights": "none", "language_adversary": {"method": "gradient_reversal", "schedule": "dann"}},
         training={"num_train_epochs": 1}, analysis={"probe": {"during_training_per_language": 0}})
     run_dir = tmp_path / "run"
-    metrics = finetune(recipe, run_dir)
+    metrics = finetune(recipe, run_dir).to_dict()
     with safe_open(str(run_dir / "model.safetensors"), "pt") as f:
         keys = list(f.keys())
     assert keys and not [k for k in keys if "language_adversary" in k]

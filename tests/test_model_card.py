@@ -71,3 +71,62 @@ def test_header_without_yaml_is_a_user_error(tmp_path):
     card.write_text("# no header\n")
     with pytest.raises(UserError, match="no YAML header"):
         read_card_metadata(card)
+
+
+def natural_split_run(tmp_path, data_name=None):
+    """An as-is run whose test languages have their own label mix: en 6 x negative / 4 x positive,
+    sw 1 / 2; a (de-less) model right on en, and predicting negative for every sw row."""
+    import numpy as np
+
+    from langtrainer.training.metrics import metric_frame
+
+    labels = [0] * 6 + [2] * 4 + [0] + [2] * 2
+    predictions = labels[:10] + [0, 0, 0]
+    languages = ["en"] * 10 + ["sw"] * 3
+    test = metric_frame(np.array(predictions), np.array(labels), languages, LABELS3, uncertainty_seed=0)
+    path = write_tidy_run(tmp_path / "run", "mine", "none", "per_language", 0, ACC, SHARES, groups=None, skew=None,
+                          recipe_extra={"data": {"source": "/home/me/secret/reviews.csv", "languages": ["en", "sw"],
+                                                 "labels": LABELS3, **({"name": data_name} if data_name else {})},
+                                        "imbalance": {"subset": "none"}})
+    metrics = json.loads((path / "metrics.json").read_text())
+    metrics.update(languages=["en", "sw"], test=test, favoured_labels={"en": [0], "sw": [2]},
+                   favoured_labels_by="language", class_weights=[[0.8, 0.0, 1.4], [2.0, 0.0, 6.5]])
+    (path / "metrics.json").write_text(json.dumps(metrics))
+    (path / "data").mkdir()
+    (path / "data" / "distribution.json").write_text(json.dumps({"counts": {
+        "train": {"en": {"negative": 60, "neutral": 0, "positive": 40}, "sw": {"negative": 20, "neutral": 0,
+                                                                             "positive": 6}},
+        "test": {"en": {"negative": 6, "neutral": 0, "positive": 4}, "sw": {"negative": 1, "neutral": 0,
+                                                                           "positive": 2}}}}))
+    return RunDir(path)
+
+
+def test_card_on_a_natural_split_shows_true_shares_intervals_and_limitations(tmp_path):
+    run = natural_split_run(tmp_path)
+    text = write_model_card(run).read_text()
+    assert "/home/me" not in text  # the dataset is named by its file, never by a local path
+    assert "| data | reviews.csv |" in text and "name: reviews.csv" in text
+    header = ("| language | n | accuracy [95 % CI] | macro-F1 [95 % CI] | negative % true / predicted | "
+              "neutral % true / predicted | positive % true / predicted |")
+    assert header in text
+    # en: 10 of 10 right, Wilson (0.72, 1); true and predicted shares equal; favoured label bold
+    assert "| en | 10 | 1.000 [0.72, 1.00] | 1.000 [1.00, 1.00] | 60.0 / **60.0** | 0.0 / 0.0 | 40.0 / 40.0 |" in text
+    # sw: 1 of 3 right (Wilson 0.06-0.79); every row predicted negative
+    assert "| sw | 3 | 0.333 [0.06, 0.79] |" in text and "33.3 / 100.0 | 0.0 / 0.0 | 66.7 / **0.0** |" in text
+    # last row: spread of the true / of the predicted shares per label (negative: 60 vs 33.3 true,
+    # 60 vs 100 predicted)
+    assert "| max − min |  | 0.667 | " in text and "| 26.7 / 40.0 | 0.0 / 0.0 | 26.7 / 40.0 |" in text
+    assert "only beyond what the true label mix explains" in text
+    assert "I(language; prediction | true label) = " in text and "1000 permutations" in text
+    limitations = text[text.index("## Limitations"):text.index("## How to use")]
+    assert "lowest in sw, 0.333 (95 % interval 0.06–0.79) on 3 test rows" in limitations
+    assert "- Small samples" in limitations
+    assert "  - sw: 3 test rows (fewer than 30)" in limitations
+    assert "  - sw / positive: 6 training rows (fewer than 10)" in limitations
+    assert "  - sw / positive: class weight 6.5 on 6 rows (above 5)" in limitations
+    assert "## Intended use" in text and "texts like those of reviews.csv" in text
+
+
+def test_card_uses_the_recipes_dataset_name(tmp_path):
+    text = write_model_card(natural_split_run(tmp_path, data_name="Shop reviews 2024")).read_text()
+    assert "| data | Shop reviews 2024 |" in text and "reviews.csv" not in text

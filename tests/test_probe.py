@@ -15,7 +15,7 @@ from langtrainer.analysis.embeddings import extract_embeddings
 from langtrainer.errors import UserError
 from langtrainer.data.stratified import sample_per_language
 from langtrainer.analysis.probe import (
-    ProbeCallback,
+    ProbeEvaluator,
     probe_c_sweep,
     probe_language,
     run_probe,
@@ -257,7 +257,7 @@ def test_run_probe_on_test_split(run_dir, tiny_model_dir):
     report = run_probe(
         run_dir, data="test", layer="all", folds=5, compare_base=str(tiny_model_dir), C=1.0,
         c_sweep=(1e-4, 1.0), progress=lambda done, total: calls.append((done, total)),
-    )
+    ).to_dict()
     assert report["languages"] == ["de", "en", "fr"]
     assert report["n_per_language"] == {"de": 10, "en": 10, "fr": 10}
     assert report["layer"] == 2
@@ -287,12 +287,12 @@ def test_run_probe_external_samples_fine_tuning_languages(run_dir, monkeypatch):
         return corpus
 
     monkeypatch.setitem(sys.modules, "langtrainer.data.builtin", types.SimpleNamespace(load_builtin=fake_load_builtin))
-    report = run_probe(run_dir, data="external", per_language=12, folds=4)
+    report = run_probe(run_dir, data="external", per_language=12, folds=4).to_dict()
     assert requested == ["debian-reference"]
     # languages seen in fine-tuning only (es, ja dropped); fr has only 8
     assert report["n_per_language"] == {"de": 12, "en": 12, "fr": 8}
     assert report["data_source"] == "builtin:debian-reference"
-    chosen = run_probe(run_dir, data="external", per_language=5, folds=2, languages=["es", "ja"])
+    chosen = run_probe(run_dir, data="external", per_language=5, folds=2, languages=["es", "ja"]).to_dict()
     assert chosen["n_per_language"] == {"es": 5, "ja": 5}
     with pytest.raises(UserError, match="no text in zh"):
         run_probe(run_dir, data="external", languages=["en", "zh"])
@@ -313,12 +313,14 @@ def test_run_probe_errors(tiny_model_dir, tmp_path):
 
 
 def test_probe_callback_returns_metric_and_restores_train_mode(tiny_model_dir):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from langtrainer.training.evaluator import Evaluator
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    callback = ProbeCallback.from_frame(_test_frame(), per_language=6, folds=3, C=1.0)
-    assert isinstance(callback, TrainerCallback)
+    callback = ProbeEvaluator.from_frame(_test_frame(), per_language=6, folds=3, C=1.0)
+    assert isinstance(callback, Evaluator)
     assert len(callback.texts) == 18
     model.train()
     metrics = callback.compute_eval_metrics(model, tokenizer)
@@ -373,7 +375,7 @@ def test_real_model_identifies_languages_and_matches_the_pipeline():
 
     from langtrainer.models import resolve_model_path
 
-    report = run_probe("builtin:multilingual-e5-small", data="external", per_language=25, C=1.0, folds=5)
+    report = run_probe("builtin:multilingual-e5-small", data="external", per_language=25, C=1.0, folds=5).to_dict()
     assert report["n_per_language"] == {lang: 25 for lang in LANGS}
     assert report["accuracy_mean"] > 0.9
 

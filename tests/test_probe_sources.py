@@ -11,7 +11,7 @@ import yaml
 
 from hub_shaped import write_wikipedia_like
 from langtrainer.analysis.probe import probe_texts, run_probe
-from langtrainer.analysis.probe_options import ProbeOptions
+from langtrainer.analysis.probe import ProbeOptions
 from langtrainer.errors import UserError
 from langtrainer.rundir import RunDir
 from tiny_model import tiny_test_frame
@@ -48,6 +48,7 @@ def test_external_probe_reads_the_recipes_wikipedia_shaped_corpus(tmp_path, tiny
     from langtrainer.pipelines.probe import probe_and_write
 
     report, paths = probe_and_write(run, ProbeOptions(data="external", folds=3))
+    report = report.to_dict()  # the JSON's shape
     assert paths["json"] == RunDir(run).probe_path("external")
     # Wikipedia's 20 articles per language, 7 drawn, only the run's languages (es left out).
     assert report["n_per_language"] == {"de": 7, "en": 7, "fr": 7}
@@ -79,7 +80,7 @@ def test_config_template_and_article_draw(wikipedia):
 
 def test_builtin_external_is_what_it_was(tmp_path, tiny_model_dir):
     """The default corpus goes through load_examples now: the same rows in the same order as before."""
-    from langtrainer.analysis.probe import _clean_frame
+    from langtrainer.analysis.probe.texts import _clean_frame
     from langtrainer.data.builtin import load_builtin
     from langtrainer.data.stratified import sample_per_language
 

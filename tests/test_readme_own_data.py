@@ -63,12 +63,12 @@ def test_readme_recipe_and_commands(tmp_path, monkeypatch, tiny_model_dir):
 
     # finetune, probe, shap as written, with the tiny model in place of the default one
     finetune = commands[2].split("#")[0].split()[1:]
-    run = tmp_path / "runs" / "reviews-none-seed0"
+    run = tmp_path / "runs" / "reviews-none-cw-seed0"
     assert commands[2].split("#")[1].strip() == f"-> runs/{run.name}"
     result = runner.invoke(app, [*finetune, "--set", f"model.name_or_path={tiny_model_dir}",
                                  "--set", "training.num_train_epochs=1", "--quiet"])
     assert result.exit_code == 0, result.output
-    metrics = RunDir(run).read_metrics()
+    metrics = RunDir(run).read_metrics().to_dict()
     # as-is: every row is used. Validation and test each take round(10 %) of every (language, label) cell:
     # 70 -> 7, 35 -> 4, 15 -> 2, 50 -> 5, 20 -> 2, so 2 * (13 + 13 + 12) = 76 rows; train keeps 284
     assert metrics["train"]["examples"] == 284

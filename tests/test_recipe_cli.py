@@ -66,7 +66,13 @@ def test_default_run_folder_names_subset_and_seed(tiny_model_dir, tmp_path, monk
     for subset in ("imbalanced", "balanced"):
         result = invoke("finetune", recipe, "--subset", subset, "--set", "seed=4", "--quiet")
         assert result.exit_code == 0, result.output
+    # and without / with class weights: a run folder per mitigation (rundir.default_run_name)
+    result = invoke("finetune", recipe, "--subset", "imbalanced", "--set", "seed=4", "--set",
+                    "loss.class_weights=per_language", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in (tmp_path / "runs").iterdir()} == {
+        "tiny-imbalanced-none-seed4", "tiny-balanced-none-seed4", "tiny-imbalanced-cw-seed4"}
     for subset in ("imbalanced", "balanced"):
-        run = RunDir(tmp_path / "runs" / f"tiny-{subset}-seed4")
+        run = RunDir(tmp_path / "runs" / f"tiny-{subset}-none-seed4")
         assert run.recipe_value("imbalance", "subset") == subset
         assert run.recipe_value("seed") == 4

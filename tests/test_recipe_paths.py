@@ -105,5 +105,5 @@ def test_finetune_from_elsewhere_saves_absolute_paths(project, tmp_path, monkeyp
     assert saved["model"]["name_or_path"] == str(root / "model")
     assert saved["analysis"]["probe"]["external"] == str(root / "ext.jsonl")
     assert all(Path(p).is_absolute() for p in (saved["data"]["source"], saved["model"]["name_or_path"]))
-    test = RunDir(tmp_path / "elsewhere" / "run").read_metrics()["test"]
+    test = RunDir(tmp_path / "elsewhere" / "run").read_metrics().test.to_dict()
     assert test["ce"] == pytest.approx(test["loss"], rel=1e-6)  # no class weights: the loss is the cross-entropy

@@ -32,7 +32,8 @@ def write_run(root, seed, variant, accuracy, skew, probe_test, pred_a):
     return run
 
 
-def write_diff(root, seed, name, neutral_a, neutral_b):
+def write_diff(root, seed, name, neutral_a, neutral_b, runs=("bal", "imbal")):
+    """shap_diff.json of runs[1] against runs[0] (both under seed<N>/), as `shap-diff` names them."""
     out = root / f"seed{seed}" / "shap_diff" / name
     out.mkdir(parents=True)
     by_language = {}
@@ -41,7 +42,9 @@ def write_diff(root, seed, name, neutral_a, neutral_b):
         for lang in GROUPS["A"] + GROUPS["B"]:
             value = neutral_a if lang in GROUPS["A"] else neutral_b
             by_language[label][lang] = {"neutral": {"mean": value, "std": 0.0, "n": 10}}
-    (out / "shap_diff.json").write_text(json.dumps({"by_language": by_language, "threshold": 0.01}))
+    balanced, compared = (str(root / f"seed{seed}" / run / "shap") for run in runs)
+    (out / "shap_diff.json").write_text(json.dumps({"by_language": by_language, "threshold": 0.01,
+                                                    "balanced": balanced, "imbalanced": compared}))
 
 
 @pytest.fixture
@@ -57,15 +60,15 @@ def demo_tree(tmp_path):
 
 def test_summary_numbers(demo_tree):
     summary = summarise(collect([demo_tree]))
-    roles = summary["roles"]
-    assert summary["seeds"] == [0, 1, 2]
-    assert roles["balanced"]["accuracy"][0] == pytest.approx(0.81)
-    assert roles["balanced"]["accuracy"][1] == pytest.approx(0.01)  # sample std of .80/.82/.81
-    assert roles["imbalanced"]["skew_index"][0] == pytest.approx(0.30)
-    assert roles["imbalanced+cw"]["probe_test"][0] == pytest.approx(0.70)
-    comp = summary["comparisons"]["accuracy:balanced-imbalanced"]
-    assert comp["mean"] == pytest.approx(0.11) and comp["clear"] is True
-    shift = summary["shap_neutral_shift"]["imbal_vs_bal"]
+    roles = summary.roles
+    assert summary.seeds == [0, 1, 2]
+    assert roles["balanced"].accuracy[0] == pytest.approx(0.81)
+    assert roles["balanced"].accuracy[1] == pytest.approx(0.01)  # sample std of .80/.82/.81
+    assert roles["imbalanced"].skew_index[0] == pytest.approx(0.30)
+    assert roles["imbalanced+cw"].probe_test[0] == pytest.approx(0.70)
+    comp = summary.comparisons["accuracy:balanced-imbalanced"]
+    assert comp.mean == pytest.approx(0.11) and comp.clear is True
+    shift = summary.shap_neutral_shift["imbal_vs_bal"]
     assert shift["A"][0] == pytest.approx(0.021) and shift["B"][0] == pytest.approx(0.03)
 
 
@@ -97,7 +100,7 @@ def test_report_markdown(demo_tree, tmp_path):
 
 
 def test_shap_verdict_judges_each_group_by_its_seed_spread():
-    from langtrainer.reporting.report import _shap_verdict
+    from langtrainer.reporting.report.verdicts import _shap_verdict
 
     line = _shap_verdict("imbal_vs_bal", {"A": (0.016, 0.039, 3), "B": (0.070, 0.045, 3)})
     assert "Only in group B; elsewhere within the noise" in line and "A: +0.0160 ± 0.0225 SE" in line
@@ -121,16 +124,19 @@ def test_mie_runs_get_their_own_roles_and_base_value_table(demo_tree, tmp_path):
         for variant, accuracy, neutral in (("bal_mie", 0.80, None), ("imbal_mie", 0.70, None)):
             run = write_run(demo_tree, seed, variant, accuracy, 0.2, 0.8, [0.1, 0.2, 0.3, 0.4])
             (run / "recipe.yaml").write_text(yaml.safe_dump({"loss": {"mask_entropy": 1.0}}))
-        write_diff(demo_tree, seed, "imbal_vs_bal_mie", 0.05, 0.04)
+        write_diff(demo_tree, seed, "imbal_vs_bal_mie", 0.05, 0.04, runs=("bal_mie", "imbal_mie"))
     collected = collect([demo_tree])
     roles = {run.role for run in collected.runs}
     assert roles == {"balanced", "imbalanced", "imbalanced+cw", "balanced+mie", "imbalanced+mie"}
     summary = summarise(collected)
-    assert summary["roles"]["imbalanced"]["accuracy"][0] == pytest.approx(0.70)  # mie runs not mixed in
-    assert summary["shap_neutral_shift"]["imbal_vs_bal_mie"]["A"][0] == pytest.approx(0.05)
-    assert set(summary["shap_base_difference"]) == {"imbal_vs_bal", "imbal_vs_bal_mie"}
+    assert summary.roles["imbalanced"].accuracy[0] == pytest.approx(0.70)  # mie runs not mixed in
+    assert summary.shap_neutral_shift["imbal_vs_bal_mie"]["A"][0] == pytest.approx(0.05)
+    # recognised from the two runs' recipes (loss.mask_entropy), whatever the comparison's name
+    assert collected.entropy_comparisons == {"imbal_vs_bal_mie"}
+    assert set(summary.shap_base_difference) == {"imbal_vs_bal", "imbal_vs_bal_mie"}
     report = write_report([demo_tree], tmp_path / "report").read_text()
     assert "imbalanced + entropy term" in report and "mean |base-value difference|" in report
+    assert "| imbal_vs_bal_mie (entropy term) |" in report and "| imbal_vs_bal |" in report
 
 
 def test_report_without_mie_has_no_base_value_table(demo_tree, tmp_path):

@@ -29,7 +29,7 @@ def test_tensorboard_logs_and_model_card_stay_in_the_run_folder(tiny_model_dir, 
     data = write_dataset(tmp_path / "data.jsonl")
     recipe = tiny_recipe(tiny_model_dir, data, training={"report_to": "tensorboard"})
     run = RunDir(tmp_path / "run")
-    metrics = finetune(recipe, run.path)
+    metrics = finetune(recipe, run.path).to_dict()
 
     assert not run.checkpoints.exists()
     logged = scalars(run.logs_dir)

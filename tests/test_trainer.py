@@ -83,7 +83,7 @@ def test_class_weight_table_from_whole_training_set(tiny_model_dir, tmp_path):
 @pytest.mark.parametrize("reduction", ["mean", "weighted_mean"])
 def test_loss_equals_hand_computation(tiny_model_dir, tmp_path, reduction):
     dataset = make_dataset()
-    trainer = make_trainer(tiny_model_dir, tmp_path, dataset, class_weights="per_language", loss_reduction=reduction)
+    trainer = make_trainer(tiny_model_dir, tmp_path, dataset, class_weights="per_language", reduction=reduction)
     batch = trainer.data_collator([dict(r) for r in trainer.train_dataset])
     model = trainer.model.eval()
     with torch.no_grad():
@@ -215,7 +215,7 @@ def test_per_language_balanced_sampler_draws_cells_evenly(tiny_model_dir, tmp_pa
     trainer = make_trainer(tiny_model_dir, tmp_path, dataset, language_sampler="per_language_balanced")
     sampler = trainer._get_train_sampler()
     draws = np.array(list(iter(sampler)) * 1)
-    keys = np.array([LANGS.index(l) * 4 + y for l, y in zip(dataset["language"], dataset["label"])])
+    keys = np.array([LANGS.index(lang) * 4 + y for lang, y in zip(dataset["language"], dataset["label"])])
     cells = np.unique(keys)
     # each drawn index's inverse-frequency weight makes the cells equally likely in expectation
     weights = np.array(sampler.weights)

@@ -8,6 +8,7 @@ each value's source, so a reader can tell a recipe's C = 1e-4 from a flag's.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping
 
 from langtrainer.rundir import RunDir
@@ -37,6 +38,28 @@ def resolve_settings(
             value, source = default, DEFAULT
         values[name], sources[name] = value, source
     return values, sources
+
+
+def recipe_keys(options: type, config: type, section: tuple[str, ...],
+                **others: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """Where the recipe keeps each of `options`' fields: the fields `config` (the recipe's dataclass
+    at `section`) declares under the same name, plus `others` kept elsewhere in the recipe.
+
+    The recipe dataclass is the schema: a setting added there under an option's name is read
+    from the recipe without touching this mapping.
+    """
+    names = {f.name for f in dataclasses.fields(options)}
+    keys = {f.name: (*section, f.name) for f in dataclasses.fields(config) if f.name in names}
+    return {**keys, **others}
+
+
+def config_defaults(config: type, names: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
+    """The recipe dataclass's defaults of the fields `names` maps into it."""
+    out = {}
+    for f in dataclasses.fields(config):
+        if f.name in names:
+            out[f.name] = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    return out
 
 
 def recipe_key_of(field: str, recipe_keys: Mapping[str, tuple[str, ...]]) -> str:

@@ -37,7 +37,8 @@ import pandas as pd
 
 from langtrainer.analysis.shap import ShapResult, find_shap_dir, load_shap_result
 from langtrainer.analysis.shap.run import check_output_dir
-from langtrainer.atomic import write_json, write_text
+from langtrainer.artifacts import ShapDiffReport
+from langtrainer.atomic import write_text
 from langtrainer.defaults import SHAP_SPLIT_THRESHOLDS, SHAP_THRESHOLD
 from langtrainer.errors import UserError
 from langtrainer.rundir import RunDir
@@ -286,11 +287,11 @@ def write_shap_diff(result: ShapDiffResult, out: str | os.PathLike) -> dict[str,
     return {
         "csv": write_text(out / "shap_diff.csv", result.by_language.to_csv(index=False)),
         "examples_csv": write_text(out / "shap_diff_examples.csv", result.per_example.to_csv(index=False)),
-        "json": write_json(out / RunDir.SHAP_DIFF, shap_diff_report(result)),
+        "json": shap_diff_report(result).write(out / RunDir.SHAP_DIFF),
     }
 
 
-def shap_diff_report(result: ShapDiffResult) -> dict[str, Any]:
+def shap_diff_report(result: ShapDiffResult) -> ShapDiffReport:
     def nested(frame: pd.DataFrame, key: str) -> dict:
         out: dict = {}
         for row in frame.itertuples(index=False):
@@ -300,7 +301,7 @@ def shap_diff_report(result: ShapDiffResult) -> dict[str, Any]:
         return out
 
     split = {f"{t:g}": v for t, v in result.token_split.items()}
-    return {
+    return ShapDiffReport.from_dict({
         "threshold": result.threshold,
         "averaging": result.averaging,
         "special_tokens": result.special_tokens,
@@ -316,7 +317,7 @@ def shap_diff_report(result: ShapDiffResult) -> dict[str, Any]:
         + "; the paper chose t = 0.01 for a ~20/60/20 split (Annex A.4)",
         "by_language": nested(result.by_language, "language"),
         "by_group": nested(result.by_group, "group") if len(result.by_group) else {},
-    }
+    }, "shap_diff.json")
 
 
 def resolve_inputs(bal: str | os.PathLike, imbal: str | os.PathLike) -> tuple[Path, Path]:

@@ -17,7 +17,7 @@ accuracy and latent-space language separation, hence "strong" from 0.20.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -49,6 +49,9 @@ class AuditResult:
     strength: str  # strong | moderate | weak | negligible | none
     verdict: str
     unlabeled: int = 0  # rows without a label, left out of every number above
+    # data.small_samples' lines: small training cells and large eq. 2 weights of a training split, or
+    # few rows per language of a test split
+    small_samples: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         def table(values: np.ndarray, cast) -> dict[str, dict[str, Any]]:
@@ -72,6 +75,7 @@ class AuditResult:
             "strength": self.strength,
             "verdict": self.verdict,
             "unlabeled": self.unlabeled,
+            "small_samples": list(self.small_samples),
         }
 
 
@@ -91,11 +95,13 @@ def _frame(data: Any) -> pd.DataFrame:
     return frame
 
 
-def audit(df: Any, label_names: Sequence[str] | None = None) -> AuditResult:
+def audit(df: Any, label_names: Sequence[str] | None = None, role: str | None = "train") -> AuditResult:
     """Measure the language-label dependence of `df` (DataFrame or datasets.Dataset).
 
     `label` may be ints (names from `label_names`, else the numbers) or
-    strings (sorted). Languages come out sorted.
+    strings (sorted). Languages come out sorted. `role` says what the rows are for, for the
+    small-sample warnings: "train" (its cells and eq. 2 weights), "test" (its rows per language) or
+    None (no warnings).
     """
     from scipy.stats import chi2_contingency
     from sklearn.metrics import normalized_mutual_info_score
@@ -132,6 +138,7 @@ def audit(df: Any, label_names: Sequence[str] | None = None) -> AuditResult:
         chi2, p_value, dof, cramers_v = 0.0, 1.0, 0, 0.0
     nmi = float(normalized_mutual_info_score(lang_ids, label_ids))
     strength, verdict = _verdict(float(cramers_v), float(p_value), len(languages), observed.shape[1])
+    weights = weights_from_counts(counts, "inverse")
     return AuditResult(
         languages=languages,
         label_names=names,
@@ -143,11 +150,32 @@ def audit(df: Any, label_names: Sequence[str] | None = None) -> AuditResult:
         dof=int(dof),
         cramers_v=float(cramers_v),
         nmi=nmi,
-        weights=weights_from_counts(counts, "inverse"),
+        weights=weights,
         strength=strength,
         verdict=verdict,
         unlabeled=unlabeled,
+        small_samples=_small_samples(counts, weights, languages, names, role),
     )
+
+
+def _small_samples(counts: np.ndarray, weights: np.ndarray, languages: list[str], names: list[str],
+                   role: str | None) -> list[str]:
+    from langtrainer.data.small_samples import counts_table, small_sample_warnings
+
+    if role == "train":
+        weight_table = {lang: {name: float(weights[i, j]) for j, name in enumerate(names)}
+                        for i, lang in enumerate(languages)}
+        return small_sample_warnings(counts_table(counts, languages, names), class_weights=weight_table)
+    if role == "test":
+        return small_sample_warnings(test_rows={lang: int(counts[i].sum()) for i, lang in enumerate(languages)})
+    return []
+
+
+def split_role(name: str | None) -> str | None:
+    """What a split's rows are for, by its name: train (or a single unnamed table), test, or neither."""
+    if name is None or name.startswith("train"):
+        return "train"
+    return "test" if name.startswith("test") else None
 
 
 RECIPE_SUFFIXES = (".yaml", ".yml")
@@ -181,7 +209,13 @@ def audit_target(
         for name in names:
             if name not in subsets:
                 raise UserError(f"no split '{name}' in the recipe's subsets (splits: {', '.join(subsets)})")
-        return [(name, audit(subsets[name], report["labels"])) for name in names]
+        out = []
+        for name in names:
+            result = audit(subsets[name], report["labels"], role=split_role(name))
+            if "test" in subsets and split_role(name) == "train":  # and the test split the runs are judged on
+                result.small_samples += audit(subsets["test"], report["labels"], role="test").small_samples
+            out.append((name, result))
+        return out
     if overrides:
         raise UserError("--set applies to recipes only; give the column flags (--label-column, ...) for a table")
     names = [split] if split else (split_names(target, config) or [None])
@@ -189,7 +223,7 @@ def audit_target(
     for name in names:
         ds = load_examples(target, name, columns, config=config, require=("label", "language"))
         label_names = getattr(ds.features.get("label"), "names", None)
-        out.append((name or Path(target).name, audit(ds, label_names)))
+        out.append((name or Path(target).name, audit(ds, label_names, role=split_role(name))))
     return out
 
 

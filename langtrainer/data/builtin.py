@@ -9,7 +9,7 @@
   (GPL-2+), the probe's external corpus. Columns `id, text, language, chapter`.
 
 The Parquet files and SOURCES.json (package versions, licences, filtering
-rules, counts, sha256) are built by `python -m langtrainer.data.builtin_build`.
+rules, counts, sha256) are built by `python tools/builtin_build.py`.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def _asset(filename: str):
     resource = importlib.resources.files("langtrainer.data").joinpath("assets").joinpath(filename)
     if not resource.is_file():
         raise UserError(f"builtin corpus file {filename} is missing from the installed package; "
-                        "reinstall langtrainer (maintainers: python -m langtrainer.data.builtin_build)")
+                        "reinstall langtrainer (maintainers: python tools/builtin_build.py)")
     return resource
 
 

@@ -40,8 +40,8 @@ def small_sample_warnings(
 ) -> list[str]:
     """One line per small sample (module docstring), languages and labels in the order given.
 
-    train_counts: language -> label -> training rows (a label a language lacks entirely is a
-    missing cell, not a small one, and is reported as 0 rows only when it is listed);
+    train_counts: language -> label -> training rows (a cell of 0 rows is reported as such; a label
+    with no rows in any language gets one line of its own);
     test_rows: language -> test rows; class_weights: language -> label -> weight.
     """
     lines = []
@@ -51,10 +51,17 @@ def small_sample_warnings(
             width = f"±{_half_width(n):.2f}" if n > 0 else "undefined"
             lines.append(f"{lang}: {n} test row{'' if n == 1 else 's'} (fewer than {min_test_rows}): its accuracy "
                          f"and macro-F1 decide little (95 % interval of an accuracy up to {width})")
+    totals: dict[str, int] = {}
+    for per_label in (train_counts or {}).values():
+        for label, n in per_label.items():
+            totals[label] = totals.get(label, 0) + int(n)
+    for label, total in totals.items():
+        if total == 0:  # one line for the label, not one per language
+            lines.append(f"{label}: no training rows in any language: the model cannot learn it")
     for lang, per_label in (train_counts or {}).items():
         for label, n in per_label.items():
             n = int(n)
-            if n < min_train_rows:
+            if n < min_train_rows and totals.get(label):
                 lines.append(f"{lang} / {label}: {n} training row{'' if n == 1 else 's'} (fewer than "
                              f"{min_train_rows}): what the model learns of '{label}' in {lang} rests on "
                              f"{'no' if n == 0 else 'a handful of'} text{'' if n == 1 else 's'}")
@@ -72,3 +79,29 @@ def counts_table(counts, languages, label_names) -> dict[str, dict[str, int]]:
     """A [languages x labels] array as the language -> label -> count mapping the warnings read."""
     return {str(lang): {str(name): int(counts[i][j]) for j, name in enumerate(label_names)}
             for i, lang in enumerate(languages)}
+
+
+def plan_small_samples(plan) -> list[str]:
+    """The warnings for a `data plan` (data.sampling.DesignPlan): as-is, its training cells, eq. 2
+    weights and test rows per language as the data has them; with a skew design, the test rows per
+    language the design draws (its training cells are the design's shares of data.train_per_language)."""
+    import numpy as np
+
+    from langtrainer.training.weighting import weights_from_counts
+
+    def rows(split: str) -> dict[str, int] | None:
+        counts = plan.needed.get(split) if not plan.as_is else plan.available.get(split)
+        if counts is None:
+            return None
+        if not plan.as_is:
+            counts = np.minimum(counts, plan.available[split])
+        return {lang: int(counts[i].sum()) for i, lang in enumerate(plan.languages)}
+
+    train = plan.available.get("train") if plan.as_is else None
+    train_counts = weights = None
+    if train is not None:
+        train_counts = counts_table(train, plan.languages, plan.label_names)
+        table = weights_from_counts(train, "inverse")
+        weights = {lang: {name: float(table[i, j]) for j, name in enumerate(plan.label_names)}
+                   for i, lang in enumerate(plan.languages)}
+    return small_sample_warnings(train_counts, rows("test"), weights)

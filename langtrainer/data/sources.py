@@ -25,12 +25,11 @@ import numpy as np
 import pandas as pd
 
 from langtrainer.errors import UserError
+from langtrainer.references import TABLE_SUFFIXES, is_local_reference
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
-TABLE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
-CANONICAL = ("id", "text", "text_pair", "label", "language")
 _INT_TEXT = re.compile(r"^-?\d+$")
 
 
@@ -377,12 +376,8 @@ def _from_datasets(obj: Any, label_column: str | None) -> tuple[dict[str, pd.Dat
 
 
 def _looks_like_path(source: str) -> bool:
-    """A Hub id is 'name' or 'org/name'; anything else is a local path."""
-    if Path(source).expanduser().exists():
-        return True
-    if source.startswith((".", "/", "~")) or "\\" in source or source.count("/") > 1:
-        return True
-    return Path(source).suffix.lower() in TABLE_SUFFIXES + (".arrow",)
+    """A Hub id is 'name' or 'org/name'; anything else is a local path (`references.is_local_reference`)."""
+    return is_local_reference(source)
 
 
 def _read_local(path: Path, splits: Mapping[str, str], label_column: str | None):
@@ -517,7 +512,10 @@ def _label_encoding(values: pd.Series, class_names: list[str] | None,
     )
     if as_int:
         present = sorted(int(v) for v in pd.unique(values.astype(np.int64)))
-        name_of = (lambda i: class_names[i] if class_names and 0 <= i < len(class_names) else str(i))
+
+        def name_of(i: int) -> str:
+            return class_names[i] if class_names and 0 <= i < len(class_names) else str(i)
+
         if labels:
             chosen = []
             for label in labels:

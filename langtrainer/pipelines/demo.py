@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 from langtrainer import atomic
 from langtrainer.recipe import Recipe, apply_overrides, load_raw, recipe_from_dict
+from langtrainer.artifacts import ProbeReport
 from langtrainer.rundir import DemoDir, write_subsets
 
 logger = logging.getLogger(__name__)
@@ -158,28 +159,23 @@ class _Stages:
                 stage = f"seed {seed}: probe {name} ({data})"
                 result = self.timed(f"seed{seed}/probe/{name}/{data}", lambda: self._probe(model, source, data, seed,
                                                                                            stage))
-                atomic.write_json(target, result)
+                result.write(target)
 
-    def _probe(self, model: str, source: str, data: str, seed: int, stage: str) -> dict[str, Any]:
-        from langtrainer.analysis.probe import run_probe
+    def _probe(self, model: str, source: str, data: str, seed: int, stage: str) -> "ProbeReport":
+        """The probe the `probe` command runs (analysis.probe.probe_with_options), with the demo recipe's
+        settings given explicitly: the pretrained model has no run folder whose recipe could give them.
+        Its test split is a file, which the default per-language cap (1000) leaves whole at the demo's sizes."""
+        from langtrainer.analysis.probe import ProbeOptions, probe_with_options
 
         settings, base = self.plan.base.analysis.probe, self.plan.base
-        return run_probe(
-            model,
-            data=source,
-            layer=settings.layer,
-            feature=settings.feature,
-            folds=settings.folds,
+        options = ProbeOptions(
+            data=source, C=settings.C, folds=settings.folds, feature=settings.feature, layer=settings.layer,
             per_language=settings.per_language if data == "external" else None,
-            C=settings.C,
-            languages=base.data.languages,
-            seed=seed,
-            max_length=base.model.max_length,
-            c_sweep=(1e-4, 1e-2, 1.0),
-            external=settings.external,
-            external_configs=settings.external_configs,
-            progress=lambda done, total: self.tell(stage, done, total),
+            languages=base.data.languages, seed=seed, max_length=base.model.max_length,
+            external=settings.external, external_configs=settings.external_configs,
         )
+        return probe_with_options(model, options, c_sweep=(1e-4, 1e-2, 1.0),
+                                  progress=lambda done, total: self.tell(stage, done, total))
 
     def _pretrained_data(self, seed: int, data: str) -> str:
         """The pretrained model has no run folder: point it at a file of the seed's test split."""
@@ -201,7 +197,8 @@ class _Stages:
         settings = self.plan.base.analysis.shap
         for variant in self.plan.variants:
             run = self.demo.run(seed, variant)
-            if (read_manifest(run.shap_dir) or {}).get("complete"):
+            manifest = read_manifest(run.shap_dir)
+            if manifest is not None and manifest.complete:
                 continue
             stage = f"seed {seed}: SHAP {variant}"
             self.timed(f"seed{seed}/shap/{variant}", lambda: run_shap(

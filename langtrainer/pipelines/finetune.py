@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from langtrainer.artifacts import MetricFrame, RunMetrics, StageTimes
 from langtrainer.errors import UserError
 from langtrainer.models.classifier import check_local_model, load_model_for_classification
 from langtrainer.recipe import Recipe
@@ -123,16 +124,16 @@ def evaluators_for(recipe: Recipe, validation) -> list:
     if validation is None:
         return evaluators
     if probe.during_training_per_language > 0:
-        from langtrainer.analysis.probe import ProbeCallback
+        from langtrainer.analysis.probe import ProbeEvaluator
 
-        evaluators.append(ProbeCallback.from_frame(
+        evaluators.append(ProbeEvaluator.from_frame(
             validation, per_language=probe.during_training_per_language, seed=recipe.seed, C=probe.C,
             folds=probe.folds, feature=probe.feature, layer=probe.layer, max_length=recipe.model.max_length,
         ))
     if shap.during_training_per_language > 0:
-        from langtrainer.analysis.shap import ShapCallback
+        from langtrainer.analysis.shap import ShapEvaluator
 
-        evaluators.append(ShapCallback.from_frame(
+        evaluators.append(ShapEvaluator.from_frame(
             validation, per_language=shap.during_training_per_language, seed=recipe.seed,
             max_evals=shap.during_training_max_evals, batch_size=shap.batch_size, threshold=shap.threshold,
         ))
@@ -214,7 +215,7 @@ def test_metrics(trainer, inputs: Inputs, recipe: Recipe, run: RunDir | None = N
 
 
 def run_metrics(recipe: Recipe, trainer, inputs: Inputs, train_block: dict[str, Any],
-                run: RunDir | None = None) -> dict[str, Any]:
+                run: RunDir | None = None) -> RunMetrics:
     """Everything metrics.json holds."""
     from langtrainer.training.evaluation import favoured_labels, favoured_labels_from_training
 
@@ -225,28 +226,28 @@ def run_metrics(recipe: Recipe, trainer, inputs: Inputs, train_block: dict[str, 
     if not favoured:
         favoured = favoured_labels_from_training(inputs.train["labels"], inputs.train["language"],
                                                  len(inputs.label_names))
-    return {
-        "recipe": recipe.name,
-        "subset": recipe.imbalance.subset,
-        "class_weights_mode": recipe.loss.class_weights,
-        "sampler": recipe.data.sampler,
-        "seed": recipe.seed,
-        "groups": recipe.imbalance.groups,
-        "favoured_labels": favoured,
-        "favoured_labels_by": favoured_by,
-        "test_examples": len(inputs.test),
-        "languages": trainer.languages,
-        "label_names": inputs.label_names,
-        "test": test_metrics(trainer, inputs, recipe, run),
-        "best_validation_loss": state.best_metric,
-        "best_checkpoint": Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None,
-        "train": train_block,
-        "class_weights": None if trainer.class_weights is None else trainer.class_weights.tolist(),
-        "log_history": state.log_history,
-    }
+    return RunMetrics(
+        recipe=recipe.name,
+        subset=recipe.imbalance.subset,
+        class_weights_mode=recipe.loss.class_weights,
+        sampler=recipe.data.sampler,
+        seed=recipe.seed,
+        groups=recipe.imbalance.groups,
+        favoured_labels=favoured,
+        favoured_labels_by=favoured_by,
+        test_examples=len(inputs.test),
+        languages=trainer.languages,
+        label_names=inputs.label_names,
+        test=MetricFrame.from_dict(test_metrics(trainer, inputs, recipe, run)),
+        best_validation_loss=state.best_metric,
+        best_checkpoint=Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None,
+        train=train_block,
+        class_weights=None if trainer.class_weights is None else trainer.class_weights.tolist(),
+        log_history=state.log_history,
+    )
 
 
-def publish(trainer, run: RunDir, metrics: dict[str, Any], keep_checkpoints: bool) -> None:
+def publish(trainer, run: RunDir, metrics: RunMetrics, keep_checkpoints: bool) -> None:
     """Best model, then metrics.json, then (unless kept) the checkpoints go."""
     if trainer.is_world_process_zero():
         shutil.rmtree(run.staging, ignore_errors=True)
@@ -289,6 +290,19 @@ def check_run(recipe: Recipe, run: RunDir, resume: bool, resume_inexact: bool = 
                             "the uninterrupted run's result: pass --resume-inexact to continue anyway")
 
 
+class _StageClock:
+    """Wall-clock seconds of consecutive stages."""
+
+    def __init__(self):
+        self.stages: dict[str, float] = {}
+        self.last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.stages[stage] = round(now - self.last, 2)
+        self.last = now
+
+
 def finetune(
     recipe: Recipe,
     run_dir: str | Path,
@@ -297,7 +311,7 @@ def finetune(
     callbacks: list | None = None,
     keep_checkpoints: bool = False,
     resume_inexact: bool = False,
-) -> dict[str, Any]:
+) -> RunMetrics:
     """Train the recipe's training split and write the run folder; return metrics.json's content.
 
     The main process holds the folder's lock from its first check to the
@@ -329,6 +343,7 @@ def finetune(
     with run.claim() if main else contextlib.nullcontext():
         if main:
             check_run(recipe, run, resume, resume_inexact, locked=True)  # again: no other command writes here now
+        clock = _StageClock()
         set_seed(recipe.seed)
         # Under a multi-process launch the main process writes recipe.yaml, data/,
         # the datasets.map caches and any converted builtin model first; the
@@ -339,9 +354,17 @@ def finetune(
             inputs = prepare_inputs(recipe, run)
             if is_main:
                 run.write_identity(recipe)
+        clock.lap("data")
         trainer = build_trainer(recipe, run, inputs, callbacks or [], progress)
-        metrics = run_metrics(recipe, trainer, inputs, train(trainer, run, resume), run)
+        clock.lap("model")
+        train_block = train(trainer, run, resume)
+        clock.lap("train")
+        metrics = run_metrics(recipe, trainer, inputs, train_block, run)
+        clock.lap("test")
         publish(trainer, run, metrics, keep_checkpoints)
+        clock.lap("save")
+        if main:
+            run.write_stage_times(StageTimes(clock.stages, resumed=train_block["resumed_from_step"] is not None))
     # No process returns before the run folder is complete.
     wait_for_everyone(cpu)
     del trainer

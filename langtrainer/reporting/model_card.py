@@ -19,10 +19,11 @@ from typing import Any, Mapping
 import yaml
 
 from langtrainer import atomic
-from langtrainer.defaults import HEAD_LEARNING_RATE, LEARNING_RATE
+from langtrainer.artifacts import RunMetrics
+from langtrainer.defaults import HEAD_LEARNING_RATE, LEARNING_RATE, SHAP_THRESHOLD
 from langtrainer.errors import UserError
-from langtrainer.reporting.tables import MetricTable, metric_table, to_markdown
-from langtrainer.rundir import RunDir, read_json
+from langtrainer.reporting.tables import MetricTable, cmi_sentence, metric_table, share_note, to_markdown
+from langtrainer.rundir import RunDir
 
 # Builtin models are conversions of Hub models: the card names the Hub original.
 BUILTIN_BASES = {"builtin:multilingual-e5-small": "intfloat/multilingual-e5-small"}
@@ -39,6 +40,20 @@ def _hub_id(name: str | None) -> str | None:
     if name.startswith(("builtin:", "/", ".", "~")) or os.path.exists(name) or name.count("/") > 1:
         return None
     return name
+
+
+def dataset_name(recipe: Mapping[str, Any]) -> str:
+    """The dataset as its user names it: the recipe's `data.name`, else the Hub id or builtin name,
+    else the file's (or folder's) name; never a local path, which means nothing to a card's reader."""
+    data = recipe.get("data") or {}
+    if data.get("name"):
+        return str(data["name"])
+    source = str(data.get("source") or "")
+    if not source:
+        return "–"
+    if source.startswith("builtin:"):
+        return source
+    return _hub_id(source) or Path(source.rstrip("/")).name or source
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -82,7 +97,7 @@ def card_metadata(recipe: Mapping[str, Any], metrics: Mapping[str, Any],
             "name": str(recipe.get("name") or metrics.get("recipe") or "model"),
             "results": [{
                 "task": {"type": "text-classification", "name": "Text Classification"},
-                "dataset": {"name": str(data.get("source") or "test set"), "type": source or "local",
+                "dataset": {"name": dataset_name(recipe), "type": source or "local",
                             "split": "test"},
                 "metrics": results,
             }],
@@ -106,7 +121,7 @@ def _setup_rows(recipe: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[t
     accumulation = training.get("gradient_accumulation_steps", 1)
     rows = [
         ("base model", str(model.get("name_or_path", "–"))),
-        ("data", str(data.get("source", "–"))),
+        ("data", dataset_name(recipe)),
         ("training subset", str(imbalance.get("subset") or metrics.get("subset") or "–")),
         ("class weights", weights),
         ("masked-input entropy term", f"coefficient {entropy:g}" if entropy > 0 else "off"),
@@ -183,7 +198,7 @@ def _shap_diff_lines(diff: Mapping[str, Any]) -> list[str]:
     header = ["label"] + [f"{kind} {u}" if kind == "group" else u for u in units]
     lines = ["## SHAP difference", "",
              f"Mean cumulative SHAP difference of neutral tokens ({diff.get('comparison', 'compared − balanced')}), "
-             f"per label and {kind}: tokens whose balanced-model SHAP value is within ±{diff.get('threshold', 0.01):g}. "
+             f"per label and {kind}: tokens whose balanced-model SHAP value is within ±{diff.get('threshold', SHAP_THRESHOLD):g}. "
              "Positive values mean uninformative tokens push this model towards the label more than in the "
              "balanced model.", "",
              "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
@@ -196,16 +211,73 @@ def _shap_diff_lines(diff: Mapping[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def _intended_use_lines(recipe: Mapping[str, Any], metrics: Mapping[str, Any], label_names: list[str],
+                        languages: list[str]) -> list[str]:
+    return ["## Intended use", "",
+            f"Sorting texts in {', '.join(languages) or 'the training languages'} into the labels "
+            f"{', '.join(label_names)}, for texts like those of {dataset_name(recipe)}, the data it was trained and "
+            "tested on. It was not tested on other languages, other label sets or other kinds of text; check it on a "
+            "sample of your own labelled texts, per language, before relying on it.", ""]
+
+
+def run_small_sample_warnings(run: RunDir, metrics: RunMetrics) -> list[str]:
+    """data.small_samples' warnings for a finished run: its test rows per language, its training cells
+    (data/distribution.json) and, when it trained with class weights, the weights it used."""
+    from langtrainer.data.small_samples import small_sample_warnings
+
+    test_rows = {lang: row.n for lang, row in metrics.test.by_language.items() if isinstance(row.n, int)}
+    subset = metrics.subset or "none"
+    distribution = run.read_distribution()
+    counts = (distribution.counts if distribution else {}).get("train" if subset == "none" else f"train_{subset}")
+    train_counts = counts if isinstance(counts, Mapping) else None
+    weights = None
+    table, languages = metrics.class_weights, metrics.languages
+    label_names = [str(n) for n in metrics.label_names]
+    if table and len(table) == len(languages):
+        weights = {str(lang): dict(zip(label_names, map(float, row))) for lang, row in zip(languages, table)}
+    return small_sample_warnings(train_counts, test_rows, weights)
+
+
+def _limitations_lines(run: RunDir, recipe: Mapping[str, Any], metrics: Mapping[str, Any],
+                       by_language: MetricTable | None, finished: RunMetrics) -> list[str]:
+    test = metrics.get("test") or {}
+    lines = ["## Limitations", ""]
+    if by_language is not None and len(by_language.frame) > 1:
+        worst = by_language.frame["accuracy"].idxmin()
+        row = by_language.frame.loc[worst]
+        low, high = row.get("accuracy_low", math.nan), row.get("accuracy_high", math.nan)
+        interval = "" if math.isnan(low) else f" (95 % interval {low:.2f}–{high:.2f})"
+        lines.append(f"- Accuracy differs by language: lowest in {worst}, {row['accuracy']:.3f}{interval} on "
+                     f"{int(row['n']) if not math.isnan(row['n']) else '?'} test rows.")
+    p = test.get("language_prediction_cmi_p_value")
+    if isinstance(p, (int, float)) and p < 0.05:
+        lines.append("- Its predictions depend on the language beyond each language's label mix (see "
+                     "language_prediction_cmi above): the same text may be labelled differently by language.")
+    if (recipe.get("imbalance") or {}).get("subset") in (None, "none"):
+        lines.append("- It was trained on the data as it is: where the label mix differs by language, the model can "
+                     "learn the language as a cue for the label.")
+    warnings = run_small_sample_warnings(run, finished)
+    if warnings:
+        lines.append("- Small samples (each line limits the per-language numbers it names):")
+        lines += [f"  - {line}" for line in warnings]
+    if len(lines) == 2:
+        lines.append("- None found in the numbers above; they hold for this test split only.")
+    return lines + [""]
+
+
 def render_model_card(run: RunDir | str | os.PathLike, probes: Mapping[str, Mapping[str, Any]] | None = None,
                       shap_diff: Mapping[str, Any] | None = None) -> str:
     """README.md text for a finished run (probe and SHAP-diff results read from the run unless given)."""
     run = run if isinstance(run, RunDir) else RunDir(run)
-    metrics = run.read_metrics()
-    if "test" not in metrics:
+    finished = run.read_metrics()
+    if finished is None:
         raise UserError(f"'{run.path}' holds no finished run (no {RunDir.METRICS} with test results)")
+    # The sections below render the files' JSON shapes (artifacts.*.to_dict), as the Hub card shows them.
+    metrics = finished.to_dict()
     recipe = run.raw_recipe() or {}
     probes = run.read_probes() if probes is None else probes
-    shap_diff = (read_json(run.shap_diff_path) or None) if shap_diff is None else shap_diff
+    probes = {data: _as_dict(probe) for data, probe in probes.items()}
+    shap_diff = _as_dict(run.read_shap_diff() if shap_diff is None else shap_diff)
     label_names = [str(n) for n in metrics.get("label_names") or []]
     languages = list(metrics.get("languages") or [])
     groups = metrics.get("groups") or {}
@@ -237,24 +309,40 @@ def render_model_card(run: RunDir | str | os.PathLike, probes: Mapping[str, Mapp
     if isinstance(test.get("skew_index"), (int, float)):
         overall.append(f"skew index {_fmt(test['skew_index'])}")
     md += ["Overall: " + ", ".join(overall) + ".", ""]
+    cmi = cmi_sentence(test)
+    if cmi:
+        md += [cmi, ""]
     shares = test.get("prediction_shares")
     if isinstance(shares, Mapping) and shares:
-        md += ["Share of predictions per label: "
-               + ", ".join(f"{k} {100 * float(v):.1f} %" for k, v in shares.items()) + ".", ""]
+        true = test.get("label_shares") or {}
+        md += ["Share of predictions per label"
+               + (" (true share of the test rows in brackets): " if true else ": ")
+               + ", ".join(f"{k} {100 * float(v):.1f} %" + (f" ({100 * float(true[k]):.1f} %)" if k in true else "")
+                           for k, v in shares.items()) + ".", ""]
+    favoured = metrics.get("favoured_labels") or {}
+    by_language_favoured = favoured if metrics.get("favoured_labels_by") == "language" else None
     if by_language is not None:
-        md += ["Per language (the last row: max − min over languages). Where the test set has the same label "
-               "mix in every language, prediction shares that differ between languages mean the model uses "
-               "the language as a cue.", "", to_markdown(by_language), ""]
+        md += ["Per language (accuracy with its 95 % Wilson interval, macro-F1 with a 95 % bootstrap interval over "
+               "the language's test rows" + ("; bold: labels the language's training rows over-represent"
+                                             if by_language_favoured else "") + "). " + share_note(by_language), "",
+               to_markdown(by_language, favoured=by_language_favoured), ""]
     if by_group is not None:
-        md += ["Per language group (bold: labels the group's imbalanced training data over-represents):", "",
-               to_markdown(by_group, favoured=metrics.get("favoured_labels"), members=groups), ""]
+        md += ["Per language group (bold: labels the group's imbalanced training data over-represents). "
+               + share_note(by_group), "",
+               to_markdown(by_group, favoured=favoured if not by_language_favoured else None, members=groups), ""]
     md += _probe_lines(probes)
     if shap_diff:
         md += _shap_diff_lines(shap_diff)
+    md += _intended_use_lines(recipe, metrics, label_names, languages)
+    md += _limitations_lines(run, recipe, metrics, by_language, finished)
     md += ["## How to use", "", "```python", "from transformers import pipeline", "",
            'classifier = pipeline("text-classification", model="PATH_OR_REPO_OF_THIS_MODEL")',
            "```", "", f"Written by langtrainer from the run folder ({RunDir.RECIPE}, {RunDir.METRICS}).", ""]
     return "\n".join(md)
+
+
+def _as_dict(value: Any) -> Any:
+    return value.to_dict() if hasattr(value, "to_dict") else value
 
 
 def write_model_card(run: RunDir | str | os.PathLike, **kwargs) -> Path:

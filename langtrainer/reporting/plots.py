@@ -117,13 +117,16 @@ def _shap_diff_panel(result, c: int, ax) -> None:
     ax.set_title(f"label: {result.label_names[c]}")
 
 
-def plot_probe_layers(report: dict, ax=None):
-    """Language-identification accuracy by layer (mean ± std over folds) from one probe JSON (`layer: all`).
+def plot_probe_layers(report, ax=None):
+    """Language-identification accuracy by layer (mean ± std over folds) from one probe
+    (an `artifacts.ProbeReport` or its JSON) with `layer: all`.
 
     One curve for the model and, when the probe compared a base model, one for
     the base; the dotted line is chance (the share of the largest language).
     """
     from matplotlib.ticker import MaxNLocator
+
+    report = report.to_dict() if hasattr(report, "to_dict") else report
 
     if not report.get("layers"):
         raise ValueError("the probe has no layer curve: run it with layer 'all'")
@@ -210,11 +213,13 @@ def _unit_axis(ax) -> None:
     ax.axhline(1.0, color="grey", linewidth=0.5, linestyle=":")
 
 
-def plot_probe(values, ax=None, ylabel: str = "language-ID accuracy"):
+def plot_probe(values, ax=None, ylabel: str = "language-ID accuracy", chance=None):
     """Language-ID probe accuracy per model: `values` maps a model's name to {data name: per-seed accuracies}.
 
     One bar series per data set that has a number for some model (so every
-    legend entry has bars); axis from 0; error bars only for several seeds.
+    legend entry has bars); axis from 0; error bars only for several seeds;
+    `chance` (data name -> accuracy of always guessing the commonest language)
+    draws a dashed line per data set in its series' colour.
     """
     import numpy as np
 
@@ -235,10 +240,74 @@ def plot_probe(values, ax=None, ylabel: str = "language-ID accuracy"):
         if spread:
             ax.errorbar(offsets[spread], [stats[j][0] for j in spread], yerr=[stats[j][1] for j in spread],
                         fmt="none", ecolor="black", capsize=3)
+    for k, data in enumerate(series):
+        level = (chance or {}).get(data)
+        if level is not None:
+            ax.axhline(level, color=f"C{k}", linestyle="--", linewidth=1, label=f"chance ({data})")
     ax.set_xticks(xs)
     ax.set_xticklabels([name.replace(" + ", "\n+ ").replace(" (", "\n(") for name in names], fontsize=7)
     _unit_axis(ax)
     ax.set_ylabel(ylabel)
     if series:
         ax.legend(fontsize=8, loc="upper center", ncol=2, frameon=False)
+    return ax
+
+
+def plot_accuracy_and_probe(accuracy, probes, reference=None, reference_label: str = "paper",
+                            analogue: bool = False, chance=None, probe_note: str = ""):
+    """The report's accuracy_probe figure: task accuracy per setup (`plot_accuracy`) and, when any probe
+    has a number, language-ID accuracy per model (`plot_probe`, with `chance` levels) beside it; returns
+    the first axes.
+
+    `analogue` adds the paper's table names to the titles (runs that stand in for a paper experiment);
+    `probe_note` is a second title line of the probe panel (which C it shows).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    has_probe = any(v is not None for per_data in probes.values() for values in per_data.values() for v in values)
+    _, axes = plt.subplots(1, 2 if has_probe else 1, figsize=(10, 3.8) if has_probe else (5.5, 3.8), squeeze=False)
+    plot_accuracy(accuracy, ax=axes[0][0], reference=reference, reference_label=reference_label)
+    axes[0][0].set_title("Task accuracy" + (" (Table 3 analogue)" if analogue else ""))
+    if has_probe:
+        plot_probe(probes, ax=axes[0][1], chance=chance)
+        axes[0][1].set_title("Language identifiability" + (" (Table 4 analogue)" if analogue else "")
+                             + (f"\n{probe_note}" if probe_note else ""), fontsize=10 if probe_note else None)
+    return axes[0][0]
+
+
+VERDICT_COLOURS = {"better": "tab:green", "worse": "tab:red", "within the noise": "tab:grey"}
+
+
+def plot_forest(rows, ax=None, title: str | None = None, xlabel: str = "difference to the baseline"):
+    """A forest plot of paired differences: one row per compared setup, its mean and interval.
+
+    `rows`: sequence of dicts with `name`, `mean`, `low`, `high` (None: no interval, a bare point),
+    `verdict` ("better" / "worse" / "within the noise", colours the row) and optionally `points`
+    (the per-seed differences, drawn as small dots). A vertical line marks no difference.
+    """
+    import math
+
+    rows = list(rows)
+    ax = ax if ax is not None else new_axes((6.0, 0.6 + 0.45 * max(len(rows), 1)))
+    ys = list(range(len(rows)))[::-1]
+    for y, row in zip(ys, rows):
+        colour = VERDICT_COLOURS.get(row.get("verdict", ""), "black")
+        if row.get("low") is not None and row.get("high") is not None:
+            ax.hlines(y, row["low"], row["high"], color=colour, linewidth=2)
+        if row.get("mean") is not None and math.isfinite(row["mean"]):
+            ax.plot([row["mean"]], [y], marker="D", color=colour, markersize=6, zorder=3)
+        points = [p for p in row.get("points", []) if p is not None and math.isfinite(p)]
+        if points:
+            ax.scatter(points, [y + 0.18] * len(points), s=10, color="black", zorder=4)
+    ax.axvline(0.0, color="black", linewidth=0.8, linestyle="--")
+    ax.set_yticks(ys)
+    ax.set_yticklabels([row["name"] for row in rows], fontsize=8)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
     return ax

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from langtrainer import atomic
+from langtrainer.defaults import SHAP_THRESHOLD
 from langtrainer.errors import UserError
 
 POSITIVE_RGB = (255, 13, 87)  # shap's red: pushes towards the label
@@ -124,7 +125,7 @@ def _page(title: str, note: str, scale: float, sections: list[str]) -> str:
             + "".join(sections) + "</body></html>\n")
 
 
-def render_comparison_view(bal, other, title: str | None = None, threshold: float = 0.01,
+def render_comparison_view(bal, other, title: str | None = None, threshold: float = SHAP_THRESHOLD,
                            names: tuple[str, str] | None = None) -> str:
     """HTML of two `ShapResult`s of the same examples: balanced left, compared right, biggest shifts first."""
     if list(bal.label_names) != list(other.label_names):

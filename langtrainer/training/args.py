@@ -6,7 +6,7 @@ fields without importing the training machinery.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -14,19 +14,17 @@ from transformers import TrainingArguments
 
 from langtrainer.defaults import HEAD_LEARNING_RATE, LEARNING_RATE
 from langtrainer.errors import UserError
+from langtrainer.recipe import LossConfig
 
 if TYPE_CHECKING:
     from langtrainer.recipe import Recipe
 
+# LossConfig's fields that TrainingArguments holds as they are (the adversary's block is flattened).
+LOSS_FIELDS = tuple(f.name for f in fields(LossConfig) if f.name != "language_adversary")
+
 # Fields filled from the recipe's `loss:` / `data:` blocks, not from `training:`.
 RECIPE_MANAGED_FIELDS = (
-    "class_weights",
-    "weight_scheme",
-    "effective_number_beta",
-    "loss_reduction",
-    "mask_entropy",
-    "mask_entropy_normalisation",
-    "mask_entropy_input",
+    *LOSS_FIELDS,
     "language_sampler",
     "language_adversary",
     "language_adversary_weight",
@@ -37,8 +35,9 @@ RECIPE_MANAGED_FIELDS = (
 
 
 @dataclass
-class LangTrainingArguments(TrainingArguments):
-    """TrainingArguments with a head learning rate and the per-language loss settings."""
+class LangTrainingArguments(TrainingArguments, LossConfig):
+    """TrainingArguments with a head learning rate and the per-language loss settings (`recipe.LossConfig`'s
+    fields: class_weights, weight_scheme, reduction, mask_entropy, ...)."""
 
     head_learning_rate: float | None = field(
         default=None,
@@ -53,29 +52,6 @@ class LangTrainingArguments(TrainingArguments):
         default=False,
         metadata={"help": "fp16 mixed precision when training runs on a CUDA device, full precision otherwise "
                           "(the paper recipes: the released code trained in fp16 on GPUs)."},
-    )
-    class_weights: Literal["none", "per_language", "global"] = field(
-        default="none", metadata={"help": "none | per_language (eq. 2) | global class weights."}
-    )
-    weight_scheme: Literal["inverse", "sqrt_inverse", "effective_number"] = field(
-        default="inverse", metadata={"help": "inverse = eq. 2; sqrt_inverse; effective_number (Cui et al.)."}
-    )
-    effective_number_beta: float = field(default=0.999, metadata={"help": "beta of effective_number."})
-    loss_reduction: Literal["mean", "weighted_mean"] = field(
-        default="mean",
-        metadata={"help": "mean: sum w_i l_i / N (the paper); weighted_mean: sum w_i l_i / sum w_i."},
-    )
-    mask_entropy: float = field(
-        default=0.0, metadata={"help": "Coefficient of the masked-input entropy term (Annex A.3, eq. 3)."}
-    )
-    mask_entropy_normalisation: Literal["sum", "mean"] = field(
-        default="sum",
-        metadata={"help": "sum: sum_c p_c log p_c (eq. 3 as printed); mean: its mean over classes (the released code)."},
-    )
-    mask_entropy_input: Literal["drawn", "last_row"] = field(
-        default="drawn",
-        metadata={"help": "drawn: [CLS] + m [MASK] + [SEP], m drawn up to the batch length; "
-                          "last_row: the batch's last row, every non-pad token masked (the released code)."},
     )
     language_column: str = field(
         default="language",
@@ -158,16 +134,9 @@ def build_training_args(recipe: "Recipe", output_dir: Path, has_eval: bool) -> L
         warmup_steps=0,
         use_cpu=not torch.cuda.is_available(),
     )
-    loss = recipe.loss
     managed = dict(
         seed=recipe.seed,
-        class_weights=loss.class_weights,
-        weight_scheme=loss.weight_scheme,
-        effective_number_beta=loss.effective_number_beta,
-        loss_reduction=loss.reduction,
-        mask_entropy=loss.mask_entropy,
-        mask_entropy_normalisation=loss.mask_entropy_normalisation,
-        mask_entropy_input=loss.mask_entropy_input,
+        **{name: getattr(recipe.loss, name) for name in LOSS_FIELDS},
         language_sampler=recipe.data.sampler or "none",
         **adversary_fields(recipe),
     )

@@ -331,7 +331,7 @@ class LangTrainer(Trainer):
         if language is None:
             raise UserError(f"class weights need the '{self.language_column}' column in every batch")
         weights = self.class_weights.to(per_example.device)[language.to(per_example.device), labels]
-        if self.args.loss_reduction == "weighted_mean":
+        if self.args.reduction == "weighted_mean":
             return (weights * per_example).sum() / weights.sum().clamp_min(1e-12)
         return (weights * per_example).mean()
 

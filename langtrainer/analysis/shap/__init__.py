@@ -9,11 +9,11 @@
   store.py     the output folder (manifest + Parquet shards), `load_shap_result`
   run.py       `run_shap` / `plan_shap`: every check and read before any write
   sharded.py   computing the shards in one process or several
-  callback.py  `ShapCallback`: SHAP metrics during training
+  callback.py  `ShapEvaluator`: SHAP metrics during training
   summary.py   per-language tables and training-time metrics
 """
 
-from langtrainer.analysis.shap.callback import ShapCallback
+from langtrainer.analysis.shap.callback import ShapEvaluator
 from langtrainer.analysis.shap.engine import TokenAttribution, explain
 from langtrainer.analysis.shap.masker import split_pair_string
 from langtrainer.analysis.shap.options import ShapOptions
@@ -24,7 +24,7 @@ from langtrainer.analysis.shap.store import ShapResult, find_shap_dir, load_shap
 from langtrainer.analysis.shap.summary import language_summary, shap_summary_metrics
 
 __all__ = [
-    "ModelRunner", "ShapCallback", "ShapOptions", "ShapResult", "TokenAttribution", "assign_shards", "explain",
+    "ModelRunner", "ShapEvaluator", "ShapOptions", "ShapResult", "TokenAttribution", "assign_shards", "explain",
     "find_shap_dir", "language_summary", "load_shap_result", "plan_shap", "run_shap", "shap_summary_metrics",
     "split_pair_string",
 ]

@@ -1,4 +1,4 @@
-"""`ShapCallback`: SHAP summary numbers as evaluation metrics while fine-tuning."""
+"""`ShapEvaluator`: SHAP summary numbers as evaluation metrics while fine-tuning."""
 
 from __future__ import annotations
 
@@ -9,14 +9,10 @@ from langtrainer.analysis.shap.summary import shap_summary_metrics
 from langtrainer.data.stratified import stratified_subsample
 from langtrainer.defaults import SHAP_BATCH_SIZE, SHAP_THRESHOLD
 from langtrainer.errors import UserError
-
-try:
-    from transformers import TrainerCallback as _TrainerCallback
-except ImportError:  # pragma: no cover - transformers is a dependency
-    _TrainerCallback = object
+from langtrainer.training.evaluator import Evaluator
 
 
-class ShapCallback(_TrainerCallback):
+class ShapEvaluator(Evaluator):
     """SHAP numbers as evaluation metrics during fine-tuning, on a small fixed sample.
 
     Reports `shap_neutral_abs_<lang>` (mean |SHAP| of the neutral token
@@ -40,7 +36,7 @@ class ShapCallback(_TrainerCallback):
         if len(texts) != len(languages):
             raise UserError(f"{len(texts)} texts but {len(languages)} languages")
         if not texts:
-            raise UserError("ShapCallback needs at least one text")
+            raise UserError("ShapEvaluator needs at least one text")
         self.texts = [str(t) for t in texts]
         self.languages = [str(x) for x in languages]
         self.text_pairs = [str(t) for t in text_pairs] if text_pairs is not None else None
@@ -48,7 +44,7 @@ class ShapCallback(_TrainerCallback):
         self.metric_prefix = metric_prefix
 
     @classmethod
-    def from_frame(cls, frame, per_language: int = 4, seed: int = 0, **kwargs) -> "ShapCallback":
+    def from_frame(cls, frame, per_language: int = 4, seed: int = 0, **kwargs) -> "ShapEvaluator":
         """A callback on `per_language` rows per language (label-stratified) of a DataFrame or Dataset."""
         import pandas as pd
 
@@ -63,7 +59,9 @@ class ShapCallback(_TrainerCallback):
     def compute_eval_metrics(self, model, tokenizer) -> dict[str, float]:
         if tokenizer is None:
             raise UserError("ShapCallback needs the tokenizer (pass processing_class to the trainer)")
+        # fast=False: the weights change between evaluations, an export per evaluation would cost more than it saves
         attributions = explain(
-            model, tokenizer, self.texts, self.text_pairs, max_evals=self.max_evals, batch_size=self.batch_size
+            model, tokenizer, self.texts, self.text_pairs, max_evals=self.max_evals, batch_size=self.batch_size,
+            fast=False,
         )
         return shap_summary_metrics(attributions, self.languages, self.threshold, self.metric_prefix)

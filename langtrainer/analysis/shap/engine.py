@@ -66,6 +66,7 @@ def explain(
     max_length: int | None = None,
     force_strings: bool = False,
     runner: ModelRunner | None = None,
+    fast: bool = True,
 ) -> list[TokenAttribution]:
     """Token SHAP values of softmax probabilities for every class, one per text.
 
@@ -74,7 +75,8 @@ def explain(
     `batch_size` is the number of masked rows per forward pass (it does not
     change the values). `force_strings` builds every row through shap's
     string masking (slower; for checking). `runner` lets a caller count or
-    time the forward passes.
+    time the forward passes. `fast=False` runs the eager model (no export):
+    for a model in training, whose weights change between calls.
     """
     if text_pairs is not None and len(text_pairs) != len(texts):
         raise UserError(f"{len(texts)} texts but {len(text_pairs)} text pairs")
@@ -97,7 +99,7 @@ def explain(
         if not force_strings:
             verify_direct(spec, encoder, preps)
         builder = RowBuilder(spec, encoder, force_strings=force_strings)
-        runner = runner or ModelRunner(model, tokenizer, batch_size)
+        runner = runner or ModelRunner(model, tokenizer, batch_size, fast=fast)
         results = run_pool(preps, spec, builder, runner, max_evals, progress)
     finally:
         model.train(was_training)
@@ -130,7 +132,11 @@ def run_pool(preps, spec, builder, runner, max_evals, progress):
 
     Each example keeps the outputs of the rows it has seen: the recursion asks
     for the same model input more than once (about 30 % of its rows on the
-    demo corpus), and a repeat is answered from that cache, not re-run.
+    demo corpus), and a repeat is answered from that cache, not re-run. Within
+    a step, an input that several examples ask for (the all-mask baseline of
+    examples of equal length: examples enter the pool sorted by length) runs
+    once. Nothing else repeats across examples (measured: 17 of 9,953 rows
+    on 32 demo texts, all of them such baselines).
     """
     n_examples = len(preps)
     rows_per_step = spec.queue_batch + 1
@@ -151,19 +157,22 @@ def run_pool(preps, spec, builder, runner, max_evals, progress):
         keys = list(active)
         rows_per_job = builder.build([(preps[i], active[i][1]) for i in keys])
         to_run: list[Row] = []
-        slots: dict[tuple[int, bytes], int] = {}
+        slots: dict[bytes, int] = {}  # one forward row per distinct input of this step, whichever examples ask
+        wanted: list[tuple[int, bytes]] = []
         row_keys = []
         for i, rows in zip(keys, rows_per_job):
             job_keys = [row_key(row) for row in rows]
             row_keys.append(job_keys)
             runner.n_requested += len(rows)
             for row, key in zip(rows, job_keys):
-                if key not in caches[i] and (i, key) not in slots:
-                    slots[(i, key)] = len(to_run)
-                    to_run.append(row)
+                if key not in caches[i]:
+                    wanted.append((i, key))
+                    if key not in slots:
+                        slots[key] = len(to_run)
+                        to_run.append(row)
         outputs = runner(to_run) if to_run else np.zeros((0, 0))
-        for (i, key), slot in slots.items():
-            caches[i][key] = outputs[slot]
+        for i, key in wanted:
+            caches[i][key] = outputs[slots[key]]
         for i, job_keys in zip(keys, row_keys):
             generator, _ = active[i]
             try:

@@ -14,21 +14,14 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from langtrainer import defaults
-from langtrainer.analysis.settings import resolve_settings
+from langtrainer.analysis.settings import config_defaults, recipe_keys, resolve_settings
 from langtrainer.errors import UserError
+from langtrainer.recipe import ShapConfig
 from langtrainer.rundir import RunDir
 
 MAX_SEED = 2**32 - 1
 MIN_MAX_EVALS = 4  # f(all kept), f(all masked) and one split of the root
 
-# field -> where the run's recipe.yaml keeps it
-RECIPE_KEYS: dict[str, tuple[str, ...]] = {
-    "subsample": ("analysis", "shap", "subsample"),
-    "max_evals": ("analysis", "shap", "max_evals"),
-    "batch_size": ("analysis", "shap", "batch_size"),
-    "seed": ("seed",),
-    "max_length": ("model", "max_length"),
-}
 
 
 @dataclass(frozen=True)
@@ -88,13 +81,17 @@ class ShapOptions:
         return resolved, sources
 
 
-# The defaults when neither the caller nor the recipe sets a value. subsample
-# and max_length have none: every row, and the model's own input limit.
+# field -> where the run's recipe.yaml keeps it: ShapConfig's fields, the recipe's seed and the
+# model's input length.
+RECIPE_KEYS: dict[str, tuple[str, ...]] = recipe_keys(ShapOptions, ShapConfig, ("analysis", "shap"),
+                                                      seed=("seed",), max_length=("model", "max_length"))
+
+# The defaults when neither the caller nor the recipe sets a value: ShapConfig's, except that
+# subsample and max_length have none without a recipe (every row, and the model's own input limit).
 DEFAULTS: dict[str, Any] = {
     "split": "test",
+    **config_defaults(ShapConfig, RECIPE_KEYS),
     "subsample": None,
-    "max_evals": defaults.SHAP_MAX_EVALS,
-    "batch_size": defaults.SHAP_BATCH_SIZE,
     "seed": 0,
     "shard_size": defaults.SHAP_SHARD_SIZE,
     "max_length": None,

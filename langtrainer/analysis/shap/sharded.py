@@ -16,9 +16,9 @@ from typing import Sequence
 
 from langtrainer.analysis.shap.engine import Progress, explain
 from langtrainer.analysis.shap.run import ShapPlan
-from langtrainer.analysis.shap.store import (FORMAT, FORMAT_VERSION, MANIFEST, SHARD_DIR, file_sha256, read_manifest,
-                                             shard_is_valid, shard_path, shard_table, write_shard)
-from langtrainer.atomic import write_json
+from langtrainer.analysis.shap.store import (MANIFEST, SHARD_DIR, file_sha256, read_manifest, shard_is_valid,
+                                             shard_path, shard_table, write_shard)
+from langtrainer.artifacts import ShapManifest
 from langtrainer.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -54,14 +54,13 @@ def compute_shards(plan: ShapPlan, progress: Progress | None = None, rank: int |
     cpu = not torch.cuda.is_available()
     size = plan.options.shard_size
     n_shards = (len(plan.ids) + size - 1) // size
-    manifest = {
-        "format": FORMAT, "version": FORMAT_VERSION, "arguments": plan.arguments,
-        "arguments_hash": plan.arguments_hash, "sources": plan.sources, "label_names": plan.label_names,
-        "n_examples": len(plan.ids), "n_shards": n_shards, "ids": plan.ids, "complete": False,
-    }
+    manifest = ShapManifest(
+        arguments=plan.arguments, arguments_hash=plan.arguments_hash, sources=plan.sources,
+        label_names=plan.label_names, n_examples=len(plan.ids), n_shards=n_shards, ids=plan.ids, complete=False,
+    )
     if rank == 0:
         checksums = _prepare_folder(plan)
-        write_json(plan.out / MANIFEST, manifest)
+        manifest.write(plan.out / MANIFEST)
     launch.wait_for_everyone(cpu)
     if rank != 0:
         checksums = _previous_checksums(plan)
@@ -80,10 +79,10 @@ def compute_shards(plan: ShapPlan, progress: Progress | None = None, rank: int |
         missing = [k for k in range(n_shards) if not _valid(plan, k, {})]
         if missing:
             raise RuntimeError(f"shards {missing[:5]} are missing after every process finished")
-        manifest["shard_sha256"] = {shard_path(plan.out, k).name: file_sha256(shard_path(plan.out, k))
-                                    for k in range(n_shards)}
-        manifest["complete"] = True
-        write_json(plan.out / MANIFEST, manifest)
+        manifest.shard_sha256 = {shard_path(plan.out, k).name: file_sha256(shard_path(plan.out, k))
+                                 for k in range(n_shards)}
+        manifest.complete = True
+        manifest.write(plan.out / MANIFEST)
     return plan.out
 
 
@@ -99,8 +98,8 @@ def _valid(plan: ShapPlan, k: int, checksums: dict[str, str]) -> bool:
 
 def _previous_checksums(plan: ShapPlan) -> dict[str, str]:
     previous = read_manifest(plan.out)
-    if previous and previous.get("arguments_hash") == plan.arguments_hash:
-        return dict(previous.get("shard_sha256") or {})
+    if previous and previous.arguments_hash == plan.arguments_hash:
+        return dict(previous.shard_sha256 or {})
     return {}
 
 
@@ -111,9 +110,9 @@ def _prepare_folder(plan: ShapPlan) -> dict[str, str]:
     failed at once) is replaced without asking.
     """
     previous = read_manifest(plan.out)
-    stale = previous is not None and previous.get("arguments_hash") != plan.arguments_hash
+    stale = previous is not None and previous.arguments_hash != plan.arguments_hash
     if stale and not plan.options.overwrite and any((plan.out / SHARD_DIR).glob("shard-*.parquet")):
-        old = previous.get("arguments", {})
+        old = previous.arguments
         changed = [k for k in plan.arguments if old.get(k) != plan.arguments[k]]
         raise UserError(
             f"{plan.out} holds SHAP results for other arguments ({', '.join(changed) or 'format'} differ); "

@@ -17,12 +17,13 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from langtrainer.artifacts import SHAP_FORMAT, ShapManifest
 from langtrainer.atomic import atomic_path
 from langtrainer.errors import UserError
 from langtrainer.rundir import RunDir
@@ -32,8 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMAT = "langtrainer-shap"
-FORMAT_VERSION = 1
+FORMAT = SHAP_FORMAT
 MANIFEST = "manifest.json"
 SHARD_DIR = "shards"
 HASH_KEY = b"langtrainer.arguments_hash"
@@ -53,7 +53,7 @@ class ShapResult:
 
     examples: Any  # pandas.DataFrame
     label_names: list[str]
-    manifest: dict = field(default_factory=dict)
+    manifest: ShapManifest | None = None
     path: Path | None = None
 
     def __len__(self) -> int:
@@ -146,7 +146,7 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def read_manifest(folder: Path) -> dict | None:
+def read_manifest(folder: Path) -> ShapManifest | None:
     """The folder's manifest, or None when it is missing or not a readable langtrainer manifest."""
     path = folder / MANIFEST
     try:
@@ -155,7 +155,13 @@ def read_manifest(folder: Path) -> dict | None:
         if path.exists():
             log.warning("%s is unreadable; its shards are checked one by one", path)
         return None
-    return manifest if isinstance(manifest, dict) and manifest.get("format") == FORMAT else None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        return None
+    try:
+        return ShapManifest.from_dict(manifest, f"'{path}'")
+    except UserError as exc:
+        log.warning("%s; its shards are checked one by one", exc)
+        return None
 
 
 # --------------------------------------------------------------------------- shards
@@ -254,11 +260,11 @@ def load_shap_result(path: str | os.PathLike) -> ShapResult:
     rerun = "rerun `langtrainer shap` with the same arguments"
     if manifest is None:
         raise UserError(f"{folder / MANIFEST} is not a readable langtrainer SHAP manifest; {rerun} to repair it")
-    if not manifest.get("complete"):
+    if not manifest.complete:
         raise UserError(f"the SHAP run in {folder} is incomplete; {rerun} to finish it")
-    checksums = manifest.get("shard_sha256") or {}
+    checksums = manifest.shard_sha256 or {}
     frames = []
-    for k in range(manifest["n_shards"]):
+    for k in range(manifest.n_shards):
         shard = shard_path(folder, k)
         if not shard.is_file():
             raise UserError(f"{shard} is missing; {rerun}")
@@ -266,7 +272,7 @@ def load_shap_result(path: str | os.PathLike) -> ShapResult:
             raise UserError(f"{shard} does not match its checksum in {MANIFEST} (damaged?); {rerun} to recompute it")
         frames.append(pq.read_table(shard).to_pandas())
     examples = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    if examples["id"].tolist() != manifest["ids"]:
+    if examples["id"].tolist() != manifest.ids:
         raise UserError(f"the shards in {folder} do not match its manifest; rerun `langtrainer shap` with --overwrite")
     examples["token_ids"] = [np.asarray(x, dtype=np.int64) for x in examples["token_ids"]]
     examples["tokens"] = [list(x) for x in examples["tokens"]]
@@ -280,4 +286,4 @@ def load_shap_result(path: str | os.PathLike) -> ShapResult:
     for column in ("base_values", "probabilities"):
         examples[column] = [np.asarray(x, dtype=np.float32) for x in examples[column]]
     examples = examples.drop(columns="n_classes")
-    return ShapResult(examples=examples, label_names=list(manifest["label_names"]), manifest=manifest, path=folder)
+    return ShapResult(examples=examples, label_names=list(manifest.label_names), manifest=manifest, path=folder)

@@ -1,7 +1,7 @@
 """Build the shipped builtin corpora from Debian packages (a maintainer step).
 
-    python -m langtrainer.data.builtin_build --out langtrainer/data/assets
-    python -m langtrainer.data.builtin_build --check
+    python tools/builtin_build.py --out langtrainer/data/assets
+    python tools/builtin_build.py --check
 
 The package itself only reads the processed Parquet files this writes
 (`langtrainer.data.builtin`); building needs `apt-get download` (nothing is installed),
@@ -512,7 +512,7 @@ def build(out: Path, cache: Path, progress: Progress | None = None) -> dict:
             "libreoffice-help": _libreoffice_entry(lo_data, lo_rows, lo_packages, lo_dropped, all_labels, kept_labels),
             "debian-reference": _debref_entry(deb_data, deb_rows, deb_packages, deb_dropped),
         },
-        "build": {"tool": "python -m langtrainer.data.builtin_build",
+        "build": {"tool": "python tools/builtin_build.py",
                   "py3langid": getattr(py3langid, "__version__", "unknown"),
                   "pyarrow": pyarrow.__version__},
     }
@@ -571,8 +571,8 @@ def compare(shipped: Path, rebuilt: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m langtrainer.data.builtin_build", description=__doc__.split("\n")[0])
-    default_out = Path(__file__).resolve().parent / "assets"
+    parser = argparse.ArgumentParser(prog="python tools/builtin_build.py", description=__doc__.split("\n")[0])
+    default_out = Path(__file__).resolve().parents[1] / "langtrainer" / "data" / "assets"
     parser.add_argument("--out", type=Path, default=default_out, help="asset folder to write (default: the package's)")
     parser.add_argument("--cache", type=Path, default=None, help="where .debs are downloaded and unpacked "
                         "(default: <langtrainer cache>/debs)")
