@@ -77,6 +77,9 @@ class DataConfig:
     test_fraction: float = 0.1
     sampler: Literal["per_language_balanced"] | None = None
     trust_remote_code: bool = False
+    # The seed of the split and subsamples (null: the recipe's seed). `compare` fixes it so that
+    # every seed of every mitigation trains and tests on the same rows while the seed varies training.
+    split_seed: int | None = None
 
 
 @dataclass
@@ -678,6 +681,7 @@ def _unit(v: float) -> bool:
 # (TrainingArguments' defaults are valid); None means "unset" for optional ones.
 _RECIPE_RULES: list[tuple[str, Callable[[float], bool], str]] = [
     ("loss.effective_number_beta", lambda v: 0 < v < 1, "in (0, 1)"),
+    ("data.split_seed", lambda v: 0 <= v < SEED_LIMIT, "in [0, 2**32) (or null: the recipe's seed)"),
     ("loss.mask_entropy", _non_negative, "a finite number >= 0"),
     ("analysis.probe.C", _positive, "a finite number > 0 (the paper: 1e-4)"),
     ("analysis.probe.folds", lambda v: v >= 2, "at least 2"),
@@ -748,6 +752,11 @@ def _check_values(recipe: Recipe) -> None:
             f"training.metric_for_best_model {metric!r} is not a metric langtrainer logs "
             "(loss, accuracy, macro_f1, accuracy_<language>, pred_<language>_<label>, skew_index, lid_accuracy, shap_...)"
         )
+
+
+def split_seed(recipe: Recipe) -> int:
+    """The seed the data split and subsamples are drawn with: data.split_seed, else the recipe's seed."""
+    return recipe.data.split_seed if recipe.data.split_seed is not None else recipe.seed
 
 
 def dump_recipe(recipe: Recipe) -> str:

@@ -506,6 +506,8 @@ class RunDir:
 
     def _check_data_origin(self, recipe: "Recipe") -> None:
         """data/ was built for this recipe's seed, subset kind and skew (its distribution.json says so)."""
+        from langtrainer.recipe import split_seed
+
         try:
             report = self.read_distribution()
         except UserError:
@@ -515,7 +517,7 @@ class RunDir:
                             "delete data/ (it is rebuilt) or give another --output-dir")
         imb = recipe.imbalance
         expected = {
-            "seed": recipe.seed,
+            "seed": split_seed(recipe),
             "as-is": imb.subset == "none",
             "groups": {k: list(v) for k, v in (imb.groups or {}).items()},
             "distribution": {k: list(v) for k, v in (imb.distribution or {}).items()},
