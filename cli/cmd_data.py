@@ -9,7 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from langtrainer.cli.common import console, make_progress, options, user_errors
+from langtrainer.cli.common import (GROUP_COLUMN, ID_COLUMN, LABEL_COLUMN, LANGUAGE_COLUMN, TEXT_COLUMN, column_mapping,
+                                   console, make_progress, options, user_errors)
 
 data_app = typer.Typer(
     help="Build balanced/imbalanced subsets of a multilingual dataset and audit language-label skew.",
@@ -87,22 +88,6 @@ def stepper(progress, description: str):
         progress.update(task, completed=done, total=total)
 
     return step
-
-
-# ------------------------------------------------------------------ column flags
-
-TEXT_COLUMN = typer.Option(None, "--text-column", help="Source column holding the text (data.columns.text).")
-LABEL_COLUMN = typer.Option(None, "--label-column", help="Source column holding the label (data.columns.label).")
-LANGUAGE_COLUMN = typer.Option(None, "--language-column",
-                               help="Source column holding the language code (data.columns.language).")
-GROUP_COLUMN = typer.Option(None, "--group-column",
-                            help="Source column whose rows stay on one side of a split (data.columns.group).")
-ID_COLUMN = typer.Option(None, "--id-column", help="Source column holding a unique row id (data.columns.id).")
-
-
-def column_mapping(**columns: Optional[str]) -> dict[str, str]:
-    """The column flags a user gave, as a load_examples `columns` mapping."""
-    return {key: value for key, value in columns.items() if value}
 
 
 def column_overrides(columns: dict[str, str]) -> list[str]:

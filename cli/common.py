@@ -13,8 +13,8 @@ from __future__ import annotations
 import functools
 import logging
 import sys
-from dataclasses import dataclass
-from typing import Callable, TypeVar
+from dataclasses import dataclass, field
+from typing import Callable, Optional, TypeVar
 
 import typer
 from typer.core import TyperGroup
@@ -45,6 +45,7 @@ class Options:
 
     quiet: bool = False
     verbose: bool = False
+    argv: list[str] = field(default_factory=list)  # the command line as given (after the program name)
 
     def flags(self) -> list[str]:
         """The flags again, for a command that relaunches itself (accelerate)."""
@@ -62,6 +63,7 @@ class GlobalFlagsGroup(TyperGroup):
     """
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
+        options.argv = list(args)
         if "--" in args:
             head, tail = args[: args.index("--")], args[args.index("--"):]
         else:
@@ -79,6 +81,30 @@ def set_global_options(
     options.quiet = quiet
     options.verbose = verbose
     setup_logging(verbose)
+
+
+# Options that `accelerate launch` takes over: a relaunched command runs without them.
+LAUNCH_OPTIONS = ("--num-processes", "--accelerate-config")
+
+
+def relaunch_args(extra: list[str] | None = None) -> list[str]:
+    """The command line this command was started with, minus the launch options, plus `extra`.
+
+    A relaunch repeats what the user typed, so no option can be left out by
+    hand (as trl relaunches from sys.argv minus its launch options).
+    """
+    args, skip = [], False
+    for item in options.argv:
+        if skip:
+            skip = False
+            continue
+        if item in LAUNCH_OPTIONS:
+            skip = True  # its value follows
+            continue
+        if item.startswith(tuple(f"{name}=" for name in LAUNCH_OPTIONS)):
+            continue
+        args.append(item)
+    return args + list(extra or [])
 
 
 # An error line quotes user values (a path, a recipe value): a huge one must not become a huge line.
@@ -129,7 +155,9 @@ class PlainProgress:
 
     A line is printed at a task's first update, then at most every
     `interval` seconds (env LANGTRAINER_PROGRESS_INTERVAL, default 15), and
-    once when the task completes; never twice for the same count:
+    once when the task completes; never twice for the same count. A task
+    whose description changes, or whose count goes back, starts over (a
+    stage line reused for the next stage):
 
         training r1: 12/270 (4%), 0.85/s, elapsed 0:00:14, ETA 0:05:03, loss 0.412
     """
@@ -174,6 +202,10 @@ class PlainProgress:
     def update(self, task_id: int, *, completed: float | None = None, total: float | None = None,
                advance: float | None = None, description: str | None = None, **fields) -> None:
         task = self.tasks[task_id]
+        restarted = (description is not None and description != task.description) or (
+            completed is not None and task.printed_completed is not None and completed < task.printed_completed)
+        if restarted:  # one task reused for the next stage (compare's stage line): a new timeline
+            task.started, task.printed_at, task.printed_completed, task.finished = self.clock(), None, None, False
         if completed is not None:
             task.completed = completed
         if advance is not None:
@@ -264,3 +296,19 @@ def setup_logging(verbose: bool = False) -> None:
         transformers.utils.logging.disable_progress_bar()
     except ImportError:
         pass
+
+
+# ------------------------------------------------------------------ column flags (data, shap)
+
+TEXT_COLUMN = typer.Option(None, "--text-column", help="Source column holding the text (data.columns.text).")
+LABEL_COLUMN = typer.Option(None, "--label-column", help="Source column holding the label (data.columns.label).")
+LANGUAGE_COLUMN = typer.Option(None, "--language-column",
+                               help="Source column holding the language code (data.columns.language).")
+GROUP_COLUMN = typer.Option(None, "--group-column",
+                            help="Source column whose rows stay on one side of a split (data.columns.group).")
+ID_COLUMN = typer.Option(None, "--id-column", help="Source column holding a unique row id (data.columns.id).")
+
+
+def column_mapping(**columns: Optional[str]) -> dict[str, str]:
+    """The column flags a user gave, as a load_examples `columns` mapping."""
+    return {key: value for key, value in columns.items() if value}
