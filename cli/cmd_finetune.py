@@ -18,19 +18,23 @@ def render_test_metrics(metrics: RunMetrics) -> Table:
     true share of the test rows beside the share of the predictions."""
     test = metrics.test
     names = metrics.label_names
-    table = Table(title=f"{metrics.recipe} ({metrics.subset} subset): test set")
+    from rich import box
+
+    # Compact cells and light borders: the table fits an 80-column terminal with four labels.
+    table = Table(title=f"{metrics.recipe} ({metrics.subset} subset): test set", box=box.SIMPLE_HEAD,
+                  caption="label columns: % of the language's test rows true / predicted")
     table.add_column("language")
     table.add_column("n", justify="right")
     table.add_column("accuracy", justify="right")
-    table.add_column("95 % CI", justify="right")
+    table.add_column("95 % CI", justify="right", no_wrap=True)
     for name in names:
-        table.add_column(f"{name}\ntrue / pred", justify="right")
+        table.add_column(name, justify="right", no_wrap=True)
 
     def add(unit: str, row: MetricRow, **style) -> None:
         shares, true = row.prediction_shares, row.label_shares
         ci = row.accuracy_ci
         interval = f"{ci[0]:.2f}–{ci[1]:.2f}" if ci else "–"
-        cells = [(f"{100 * true.get(name, 0.0):.0f} / " if true else "") + f"{100 * shares.get(name, 0.0):.0f}%"
+        cells = [(f"{100 * true.get(name, 0.0):.0f}/" if true else "") + f"{100 * shares.get(name, 0.0):.0f}"
                  for name in names]
         table.add_row(unit, str(row.n), f"{row.accuracy:.3f}", interval, *cells, **style)
 

@@ -196,7 +196,9 @@ class PlainProgress:
 
     A line is printed at a task's first update, then at most every
     `interval` seconds (env LANGTRAINER_PROGRESS_INTERVAL, default 15), and
-    once when the task completes; never twice for the same count:
+    once when the task completes; never twice for the same count. A task
+    whose description changes, or whose count goes back, starts over (a
+    stage line reused for the next stage):
 
         training r1: 12/270 (4%), 0.85/s, elapsed 0:00:14, ETA 0:05:03, loss 0.412
     """
@@ -241,6 +243,10 @@ class PlainProgress:
     def update(self, task_id: int, *, completed: float | None = None, total: float | None = None,
                advance: float | None = None, description: str | None = None, **fields) -> None:
         task = self.tasks[task_id]
+        restarted = (description is not None and description != task.description) or (
+            completed is not None and task.printed_completed is not None and completed < task.printed_completed)
+        if restarted:  # one task reused for the next stage (compare's stage line): a new timeline
+            task.started, task.printed_at, task.printed_completed, task.finished = self.clock(), None, None, False
         if completed is not None:
             task.completed = completed
         if advance is not None:

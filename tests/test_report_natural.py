@@ -39,8 +39,6 @@ def test_separating_c_is_where_the_models_differ_most():
 def test_as_is_runs_without_and_with_weights_get_verdicts(tmp_path):
     import math
 
-    from test_model_card import natural_split_run
-
     natural_split_run(tmp_path / "cw")  # the run with weights (and the entropy term)
     without = natural_split_run(tmp_path / "none")
     recipe = (without.path / "recipe.yaml").read_text().replace("class_weights: per_language", "class_weights: none")

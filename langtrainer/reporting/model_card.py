@@ -250,8 +250,14 @@ def _limitations_lines(run: RunDir, recipe: Mapping[str, Any], metrics: Mapping[
         row = by_language.frame.loc[worst]
         low, high = row.get("accuracy_low", math.nan), row.get("accuracy_high", math.nan)
         interval = "" if math.isnan(low) else f" (95 % interval {low:.2f}–{high:.2f})"
-        lines.append(f"- Accuracy differs by language: lowest in {md_text(worst)}, {row['accuracy']:.3f}{interval} on "
-                     f"{int(row['n']) if not math.isnan(row['n']) else '?'} test rows.")
+        best = by_language.frame.loc[by_language.frame["accuracy"].idxmax()]
+        # Separate intervals (the worst's upper bound below the best's lower one) show a difference; else not shown.
+        apart = not math.isnan(high) and high < best.get("accuracy_low", math.nan)
+        verdict = ("below the best language's interval" if apart else
+                   "its interval overlaps the best language's, so this test split does not show that accuracy "
+                   "differs by language" if not math.isnan(high) else "no intervals recorded")
+        lines.append(f"- Lowest accuracy: {md_text(worst)}, {row['accuracy']:.3f}{interval} on "
+                     f"{int(row['n']) if not math.isnan(row['n']) else '?'} test rows ({verdict}).")
     p = test.get("language_prediction_cmi_p_value")
     if isinstance(p, (int, float)) and p < 0.05:
         lines.append("- Its predictions depend on the language beyond each language's label mix (see "
