@@ -34,7 +34,8 @@ def main() -> None:
 
     from langtrainer.analysis.embeddings import extract_embeddings
     from langtrainer.models import resolve_model_path
-    from langtrainer.analysis.probe import load_encoder, probe_language
+    from langtrainer.analysis.probe import probe_language
+    from langtrainer.models.encoder import load_encoder
 
     # As many texts per language, as in the demo's test set and external corpus.
     pool = demo_training_texts(4 * cli.examples).to_pandas()

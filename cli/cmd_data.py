@@ -9,7 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from langtrainer.cli.common import console, err_console, make_progress, one_line, options, user_errors
+from langtrainer.cli.common import (GROUP_COLUMN, ID_COLUMN, LABEL_COLUMN, LANGUAGE_COLUMN, TEXT_COLUMN, column_mapping,
+                                   console, err_console, make_progress, one_line, options, user_errors)
 
 data_app = typer.Typer(
     help="Build balanced/imbalanced subsets of a multilingual dataset and audit language-label skew.",
@@ -89,22 +90,6 @@ def stepper(progress, description: str):
     return step
 
 
-# ------------------------------------------------------------------ column flags
-
-TEXT_COLUMN = typer.Option(None, "--text-column", help="Source column holding the text (data.columns.text).")
-LABEL_COLUMN = typer.Option(None, "--label-column", help="Source column holding the label (data.columns.label).")
-LANGUAGE_COLUMN = typer.Option(None, "--language-column",
-                               help="Source column holding the language code (data.columns.language).")
-GROUP_COLUMN = typer.Option(None, "--group-column",
-                            help="Source column whose rows stay on one side of a split (data.columns.group).")
-ID_COLUMN = typer.Option(None, "--id-column", help="Source column holding a unique row id (data.columns.id).")
-
-
-def column_mapping(**columns: Optional[str]) -> dict[str, str]:
-    """The column flags a user gave, as a load_examples `columns` mapping."""
-    return {key: value for key, value in columns.items() if value}
-
-
 def column_overrides(columns: dict[str, str]) -> list[str]:
     """The column flags as recipe --set items."""
     return [f"data.columns.{key}={value}" for key, value in columns.items()]
@@ -130,12 +115,13 @@ def build_command(
 
     from langtrainer.data.sampling import build_from_recipe
     from langtrainer.recipe import load_recipe
+    from langtrainer.preflight import check_output_folder
     from langtrainer.rundir import check_subsets_target, write_subsets
 
     columns = column_mapping(text=text_column, label=label_column, language=language_column, group=group_column,
                              id=id_column)
     loaded = load_recipe(recipe, [*(set_ or []), *column_overrides(columns)])
-    out = out.expanduser()
+    out = check_output_folder(out, "--out")  # ~ expanded, $NAME refused, a writable place
     check_subsets_target(out)
     with make_progress(options.quiet) as progress:
         subsets, report = build_from_recipe(loaded, progress=stepper(progress, "building subsets"))

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from langtrainer.artifacts import MetricRow, RunMetrics
-from langtrainer.cli.common import options, console, err_console, make_progress, user_errors
+from langtrainer.cli.common import console, err_console, make_progress, options, relaunch_args, user_errors
 from langtrainer.cli.cmd_recipe import SET_HELP
 
 
@@ -18,19 +18,23 @@ def render_test_metrics(metrics: RunMetrics) -> Table:
     true share of the test rows beside the share of the predictions."""
     test = metrics.test
     names = metrics.label_names
-    table = Table(title=f"{metrics.recipe} ({metrics.subset} subset): test set")
+    from rich import box
+
+    # Compact cells and light borders: the table fits an 80-column terminal with four labels.
+    table = Table(title=f"{metrics.recipe} ({metrics.subset} subset): test set", box=box.SIMPLE_HEAD,
+                  caption="label columns: % of the language's test rows true / predicted")
     table.add_column("language")
     table.add_column("n", justify="right")
     table.add_column("accuracy", justify="right")
-    table.add_column("95 % CI", justify="right")
+    table.add_column("95 % CI", justify="right", no_wrap=True)
     for name in names:
-        table.add_column(f"{name}\ntrue / pred", justify="right")
+        table.add_column(name, justify="right", no_wrap=True)
 
     def add(unit: str, row: MetricRow, **style) -> None:
         shares, true = row.prediction_shares, row.label_shares
         ci = row.accuracy_ci
         interval = f"{ci[0]:.2f}–{ci[1]:.2f}" if ci else "–"
-        cells = [(f"{100 * true.get(name, 0.0):.0f} / " if true else "") + f"{100 * shares.get(name, 0.0):.0f}%"
+        cells = [(f"{100 * true.get(name, 0.0):.0f}/" if true else "") + f"{100 * shares.get(name, 0.0):.0f}"
                  for name in names]
         table.add_row(unit, str(row.n), f"{row.accuracy:.3f}", interval, *cells, **style)
 
@@ -65,37 +69,27 @@ def finetune_command(
         "weights, train nothing, write nothing."),
 ) -> None:
     """Fine-tune a classifier on the recipe's data as it is, or its balanced or imbalanced subset."""
-    from langtrainer.training import distributed as launch
     from langtrainer.errors import UserError
-    from langtrainer.models.classifier import check_local_model
-    from langtrainer.pipelines.finetune import check_run, finetune
-    from langtrainer.preflight import check_model_max_length, check_output_folder
-    from langtrainer.recipe import load_recipe
+    from langtrainer.pipelines.finetune import check_run, finetune, prepare
     from langtrainer.rundir import RunDir
+    from langtrainer.training import distributed as launch
 
-    overrides = list(set_ or [])
-    if subset is not None:
-        if subset not in ("none", "balanced", "imbalanced"):
-            raise UserError(f"--subset must be none, balanced or imbalanced, got {subset!r}")
-        overrides.append(f"imbalance.subset={subset}")
-    loaded = load_recipe(recipe, overrides)
     if dry_run:
-        from langtrainer.pipelines.dry_run import dry_run as plan_run
+        from langtrainer.pipelines.dry_run import dry_run_file
 
-        for item in render_dry_run(plan_run(loaded, processes=num_processes or 1)):
+        for item in render_dry_run(dry_run_file(recipe, list(set_ or []), subset, processes=num_processes or 1)):
             console.print(item)
         return
-    check_local_model(loaded)  # before the slow imports: a typo in the model path fails in a second
-    check_model_max_length(loaded)
-    run_dir = output_dir or default_run_dir(loaded)
-    check_output_folder(run_dir, "--output-dir")
+    prepared = prepare(recipe, list(set_ or []), output_dir, subset)
+    loaded, run_dir = prepared.recipe, prepared.run_dir
     quiet = options.quiet
     resume = resume or resume_inexact
     if launch.needs_launch(num_processes, accelerate_config):
         # Fail fast here, with exit 2, on what would fail in every process.
         check_run(loaded, RunDir(run_dir), resume, resume_inexact)
-        args = launch_arguments(recipe, list(set_ or []), run_dir, subset, resume, quiet, options.verbose,
-                                resume_inexact)
+        # The launched processes get the user's command line; the folder is pinned (its default name
+        # depends on nothing they could see differently, but one place decides it).
+        args = relaunch_args([] if output_dir else ["--output-dir", str(run_dir)])
         if not quiet:
             how = f"{num_processes} processes" if num_processes else f"config {accelerate_config}"
             err_console.print(f"launching {loaded.name} through accelerate ({how})", highlight=False)
@@ -105,7 +99,7 @@ def finetune_command(
     with make_progress(quiet) as progress:
         try:
             metrics = finetune(loaded, run_dir, resume=resume, progress=_training_progress(progress, loaded.name),
-                               resume_inexact=resume_inexact)
+                               resume_inexact=resume_inexact, prepared=True)
         except UserError:
             launch.note_user_error()  # a launching `finetune --num-processes` then exits 2 too
             raise
@@ -183,31 +177,6 @@ def _training_progress(progress, name: str):
         progress.update(task, completed=step, total=total or None, rate=rate)
 
     return report
-
-
-def default_run_dir(recipe) -> Path:
-    """runs/<name>-<subset>-<mitigations>-seed<seed> (rundir.default_run_name)."""
-    from langtrainer.rundir import default_run_name
-
-    return Path("runs") / default_run_name(recipe)
-
-
-def launch_arguments(recipe_path, overrides, run_dir, subset, resume, quiet, verbose,
-                     resume_inexact: bool = False) -> list[str]:
-    """The same `finetune` command for the launched processes, without the launch options."""
-    args = ["finetune", str(recipe_path)]
-    for item in overrides:
-        args += ["--set", item]
-    args += ["--output-dir", str(run_dir)]
-    if subset is not None:
-        args += ["--subset", subset]
-    if resume:
-        args.append("--resume-inexact" if resume_inexact else "--resume")
-    if quiet:
-        args.append("--quiet")
-    if verbose:
-        args.append("--verbose")
-    return args
 
 
 def register(app: typer.Typer) -> None:

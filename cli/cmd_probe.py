@@ -110,7 +110,7 @@ def probe_command(
     else langtrainer's defaults; the JSON records which came from where.
     """
     from langtrainer.analysis.probe import DEFAULT_C_SWEEP
-    from langtrainer.analysis.probe_options import ProbeOptions
+    from langtrainer.analysis.probe import ProbeOptions
     from langtrainer.errors import UserError
     from langtrainer.pipelines.probe import check_probe, probe_and_write
 

@@ -9,10 +9,8 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from langtrainer.cli.cmd_data import (
-    ID_COLUMN, LABEL_COLUMN, LANGUAGE_COLUMN, TEXT_COLUMN, column_mapping,
-)
-from langtrainer.cli.common import console, make_progress, options, user_errors
+from langtrainer.cli.common import (ID_COLUMN, LABEL_COLUMN, LANGUAGE_COLUMN, TEXT_COLUMN, column_mapping, console,
+                                   make_progress, options, relaunch_args, user_errors)
 from langtrainer.defaults import SHAP_THRESHOLD
 
 
@@ -51,7 +49,7 @@ def shap_command(
     settings = ShapOptions(split=split, subsample=subsample, max_evals=max_evals, batch_size=batch_size, seed=seed,
                            shard_size=shard_size, max_length=max_length, overwrite=overwrite)
     if launch.needs_launch(num_processes, None):
-        args = _relaunch_args(ckpt, data, out, settings, columns, overwrite)
+        args = relaunch_args()
         raise typer.Exit(code=launch.relaunch(args, num_processes, None))
     quiet = options.quiet or not launch.is_main_process()
     start = time.perf_counter()
@@ -72,19 +70,6 @@ def shap_command(
         return
     console.print(render_shap_summary(load_shap_result(folder)))
     console.print(f"wrote [bold]{folder}[/] in {time.perf_counter() - start:.1f} s")
-
-
-def _relaunch_args(ckpt, data, out, settings, columns: dict, overwrite: bool) -> list[str]:
-    """The same `shap` command for the launched processes, without --num-processes."""
-    args = ["shap", "--ckpt", str(ckpt)]
-    for flag, value in (("--data", data), ("--out", out)):
-        if value is not None:
-            args += [flag, str(value)]
-    for name, value in settings.given().items():
-        args += ["--" + name.replace("_", "-"), str(value)]
-    for key, value in columns.items():
-        args += [f"--{key}-column", value]
-    return args + (["--overwrite"] if overwrite else []) + options.flags()
 
 
 def render_shap_summary(result) -> Table:

@@ -22,9 +22,10 @@ app = typer.Typer(
 
 def _register() -> None:
     # Each module adds its own commands or sub-groups to `app`.
-    from langtrainer.cli import cmd_data, cmd_demo, cmd_finetune, cmd_model, cmd_probe, cmd_recipe, cmd_shap
+    from langtrainer.cli import (cmd_compare, cmd_data, cmd_demo, cmd_finetune, cmd_model, cmd_probe, cmd_recipe,
+                                 cmd_shap)
 
-    for module in (cmd_model, cmd_recipe, cmd_data, cmd_finetune, cmd_probe, cmd_shap, cmd_demo):
+    for module in (cmd_model, cmd_recipe, cmd_data, cmd_finetune, cmd_probe, cmd_shap, cmd_demo, cmd_compare):
         module.register(app)
 
 

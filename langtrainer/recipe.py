@@ -29,6 +29,7 @@ import yaml
 
 from langtrainer import atomic, defaults, safe_yaml
 from langtrainer.errors import UserError
+from langtrainer.names import check_label_names, check_language_codes
 from langtrainer.references import is_local_reference
 
 
@@ -77,6 +78,9 @@ class DataConfig:
     test_fraction: float = 0.1
     sampler: Literal["per_language_balanced"] | None = None
     trust_remote_code: bool = False
+    # The seed of the split and subsamples (null: the recipe's seed). `compare` fixes it so that
+    # every seed of every mitigation trains and tests on the same rows while the seed varies training.
+    split_seed: int | None = None
 
 
 @dataclass
@@ -475,6 +479,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if path.is_dir():
         raise UserError(f"recipe '{path}' is a folder: give a YAML file")
     if not path.is_file():
+        from langtrainer.preflight import user_path
+
+        user_path(path, "recipe")  # '$HOME/r.yaml' quoted: say so rather than "does not exist"
         raise UserError(f"recipe '{path}' does not exist")
     try:
         text = path.read_text(encoding="utf-8")
@@ -538,6 +545,10 @@ def _resolve_path_fields(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
     return raw
 
 
+# A recipe extends a few others (a shared base, a paper setting); a deeper chain is a mistake or an attack.
+MAX_EXTENDS_DEPTH = 32
+
+
 def load_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The recipe as a dict, with `extends:` bases merged in (child wins).
 
@@ -555,6 +566,12 @@ def load_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         return raw
     if not isinstance(parent, str):
         raise UserError(f"recipe '{path}': extends must be a file name, got {parent!r}")
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", parent):
+        raise UserError(f"recipe '{path}': extends {parent!r} is a URL, and recipes are never fetched: download it "
+                        "and give its local path")
+    if len(_seen) + 1 >= MAX_EXTENDS_DEPTH:
+        raise UserError(f"recipe '{path}': the extends chain is more than {MAX_EXTENDS_DEPTH} recipes deep: "
+                        "merge some of them")
     base_path = parent if parent.startswith("builtin:") else path.parent / parent
     base = load_raw(base_path, _seen + (path,))
     return _deep_merge(base, raw)
@@ -627,6 +644,12 @@ def check_recipe(recipe: Recipe) -> None:
     for lang in data.languages:
         if not lang.strip() or lang != lang.strip():
             raise UserError(f"data.languages: {lang!r} is not a language code (blank or surrounded by spaces)")
+    check_language_codes(data.languages, "data.languages")
+    if data.labels:  # an empty list means every label in the data
+        check_label_names(data.labels, "data.labels")
+        if len(data.labels) < 2:
+            raise UserError(f"data.labels lists {len(data.labels)} label(s): a classifier needs at least 2 "
+                            "(with one, every prediction is right and nothing is learned)")
     for name in ("train_per_language", "validation_per_language", "test_per_cell"):
         if getattr(data, name) < 0:
             raise UserError(f"data.{name} must be >= 0")
@@ -636,13 +659,16 @@ def check_recipe(recipe: Recipe) -> None:
                 raise UserError(f"data.{name} must be >= 1 (got {getattr(data, name)}): nothing to train or test on")
     for name in ("validation_fraction", "test_fraction"):
         value = getattr(data, name)
-        if not 0.0 <= value < 1.0:  # also refuses nan
-            raise UserError(f"data.{name} must be in [0, 1), got {value}")
+        if not 0.0 < value < 1.0:  # also refuses nan
+            raise UserError(f"data.{name} must be in (0, 1), got {value}: a split the source lacks is carved with "
+                            "it, and 0 would leave that split empty")
     if data.validation_fraction + data.test_fraction >= 1.0:
         raise UserError("data.validation_fraction + data.test_fraction must be below 1 (train keeps the rest)")
     if imb.groups:
+        check_label_names([str(g) for g in imb.groups], "imbalance.groups")
         seen: dict[str, str] = {}
         for group, langs in imb.groups.items():
+            check_language_codes(langs, f"imbalance.groups.{group}")
             for lang in langs:
                 if lang in seen:
                     raise UserError(f"imbalance.groups: language '{lang}' is in both '{seen[lang]}' and '{group}'")
@@ -697,6 +723,7 @@ def _unit(v: float) -> bool:
 # (TrainingArguments' defaults are valid); None means "unset" for optional ones.
 _RECIPE_RULES: list[tuple[str, Callable[[float], bool], str]] = [
     ("loss.effective_number_beta", lambda v: 0 < v < 1, "in (0, 1)"),
+    ("data.split_seed", lambda v: 0 <= v < SEED_LIMIT, "in [0, 2**32) (or null: the recipe's seed)"),
     ("loss.mask_entropy", _non_negative, "a finite number >= 0"),
     ("analysis.probe.C", _positive, "a finite number > 0 (the paper: 1e-4)"),
     ("analysis.probe.folds", lambda v: v >= 2, "at least 2"),
@@ -767,6 +794,11 @@ def _check_values(recipe: Recipe) -> None:
             f"training.metric_for_best_model {metric!r} is not a metric langtrainer logs "
             "(loss, accuracy, macro_f1, accuracy_<language>, pred_<language>_<label>, skew_index, lid_accuracy, shap_...)"
         )
+
+
+def split_seed(recipe: Recipe) -> int:
+    """The seed the data split and subsamples are drawn with: data.split_seed, else the recipe's seed."""
+    return recipe.data.split_seed if recipe.data.split_seed is not None else recipe.seed
 
 
 def dump_recipe(recipe: Recipe) -> str:

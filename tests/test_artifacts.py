@@ -117,7 +117,7 @@ def test_a_legacy_run_still_reports_probes_and_explains(legacy, tmp_path):
     from langtrainer.analysis.shap import ShapOptions, load_shap_result, run_shap
     from langtrainer.analysis.shap.store import read_manifest
     from langtrainer.pipelines.probe import probe_and_write
-    from langtrainer.analysis.probe_options import ProbeOptions
+    from langtrainer.analysis.probe import ProbeOptions
     from langtrainer.reporting.report import write_report
 
     old = load_shap_result(legacy.path)

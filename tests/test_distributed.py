@@ -85,7 +85,6 @@ def test_cli_relaunches_with_the_same_arguments(tmp_path, monkeypatch):
     """`finetune --num-processes 2` hands the launch options to accelerate, the rest to the children."""
     from typer.testing import CliRunner
 
-    from langtrainer.cli import cmd_finetune
     from langtrainer.cli.main import app
 
     for name in ("LOCAL_RANK", "WORLD_SIZE", "RANK", launch.LAUNCHED_ENV):
@@ -102,9 +101,15 @@ def test_cli_relaunches_with_the_same_arguments(tmp_path, monkeypatch):
     assert result.exit_code == 7, result.output  # the launcher's exit code
     args, n, config = calls[0]
     assert n == 2 and config is None
-    assert args == ["finetune", str(recipe), "--set", "loss.class_weights=per_language",
-                    "--output-dir", str(Path("runs") / "r-balanced-cw-seed3"), "--subset", "balanced", "--quiet"]
-    assert cmd_finetune.launch_arguments(recipe, [], tmp_path, None, True, False, True)[-2:] == ["--resume", "--verbose"]
+    # The user's command line without the launch options, the default folder pinned.
+    assert args == ["finetune", str(recipe), "--set", "loss.class_weights=per_language", "--subset", "balanced",
+                    "--quiet", "--output-dir", str(Path("runs") / "r-balanced-cw-seed3")]
+    # Every other option goes along as given (nothing is rebuilt by hand); --opt=value launch options go too.
+    result = CliRunner().invoke(app, ["--verbose", "finetune", str(recipe), "-o", str(tmp_path / "new"),
+                                      "--resume-inexact", "--num-processes=2"])
+    assert result.exit_code == 7, result.output
+    assert calls[1][0] == ["--verbose", "finetune", str(recipe), "-o", str(tmp_path / "new"), "--resume-inexact"]
+    calls.pop()
     # A finished run dir is refused before anything is launched (exit 2, no launch).
     (tmp_path / "done").mkdir()
     (tmp_path / "done" / "metrics.json").write_text("{}")
@@ -353,7 +358,6 @@ def test_cli_finetune_with_two_processes(tiny_model_dir, tmp_path):
 
 def _worker(model_dir: str, out_dir: str, per_device_batch: int) -> None:
     """Train the tiny model for 2 epochs; every rank writes rank<r>.json, rank 0 the weights."""
-    import torch
     from datasets import Dataset
     from safetensors.torch import save_file
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback, set_seed

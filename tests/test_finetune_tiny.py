@@ -84,6 +84,15 @@ def test_finetune_tiny_run_directory(tiny_model_dir, tmp_path):
     for lang, row in test["by_language"].items():
         mine = predictions["language"] == lang
         assert correct[mine].mean() == pytest.approx(row["accuracy"]) and mine.sum() == row["n"]
+    from langtrainer.training.language_dependence import language_prediction_cmi
+
+    assert language_prediction_cmi(predictions["predicted"], predictions["label"], predictions["language"]) == \
+        pytest.approx(test["language_prediction_cmi"], abs=1e-12)
+    assert 0 < test["language_prediction_cmi_p_value"] <= 1
+    for lang, row in test["by_language"].items():
+        mine = predictions[predictions["language"] == lang]
+        assert row["label_shares"] == {f"l{c}": pytest.approx((mine["label"] == f"l{c}").mean()) for c in range(4)}
+        assert row["accuracy_ci"][0] <= row["accuracy"] <= row["accuracy_ci"][1]
     probabilities = predictions[["l0", "l1", "l2", "l3"]].to_numpy()
     assert probabilities.sum(axis=1) == pytest.approx(1.0)
     assert (predictions[["l0", "l1", "l2", "l3"]].idxmax(axis=1) == predictions["predicted"]).all()

@@ -11,7 +11,7 @@ import yaml
 
 from hub_shaped import write_wikipedia_like
 from langtrainer.analysis.probe import probe_texts, run_probe
-from langtrainer.analysis.probe_options import ProbeOptions
+from langtrainer.analysis.probe import ProbeOptions
 from langtrainer.errors import UserError
 from langtrainer.rundir import RunDir
 from tiny_model import tiny_test_frame
@@ -80,7 +80,7 @@ def test_config_template_and_article_draw(wikipedia):
 
 def test_builtin_external_is_what_it_was(tmp_path, tiny_model_dir):
     """The default corpus goes through load_examples now: the same rows in the same order as before."""
-    from langtrainer.analysis.probe import _clean_frame
+    from langtrainer.analysis.probe.texts import _clean_frame
     from langtrainer.data.builtin import load_builtin
     from langtrainer.data.stratified import sample_per_language
 

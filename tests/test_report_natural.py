@@ -34,3 +34,24 @@ def test_separating_c_is_where_the_models_differ_most():
     # spreads: 0 at 1e-4 (chance for all), 0.25 at 1e-2, 0.01 at 1
     assert separating_c(sets) == 1e-2
     assert separating_c({"pretrained": [probe([(1e-4, 0.3)])]}) is None  # one model: nothing to separate
+
+
+def test_as_is_runs_without_and_with_weights_get_verdicts(tmp_path):
+    import math
+
+    natural_split_run(tmp_path / "cw")  # the run with weights (and the entropy term)
+    without = natural_split_run(tmp_path / "none")
+    recipe = (without.path / "recipe.yaml").read_text().replace("class_weights: per_language", "class_weights: none")
+    (without.path / "recipe.yaml").write_text(recipe.replace("mask_entropy: 0.5", "mask_entropy: 0.0"))
+    metrics = json.loads(without.metrics_path.read_text())
+    metrics.update(class_weights_mode="none", class_weights=None)
+    metrics["test"]["accuracy"] = 0.5  # cw: 11 of 13 right (0.846)
+    without.metrics_path.write_text(json.dumps(metrics))
+    text = write_report([tmp_path], tmp_path / "report").read_text()
+    line = next(line for line in text.splitlines() if "change accuracy on this data?" in line)
+    # one seed: SE from the two binomial errors on 13 rows, sqrt(0.846*0.154/13 + 0.5*0.5/13) = 0.171;
+    # +0.346 is beyond 2 SE
+    se = math.sqrt(11 / 13 * 2 / 13 / 13 + 0.25 / 13)
+    assert line == ("- **Does training with per-language weights + entropy term change accuracy on this data?** Yes: "
+                    "higher accuracy (as-is + per-language weights + entropy term − as-is) "
+                    f"({11 / 13 - 0.5:+.3f} ± {se:.3f} SE, 1 seed).")  # the fixture's weighted run has the term

@@ -215,7 +215,7 @@ def test_per_language_balanced_sampler_draws_cells_evenly(tiny_model_dir, tmp_pa
     trainer = make_trainer(tiny_model_dir, tmp_path, dataset, language_sampler="per_language_balanced")
     sampler = trainer._get_train_sampler()
     draws = np.array(list(iter(sampler)) * 1)
-    keys = np.array([LANGS.index(l) * 4 + y for l, y in zip(dataset["language"], dataset["label"])])
+    keys = np.array([LANGS.index(lang) * 4 + y for lang, y in zip(dataset["language"], dataset["label"])])
     cells = np.unique(keys)
     # each drawn index's inverse-frequency weight makes the cells equally likely in expectation
     weights = np.array(sampler.weights)

@@ -584,10 +584,12 @@ def build_from_recipe(recipe: Any, progress: Callable[[int, int], None] | None =
     `build_subsets` (train_balanced, ..., test). Reads recipe.data.* and
     recipe.imbalance.*; the report adds the source's dropped-row counts.
     """
+    from langtrainer.recipe import split_seed
+
     data, imbalance = recipe.data, recipe.imbalance
     pools, label_names, languages = recipe_pools(recipe)
     if imbalance.subset == "none":
-        subsets, report = build_as_is(pools, languages, label_names, recipe.seed, progress=progress)
+        subsets, report = build_as_is(pools, languages, label_names, split_seed(recipe), progress=progress)
     else:
         subsets, report = build_subsets(
             pools,
@@ -598,7 +600,7 @@ def build_from_recipe(recipe: Any, progress: Callable[[int, int], None] | None =
             data.test_per_cell,
             imbalance.distribution,
             imbalance.groups,
-            recipe.seed,
+            split_seed(recipe),
             label_names=label_names,
             progress=progress,
         )
@@ -615,6 +617,7 @@ def build_from_recipe(recipe: Any, progress: Callable[[int, int], None] | None =
 def recipe_pools(recipe: Any):
     """(pools, label names, languages) of the recipe's data block."""
     from langtrainer.data.sources import load_source
+    from langtrainer.recipe import split_seed
 
     data = recipe.data
     pools, label_names = load_source(
@@ -625,7 +628,7 @@ def recipe_pools(recipe: Any):
         data.labels,
         hub_configs=data.hub_configs,
         trust_remote_code=getattr(data, "trust_remote_code", False),
-        seed=recipe.seed,
+        seed=split_seed(recipe),
         validation_fraction=getattr(data, "validation_fraction", 0.1),
         test_fraction=getattr(data, "test_fraction", 0.1),
     )

@@ -162,25 +162,20 @@ class _Stages:
                 result.write(target)
 
     def _probe(self, model: str, source: str, data: str, seed: int, stage: str) -> "ProbeReport":
-        from langtrainer.analysis.probe import run_probe
+        """The probe the `probe` command runs (analysis.probe.probe_with_options), with the demo recipe's
+        settings given explicitly: the pretrained model has no run folder whose recipe could give them.
+        Its test split is a file, which the default per-language cap (1000) leaves whole at the demo's sizes."""
+        from langtrainer.analysis.probe import ProbeOptions, probe_with_options
 
         settings, base = self.plan.base.analysis.probe, self.plan.base
-        return run_probe(
-            model,
-            data=source,
-            layer=settings.layer,
-            feature=settings.feature,
-            folds=settings.folds,
+        options = ProbeOptions(
+            data=source, C=settings.C, folds=settings.folds, feature=settings.feature, layer=settings.layer,
             per_language=settings.per_language if data == "external" else None,
-            C=settings.C,
-            languages=base.data.languages,
-            seed=seed,
-            max_length=base.model.max_length,
-            c_sweep=(1e-4, 1e-2, 1.0),
-            external=settings.external,
-            external_configs=settings.external_configs,
-            progress=lambda done, total: self.tell(stage, done, total),
+            languages=base.data.languages, seed=seed, max_length=base.model.max_length,
+            external=settings.external, external_configs=settings.external_configs,
         )
+        return probe_with_options(model, options, c_sweep=(1e-4, 1e-2, 1.0),
+                                  progress=lambda done, total: self.tell(stage, done, total))
 
     def _pretrained_data(self, seed: int, data: str) -> str:
         """The pretrained model has no run folder: point it at a file of the seed's test split."""

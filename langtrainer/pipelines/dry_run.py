@@ -284,3 +284,17 @@ def dry_run(recipe: Recipe, processes: int = 1) -> DryRunPlan:
         mean_tokens_per_row=mean_tokens, truncated_share=truncated, workload=workload,
         device=device, fp16=fp16, notes=notes,
     )
+
+
+def dry_run_file(recipe_path, overrides: list[str] | tuple[str, ...] = (), subset: str | None = None,
+                 processes: int = 1) -> DryRunPlan:
+    """`finetune RECIPE --dry-run`: the recipe loaded as `finetune` loads it (`subset` as one more override), then
+    `dry_run`. Neither the model nor the run folder is looked at."""
+    from langtrainer.recipe import load_recipe
+
+    overrides = list(overrides)
+    if subset is not None:
+        if subset not in ("none", "balanced", "imbalanced"):
+            raise UserError(f"--subset must be none, balanced or imbalanced, got {subset!r}")
+        overrides.append(f"imbalance.subset={subset}")
+    return dry_run(load_recipe(recipe_path, overrides), processes=processes)

@@ -269,6 +269,9 @@ def check_run(recipe: Recipe, run: RunDir, resume: bool, resume_inexact: bool = 
     """Everything about the run folder that must hold before (and again once it is locked) a run writes."""
     if not locked:
         run.check_not_in_use()
+    from langtrainer.preflight import user_path
+
+    user_path(run.path, "--output-dir")
     run.check_writable(resume)
     run.check_recipe(recipe)  # a leftover data/ of another recipe must not be reused
     run.check_identity(recipe)
@@ -288,6 +291,36 @@ def check_run(recipe: Recipe, run: RunDir, resume: bool, resume_inexact: bool = 
         if checkpoint is not None and not run.resume_state_is_exact(checkpoint) and not resume_inexact:
             raise UserError(f"'{checkpoint}' has no random-number state (rng_state.pth), so resuming would not give "
                             "the uninterrupted run's result: pass --resume-inexact to continue anyway")
+
+
+@dataclass
+class PreparedRun:
+    """What `finetune` needs, checked before anything slow is imported (`prepare`)."""
+
+    recipe: Recipe
+    run_dir: Path
+
+
+def prepare(recipe_path: str | Path, overrides: list[str] | tuple[str, ...] = (), output_dir: str | Path | None = None,
+            subset: str | None = None) -> PreparedRun:
+    """The recipe loaded (`subset` as one more override), its model reference and max length checked,
+    the run folder named (runs/<rundir.default_run_name>) unless given, and checked as a folder."""
+    from langtrainer.preflight import check_machine_bounds, check_model_max_length, check_output_folder
+    from langtrainer.recipe import load_recipe
+    from langtrainer.rundir import default_run_name
+
+    overrides = list(overrides)
+    if subset is not None:
+        if subset not in ("none", "balanced", "imbalanced"):
+            raise UserError(f"--subset must be none, balanced or imbalanced, got {subset!r}")
+        overrides.append(f"imbalance.subset={subset}")
+    recipe = load_recipe(recipe_path, overrides)
+    check_local_model(recipe)  # before the slow imports: a typo in the model path fails in a second
+    check_model_max_length(recipe)
+    check_machine_bounds(recipe)
+    run_dir = Path(output_dir) if output_dir else Path("runs") / default_run_name(recipe)
+    check_output_folder(run_dir, "--output-dir")
+    return PreparedRun(recipe, run_dir)
 
 
 class _StageClock:
@@ -311,21 +344,25 @@ def finetune(
     callbacks: list | None = None,
     keep_checkpoints: bool = False,
     resume_inexact: bool = False,
+    prepared: bool = False,
 ) -> RunMetrics:
     """Train the recipe's training split and write the run folder; return metrics.json's content.
 
     The main process holds the folder's lock from its first check to the
     last file (a second `finetune` into it fails at once). `resume_inexact`
-    resumes from a checkpoint without its random-number state.
+    resumes from a checkpoint without its random-number state. `prepared`:
+    the recipe comes from `prepare`, whose checks are not repeated.
     """
-    from langtrainer.preflight import check_model_max_length
+    from langtrainer.preflight import check_machine_bounds, check_model_max_length
     from langtrainer.recipe import check_recipe
     from langtrainer.training.distributed import is_main_process
 
     resume = resume or resume_inexact
-    check_recipe(recipe)  # a Recipe built in code gets the recipe reader's checks too
-    check_local_model(recipe)
-    check_model_max_length(recipe)
+    if not prepared:
+        check_recipe(recipe)  # a Recipe built in code gets the recipe reader's checks too
+        check_local_model(recipe)
+        check_model_max_length(recipe)
+        check_machine_bounds(recipe)
     import torch
     from transformers import set_seed
 

@@ -276,3 +276,38 @@ def plot_accuracy_and_probe(accuracy, probes, reference=None, reference_label: s
         axes[0][1].set_title("Language identifiability" + (" (Table 4 analogue)" if analogue else "")
                              + (f"\n{probe_note}" if probe_note else ""), fontsize=10 if probe_note else None)
     return axes[0][0]
+
+
+VERDICT_COLOURS = {"better": "tab:green", "worse": "tab:red", "within the noise": "tab:grey"}
+
+
+def plot_forest(rows, ax=None, title: str | None = None, xlabel: str = "difference to the baseline"):
+    """A forest plot of paired differences: one row per compared setup, its mean and interval.
+
+    `rows`: sequence of dicts with `name`, `mean`, `low`, `high` (None: no interval, a bare point),
+    `verdict` ("better" / "worse" / "within the noise", colours the row) and optionally `points`
+    (the per-seed differences, drawn as small dots). A vertical line marks no difference.
+    """
+    import math
+
+    rows = list(rows)
+    ax = ax if ax is not None else new_axes((6.0, 0.6 + 0.45 * max(len(rows), 1)))
+    ys = list(range(len(rows)))[::-1]
+    for y, row in zip(ys, rows):
+        colour = VERDICT_COLOURS.get(row.get("verdict", ""), "black")
+        if row.get("low") is not None and row.get("high") is not None:
+            ax.hlines(y, row["low"], row["high"], color=colour, linewidth=2)
+        if row.get("mean") is not None and math.isfinite(row["mean"]):
+            ax.plot([row["mean"]], [y], marker="D", color=colour, markersize=6, zorder=3)
+        points = [p for p in row.get("points", []) if p is not None and math.isfinite(p)]
+        if points:
+            ax.scatter(points, [y + 0.18] * len(points), s=10, color="black", zorder=4)
+    ax.axvline(0.0, color="black", linewidth=0.8, linestyle="--")
+    ax.set_yticks(ys)
+    ax.set_yticklabels([row["name"] for row in rows], fontsize=8)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax

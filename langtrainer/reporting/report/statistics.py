@@ -115,11 +115,13 @@ def paired(runs: dict[str, list[Run]], role_a: str, role_b: str, key) -> tuple[l
 
 
 def comparison_pairs(roles: Iterable[str]) -> list[tuple[str, str]]:
-    """(a, b) role pairs the report compares: balanced vs imbalanced, and each mitigation vs both."""
+    """(a, b) role pairs the report compares: balanced vs imbalanced, each mitigation vs both, and on as-is
+    data each mitigation vs training without one."""
     roles = sorted(set(roles), key=role_sort_key)
     pairs = []
     if "balanced" in roles and "imbalanced" in roles:
         pairs.append(("balanced", "imbalanced"))
+    pairs += [(role, "as-is") for role in roles if role.startswith("as-is+") and "as-is" in roles]
     for role in roles:
         if role.startswith("imbalanced+"):
             if "imbalanced" in roles:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from langtrainer.reporting.report.setups import role_sort_key, role_title
 from langtrainer.reporting.report.statistics import Comparison, Summary
+from langtrainer.reporting.markdown import md_list, md_text
 
 
 def _mitigation_phrases(role: str) -> tuple[str, str]:
@@ -39,7 +39,7 @@ def _shared_bias_note(summary: Summary, role: str) -> str:
         return ""
     label, share = shared
     amount = "all" if share >= 0.995 else f"at least {100 * share:.0f} %"
-    return (f" The skew index does not see a bias that every group shares: '{label}' takes {amount} "
+    return (f" The skew index does not see a bias that every group shares: '{md_text(label)}' takes {amount} "
             f"of every group's predictions in the {role_title(role)} model (see the prediction table).")
 
 
@@ -67,6 +67,24 @@ def _mitigation_verdicts(summary: Summary, role: str) -> list[str | None]:
     return lines
 
 
+def _as_is_verdicts(summary: Summary, role: str) -> list[str | None]:
+    """On data as it is: does a mitigation change accuracy or language identifiability against training
+    without one? (Its language dependence is in the CMI column, with a p-value per run.)"""
+    comp = summary.comparisons
+    phrase = role_title(role).removeprefix("as-is + ")
+    subject = "Do per-language weights" if phrase == "per-language weights" else f"Does training with {phrase}"
+    name = role_title(role)
+    return [
+        _judge(comp, f"{subject} change accuracy on this data?", f"accuracy:{role}-as-is", +1,
+               f"higher accuracy ({name} − as-is)", "it lowers accuracy"),
+        _judge(comp, f"{subject} make languages less identifiable (test set)?", f"probe_test:{role}-as-is", -1,
+               f"{name} − as-is probe accuracy", "languages become more separable"),
+        _judge(comp, f"{subject} make languages less identifiable (external corpus)?",
+               f"probe_external:{role}-as-is", -1, f"{name} − as-is probe accuracy",
+               "languages become more separable"),
+    ]
+
+
 def _verdicts(summary: Summary) -> list[str]:
     """One line per finding, then per mitigation, then per SHAP comparison."""
     comp = summary.comparisons
@@ -87,6 +105,8 @@ def _verdicts(summary: Summary) -> list[str]:
     for role in sorted(summary.roles, key=role_sort_key):
         if role.startswith("imbalanced+"):
             lines += _mitigation_verdicts(summary, role)
+        if role.startswith("as-is+"):
+            lines += _as_is_verdicts(summary, role)
     for name, shift in sorted((summary.shap_neutral_shift or {}).items()):
         lines.append(_shap_verdict(name, shift))
     return [line for line in lines if line]
@@ -101,17 +121,17 @@ def _shap_verdict(name: str, shift: dict[str, tuple[float, float, int]]) -> str 
                 f"({name})?**")
     if all(n >= 2 and not math.isnan(std) for _, std, n in values.values()):
         se = {g: std / math.sqrt(n) for g, (_, std, n) in values.items()}
-        detail = ", ".join(f"{g}: {mean:+.4f} ± {se[g]:.4f} SE" for g, (mean, _, _) in values.items())
+        detail = ", ".join(f"{md_text(g)}: {mean:+.4f} ± {se[g]:.4f} SE" for g, (mean, _, _) in values.items())
         clear = [g for g, (mean, _, _) in values.items() if mean > 2 * se[g]]
         n_seeds = min(n for _, _, n in values.values())
         if len(clear) == len(values):
             answer = "Yes, in every group"
         elif clear:
-            answer = f"Only in group {', '.join(clear)}; elsewhere within the noise"
+            answer = f"Only in group {md_list(clear)}; elsewhere within the noise"
         else:
             answer = "Not shown: within the noise in every group"
         return f"{question} {answer} (mean cumulative difference over {n_seeds} seeds; {detail})."
-    detail = ", ".join(f"{g}: {mean:+.4f}" for g, (mean, _, _) in values.items())
+    detail = ", ".join(f"{md_text(g)}: {mean:+.4f}" for g, (mean, _, _) in values.items())
     direction = "positive" if all(v[0] > 0 for v in values.values()) else "not positive in every group"
     return (f"{question} Mean cumulative difference {detail}: {direction} "
             "(one seed, so no uncertainty attached; see the figure).")

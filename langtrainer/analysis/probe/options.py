@@ -9,11 +9,18 @@ The probe JSON records every value's source under `sources`.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any, Mapping
 
 from langtrainer.analysis.embeddings import FEATURES
-from langtrainer.analysis.settings import config_defaults, recipe_key_of, recipe_keys, resolve_settings
+from langtrainer.analysis.settings import (
+    config_defaults,
+    recipe_key_of,
+    recipe_keys,
+    resolve_settings,
+)
 from langtrainer.errors import UserError
 from langtrainer.recipe import ProbeConfig
 from langtrainer.rundir import RunDir
@@ -98,6 +105,29 @@ DEFAULTS: dict[str, Any] = {"data": "test", **config_defaults(ProbeConfig, RECIP
                             "seed": 0, "languages": None, "max_length": None}
 
 
+
+def check_probe_options(C: float | None, folds: int | None, per_language: int | None, batch_size: int,
+                        seed: int | None,
+                        ckpt: str | None = None) -> None:
+    """The probe's numbers (and a local --ckpt's existence), checked before any model is loaded."""
+    from langtrainer.models import looks_like_local_path
+    from langtrainer.preflight import check_positive, check_seed
+
+    if ckpt is not None and not ckpt.startswith("builtin:") and not Path(ckpt).expanduser().exists() \
+            and looks_like_local_path(ckpt):
+        raise UserError(f"--ckpt '{ckpt}' does not exist: give a run folder, an HF model folder or builtin:NAME")
+
+    # None: not given here (the run's recipe or a default decides, and is checked then).
+    if C is not None:
+        check_positive(C, "--C")
+    if folds is not None and folds < 2:
+        raise UserError(f"--folds must be at least 2, got {folds}")
+    if per_language is not None:
+        check_positive(per_language, "--per-language", integer=True)
+    check_positive(batch_size, "--batch-size", integer=True)
+    if seed is not None:
+        check_seed(seed)
+
 def _check_int(name: str, value: Any, low: int) -> None:
     if value is None:
         return
@@ -105,3 +135,17 @@ def _check_int(name: str, value: Any, low: int) -> None:
         raise UserError(f"{name} must be a whole number (got {value!r})")
     if value < low:
         raise UserError(f"{name} must be at least {low} (got {value})")
+
+
+def resolve_probe_options(ckpt: str | os.PathLike, options: ProbeOptions,
+                          batch_size: int = 64) -> tuple[ProbeOptions, dict[str, str], RunDir | None]:
+    """`options` checked, then resolved against `ckpt`'s recipe when it is a run folder: (resolved
+    options, each value's source, the run folder or None). Nothing is loaded."""
+    check_probe_options(C=options.C, folds=options.folds, per_language=options.per_language,
+                        batch_size=batch_size, seed=options.seed, ckpt=str(ckpt))
+    local = Path(ckpt).expanduser()
+    run = RunDir(local) if local.is_dir() else None
+    resolved, sources = options.resolve(run)
+    check_probe_options(C=resolved.C, folds=resolved.folds, per_language=resolved.per_language,
+                        batch_size=batch_size, seed=resolved.seed)
+    return resolved, sources, run

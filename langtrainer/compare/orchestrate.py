@@ -1,0 +1,279 @@
+"""Running a compare's plan: every stage leaves a file behind and is skipped when it exists.
+
+Order: the shared split (written once to DIR/data, copied into each run), the
+pretrained model's probes, then run by run (seed by seed) training, the
+probes, SHAP on the one shared subsample; then each run's SHAP difference
+against the baseline's run of the same seed. A killed compare continues where
+it stopped (a run with checkpoints resumes from its last one); a finished one
+retrains nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from langtrainer import atomic
+from langtrainer.compare.folder import CompareDir
+from langtrainer.compare.plan import ComparePlan, RunPlan
+from langtrainer.rundir import RunDir, write_subsets
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Event:
+    """What the progress display shows: the overall stage count and the current stage's own count.
+
+    estimate_s: seconds of training left (all runs), once the first steps of this invocation were
+    measured (or from the finished runs' own speed); None before.
+    """
+
+    stage: str
+    stage_done: int
+    stage_total: int
+    done: int
+    total: int
+    detail: str = ""
+    estimate_s: float | None = None
+
+
+Progress = Callable[[Event], None]
+PROBE_DATA = ("test", "external")
+
+
+@dataclass
+class _Clock:
+    """Seconds per training step, measured on this invocation's training (first steps skipped)."""
+
+    seconds_per_step: float | None = None
+    _start: tuple[int, float] | None = None
+
+    def restart(self) -> None:
+        """A new run starts: its first steps are timed afresh (the last estimate stands until then)."""
+        self._start = None
+
+    def tick(self, step: int) -> None:
+        now = time.perf_counter()
+        if self._start is None or step < self._start[0]:
+            self._start = (step, now)
+            return
+        steps = step - self._start[0]
+        if steps >= 3:  # the first steps include compiling and warming caches
+            self.seconds_per_step = (now - self._start[1]) / steps
+
+
+class _Runner:
+    def __init__(self, plan: ComparePlan, progress: Progress | None):
+        from langtrainer.models import resolve_model_path
+
+        self.plan, self.progress = plan, progress
+        self.folder = CompareDir(plan.out)
+        self.clock = _Clock()
+        self.stages = self._stage_list()
+        self.done = 0
+        self.base_model = str(resolve_model_path(plan.base.model.name_or_path, arch=plan.base.model.arch))
+        self.trained: list[str] = []
+        self._steps_left = self.remaining_steps()
+        self.clock.seconds_per_step = self._measured_speed()
+
+    def _measured_speed(self) -> float | None:
+        """Seconds per step of the runs an earlier invocation finished (their metrics.json), None without any."""
+        speeds = [RunDir(r.folder).read_metrics().train.get("steps_per_second")
+                  for r in self.plan.ordered_runs() if RunDir(r.folder).is_finished()]
+        speeds = [s for s in speeds if s]
+        return sum(1 / s for s in speeds) / len(speeds) if speeds else None
+
+    def _stage_list(self) -> list[str]:
+        stages = ["data"] + [f"probe pretrained ({d})" for d in PROBE_DATA]
+        for run in self.plan.ordered_runs():
+            stages += [f"{run.mitigation} seed {run.seed}: {what}" for what in ("train", "probe", "SHAP")]
+        stages += [f"{m} seed {s}: SHAP difference" for s in self.plan.seeds for m in self.plan.names
+                   if m != self.plan.baseline]
+        return stages
+
+    def remaining_steps(self) -> int:
+        return sum(r.steps for r in self.plan.ordered_runs() if not RunDir(r.folder).is_finished())
+
+    def tell(self, stage: str, done: int, total: int, detail: str = "") -> None:
+        if self.progress is None:
+            return
+        estimate = None
+        if self.clock.seconds_per_step is not None:
+            estimate = self.clock.seconds_per_step * self._steps_left
+        self.progress(Event(stage, done, total, self.done, len(self.stages), detail, estimate))
+
+    def finish(self) -> None:
+        self.done += 1
+
+    # -- stages ------------------------------------------------------------------------
+    def data(self) -> None:
+        if not self.folder.data_dir.exists():
+            self.tell("data", 0, 1)
+            write_subsets(self.plan.subsets, self.plan.distribution, self.folder.data_dir)
+            self._tokenise_once()
+        self.finish()
+
+    def _tokenise_once(self) -> None:
+        """Tokenise the shared split once; its datasets cache files travel into every run's data/ copy.
+
+        `finetune` tokenises a run's data/ with datasets.map, which finds these cache files (same rows,
+        same tokenizer, same function) instead of tokenising again. The calls follow finetune's order
+        (training split, test, validation) with a fresh tokenizer per training split, as each run does.
+        """
+        import datasets
+
+        from langtrainer.models import load_tokenizer
+        from langtrainer.pipelines.finetune import training_subset_names
+        from langtrainer.training.encoding import tokenize
+
+        subsets = datasets.load_from_disk(str(self.folder.data_dir))
+        pairs = {training_subset_names(run.recipe) for run in self.plan.ordered_runs()}
+        for train_name, validation_name in sorted(pairs):
+            tokenizer = load_tokenizer(self.base_model, trust_remote_code=self.plan.base.model.trust_remote_code)
+            for name in (train_name, "test", validation_name):
+                if name in subsets and len(subsets[name]):
+                    tokenize(subsets[name], tokenizer, self.plan.base.model.max_length)
+
+    def pretrained_probes(self) -> None:
+        """The pretrained model on the shared test split and the external corpus, with the recipe's settings
+        given explicitly (it has no run folder whose recipe could give them)."""
+        from langtrainer.analysis.probe import ProbeOptions, probe_with_options
+
+        settings, base = self.plan.base.analysis.probe, self.plan.base
+        for data in PROBE_DATA:
+            target = self.folder.pretrained.probe_path(data)
+            if not target.exists():
+                stage = f"probe pretrained ({data})"
+                options = ProbeOptions(
+                    data=self._pretrained_test() if data == "test" else data, C=settings.C, folds=settings.folds,
+                    feature=settings.feature, layer=settings.layer,
+                    per_language=settings.per_language if data == "external" else None,
+                    languages=base.data.languages or None, seed=self.plan.split_seed,
+                    max_length=base.model.max_length, external=settings.external,
+                    external_configs=settings.external_configs)
+                report = probe_with_options(self.base_model, options,
+                                            progress=lambda done, total: self.tell(stage, done, total))
+                report.write(target)
+            self.finish()
+
+    def _pretrained_test(self) -> str:
+        target = self.folder.pretrained_test_path
+        if not target.exists():
+            import datasets
+
+            frame = datasets.load_from_disk(str(self.folder.data_dir))["test"].to_pandas()
+            with atomic.atomic_path(target) as tmp:
+                frame.to_parquet(tmp)
+        return str(target)
+
+    def train(self, run: RunPlan) -> None:
+        from langtrainer.pipelines.finetune import finetune
+
+        folder = RunDir(run.folder)
+        stage = f"{run.mitigation} seed {run.seed}: train"
+        if not folder.is_finished():
+            folder.path.mkdir(parents=True, exist_ok=True)
+            folder.copy_data_from(self.folder.data_dir)
+            resume = folder.has_checkpoints()
+            self.clock.restart()
+
+            def step(done: int, total: int, logs: dict[str, float]) -> None:
+                self.clock.tick(done)
+                self._steps_left = self._left_after(run) + max(total - done, 0)
+                self.tell(stage, done, total, _loss_text(logs))
+
+            self._steps_left = self.remaining_steps()
+            finetune(run.recipe, folder.path, resume=resume, progress=step)
+            self.trained.append(folder.path.name)
+        self.finish()
+
+    def _left_after(self, current: RunPlan) -> int:
+        runs = self.plan.ordered_runs()
+        later = runs[runs.index(current) + 1:]
+        return sum(r.steps for r in later if not RunDir(r.folder).is_finished())
+
+    def probe(self, run: RunPlan) -> None:
+        from langtrainer.analysis.probe import ProbeOptions
+        from langtrainer.pipelines.probe import probe_and_write
+
+        folder = RunDir(run.folder)
+        stage = f"{run.mitigation} seed {run.seed}: probe"
+        for data in PROBE_DATA:
+            if not folder.probe_path(data).exists():
+                probe_and_write(folder.path, ProbeOptions(data=data, seed=self.plan.split_seed),
+                                progress=lambda done, total, d=data: self.tell(f"{stage} ({d})", done, total))
+        self.finish()
+
+    def shap(self, run: RunPlan) -> None:
+        from langtrainer.analysis.shap import ShapOptions, run_shap
+        from langtrainer.analysis.shap.store import read_manifest
+
+        folder = RunDir(run.folder)
+        manifest = read_manifest(folder.shap_dir)
+        if manifest is None or not manifest.complete:
+            stage = f"{run.mitigation} seed {run.seed}: SHAP"
+            settings = self.plan.base.analysis.shap
+            # One subsample for every run: the same split and the same (split) seed draw the same rows.
+            run_shap(folder.path, ShapOptions(subsample=settings.subsample, max_evals=settings.max_evals,
+                                              batch_size=settings.batch_size, seed=self.plan.split_seed),
+                     progress=lambda done, total: self.tell(stage, done, total))
+        self.finish()
+
+    def shap_diffs(self) -> None:
+        from langtrainer.analysis.shap_diff import compute_shap_diff
+        from langtrainer.pipelines.shap import write_shap_diff_outputs
+
+        for seed in self.plan.seeds:
+            baseline = RunDir(self.plan.runs[(self.plan.baseline, seed)].folder)
+            for name in self.plan.names:
+                if name == self.plan.baseline:
+                    continue
+                if not self.folder.has_shap_diff(name, seed):
+                    self.tell(f"{name} seed {seed}: SHAP difference", 0, 1)
+                    other = RunDir(self.plan.runs[(name, seed)].folder)
+                    result = compute_shap_diff(baseline.shap_dir, other.shap_dir,
+                                               threshold=self.plan.base.analysis.shap.threshold,
+                                               groups=self.plan.base.imbalance.groups)
+                    write_shap_diff_outputs(result, self.folder.shap_diff_dir(name, seed))
+                self.finish()
+
+
+def run_compare(plan: ComparePlan, progress: Progress | None = None) -> dict[str, Any]:
+    """Run every stage not finished yet, then write compare.json / compare.md / figures.
+
+    Returns {"result": CompareResult, "paths": written files, "trained": run folders trained now}.
+    """
+    from langtrainer.compare.outputs import write_outputs
+    from langtrainer.compare.results import collect
+
+    folder = CompareDir(plan.out)
+    with folder.lock():
+        folder.check_identity(plan.identity)  # again, now that no other compare writes here
+        folder.write_identity(plan.identity)
+        runner = _Runner(plan, progress)
+        runner.data()
+        runner.pretrained_probes()
+        for run in plan.ordered_runs():
+            runner.train(run)
+            runner.probe(run)
+            runner.shap(run)
+        runner.shap_diffs()
+        runner.tell("compare.json, compare.md, figures", 0, 1)
+        result = collect(plan)
+        paths = write_outputs(result, plan)
+    return {"result": result, "paths": paths, "trained": runner.trained}
+
+
+def _loss_text(logs: dict[str, float]) -> str:
+    if "eval_loss" in logs:
+        return f"eval_loss {logs['eval_loss']:.3f}"
+    if "loss" in logs:
+        return f"loss {logs['loss']:.3f}"
+    return ""
+
+
+__all__ = ["Event", "Progress", "run_compare"]
+

@@ -1,0 +1,188 @@
+"""compare's statistics and rules on worked examples: paired SE, bootstrap, verdicts, recommendation, seeds needed."""
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from langtrainer.compare import statistics as st
+from langtrainer.compare.mitigations import MITIGATIONS, Mitigation, check_sets, parse_variant, resolve_mitigations
+from langtrainer.compare.results import METRIC_BY_KEY, Rows, RunValues, compare_metric, macro_f1
+from langtrainer.compare.verdicts import recommend
+from langtrainer.errors import UserError
+
+
+def test_mean_and_standard_error_by_hand():
+    s = st.mean_se([0.1, 0.3, 0.2])
+    assert s.mean == pytest.approx(0.2) and s.n == 3
+    assert s.se == pytest.approx(0.1 / math.sqrt(3))  # sample sd 0.1
+    assert st.mean_se([0.5]).se is None  # one value: no spread
+
+
+def test_paired_difference_se_and_verdict_worked_example():
+    mitigation = {0: 0.80, 1: 0.84, 2: 0.79}
+    baseline = {0: 0.78, 1: 0.80, 2: 0.78}
+    d = st.paired_differences(mitigation, baseline)
+    assert d == pytest.approx({0: 0.02, 1: 0.04, 2: 0.01})
+    s = st.mean_se(list(d.values()))
+    # d = 0.02, 0.04, 0.01: mean 0.023333, sd = sqrt(((-1/300)^2 + (1/60)^2 + (-1/75)^2) / 2) = 0.015275
+    assert s.mean == pytest.approx(0.0233333, abs=1e-6)
+    assert s.se == pytest.approx(0.0152753 / math.sqrt(3), abs=1e-6)
+    assert st.verdict(s.mean, s.se, higher_is_better=True) == st.BETTER  # 0.0233 > 2 x 0.00882
+    assert st.verdict(s.mean, s.se, higher_is_better=False) == st.WORSE  # the same rise on a lower-is-better metric
+    # Unpaired, the seeds' own spread (sd 0.0265 vs 0.0115) would hide it: pairing is what decides.
+    unpaired_se = math.sqrt(st.mean_se(list(mitigation.values())).se ** 2 + st.mean_se(list(baseline.values())).se ** 2)
+    assert st.verdict(s.mean, unpaired_se, higher_is_better=True) == st.NOISE
+
+
+def test_verdict_threshold_is_two_standard_errors():
+    assert st.verdict(0.0201, 0.01, True) == st.BETTER
+    assert st.verdict(0.0199, 0.01, True) == st.NOISE
+    assert st.verdict(-0.0201, 0.01, True) == st.WORSE
+    assert st.verdict(0.05, None, True) == st.NO_INTERVAL  # one seed and no bootstrap: nothing decided
+    assert st.verdict(0.05, None, True, st.Interval(0.01, 0.09, "boot")) == st.BETTER
+    assert st.verdict(0.05, None, True, st.Interval(-0.01, 0.09, "boot")) == st.NOISE
+    assert st.verdict(0.05, None, False, st.Interval(0.01, 0.09, "boot")) == st.WORSE
+
+
+def test_seeds_needed_is_the_first_n_where_two_se_falls_below_the_difference():
+    # 2 sd / sqrt(n) < |mean|  <=>  n > (2 sd / mean)^2 = (2 x 0.02 / 0.01)^2 = 16
+    assert st.seeds_needed(0.01, 0.02, have=3) == 17
+    assert 2 * 0.02 / math.sqrt(17) < 0.01 <= 2 * 0.02 / math.sqrt(16)
+    assert st.seeds_needed(0.01, None, have=1) is None  # one seed: no spread to extrapolate
+    assert st.seeds_needed(0.0, 0.02, have=3) is None  # no difference: no number of seeds decides it
+    assert st.seeds_needed(0.1, 0.01, have=3) == 4  # asked of an undecided difference: at least one more seed
+
+
+def test_paired_bootstrap_matches_the_normal_approximation_of_a_paired_mean():
+    rng = np.random.default_rng(1)
+    n = 400
+    labels = rng.integers(0, 2, n)
+    base_correct = rng.random(n) < 0.70
+    other_correct = np.where(rng.random(n) < 0.85, base_correct, ~base_correct) | (rng.random(n) < 0.1)
+    base_pred = np.where(base_correct, labels, 1 - labels)
+    other_pred = np.where(other_correct, labels, 1 - labels)
+    observed, interval, se = st.paired_bootstrap(lambda i: np.mean(base_pred[i] == labels[i]),
+                                                 lambda i: np.mean(other_pred[i] == labels[i]), n, 4000, seed=0)
+    d = other_correct.astype(float) - base_correct.astype(float)
+    assert observed == pytest.approx(d.mean())
+    # The SE of a mean of n paired row differences: sd(d) / sqrt(n); the percentile interval ~ mean ± 1.96 SE.
+    assert se == pytest.approx(d.std(ddof=1) / math.sqrt(n), rel=0.1)
+    assert interval.low == pytest.approx(d.mean() - 1.96 * se, abs=0.006)
+    assert interval.high == pytest.approx(d.mean() + 1.96 * se, abs=0.006)
+    assert "bootstrap" in interval.kind
+
+
+def test_numpy_macro_f1_equals_the_run_metrics_definition():
+    from langtrainer.training.metrics import metric_frame
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 90)
+    predicted = np.where(rng.random(90) < 0.6, labels, rng.integers(0, 4, 90))
+    languages = np.array(["de", "en", "ja"] * 30)
+    predicted[languages == "ja"] = np.where(labels[languages == "ja"] == 3, 0, predicted[languages == "ja"])
+    frame = metric_frame(predicted, labels, languages, ["a", "b", "c", "d"])
+    rows = Rows(labels, predicted, languages, 4)
+    assert rows.score("macro_f1") == pytest.approx(frame["macro_f1"])
+    assert rows.score("accuracy") == pytest.approx(frame["accuracy"])
+    assert rows.score("worst_language_macro_f1") == pytest.approx(
+        min(r["macro_f1"] for r in frame["by_language"].values()))
+    assert macro_f1(np.array([0, 0]), np.array([0, 0]), 4) == 1.0  # absent labels never predicted are no error
+
+
+def _runs(values: dict[str, dict[str, list[float]]]) -> dict[tuple[str, int], RunValues]:
+    out = {}
+    for m, metrics in values.items():
+        for seed in range(len(next(iter(metrics.values())))):
+            out[(m, seed)] = RunValues(m, seed, f"{m}-seed{seed}", {k: v[seed] for k, v in metrics.items()},
+                                       {k: 100 for k in metrics}, "ja")
+    return out
+
+
+def _recommend(values):
+    names = list(values)
+    plan = SimpleNamespace(names=names, baseline=names[0],
+                           mitigations=[MITIGATIONS.get(n) or Mitigation(n, "", {}, rank=9) for n in names])
+    runs = _runs(values)
+    seeds = sorted({s for _, s in runs})
+    comparisons = {}
+    for key in next(iter(values.values())):
+        for m in names:
+            c = compare_metric(METRIC_BY_KEY[key], m, {s: runs[(m, s)] for s in seeds},
+                               {s: runs[(names[0], s)] for s in seeds}, {}, names[0], 0)
+            comparisons.setdefault(key, {})[m] = c
+    return recommend(plan, comparisons), comparisons
+
+
+def test_recommendation_picks_the_better_worst_language_f1_that_costs_no_accuracy():
+    rec, comparisons = _recommend({
+        "none": {"accuracy": [0.80, 0.82, 0.81], "worst_language_macro_f1": [0.60, 0.62, 0.61],
+                 "language_prediction_cmi": [0.10, 0.11, 0.12]},
+        # better worst-language F1, but accuracy worse beyond the noise: excluded
+        "sampler": {"accuracy": [0.70, 0.71, 0.72], "worst_language_macro_f1": [0.75, 0.76, 0.77],
+                    "language_prediction_cmi": [0.01, 0.01, 0.01]},
+        "class_weights": {"accuracy": [0.80, 0.83, 0.81], "worst_language_macro_f1": [0.70, 0.71, 0.72],
+                          "language_prediction_cmi": [0.05, 0.05, 0.06]},
+    })
+    assert comparisons["accuracy"]["sampler"].verdict == st.WORSE
+    assert comparisons["worst_language_macro_f1"]["class_weights"].verdict == st.BETTER
+    assert rec.choice == "class_weights" and rec.decided
+    assert "not worse" in rec.rule and "worst-language macro-F1" in rec.rule
+
+
+def test_recommendation_breaks_a_tie_by_lower_language_dependence_then_simplicity():
+    base = {"accuracy": [0.80, 0.82, 0.81], "worst_language_macro_f1": [0.60, 0.62, 0.61]}
+    rec, _ = _recommend({
+        "none": {**base, "language_prediction_cmi": [0.10, 0.10, 0.10]},
+        "class_weights": {"accuracy": [0.80, 0.82, 0.81], "worst_language_macro_f1": [0.70, 0.72, 0.71],
+                          "language_prediction_cmi": [0.06, 0.06, 0.06]},
+        "entropy": {"accuracy": [0.80, 0.82, 0.81], "worst_language_macro_f1": [0.71, 0.71, 0.72],
+                    "language_prediction_cmi": [0.03, 0.03, 0.03]},
+    })
+    # entropy's gain (+0.103) leads class_weights' (+0.100) within the noise: a tie, entropy is less language-bound
+    assert rec.choice == "entropy" and set(rec.tied) == {"entropy", "class_weights"}
+    rec, _ = _recommend({
+        "none": {**base, "language_prediction_cmi": [0.10, 0.10, 0.10]},
+        "entropy": {"accuracy": [0.80, 0.82, 0.81], "worst_language_macro_f1": [0.71, 0.71, 0.72],
+                    "language_prediction_cmi": [0.05, 0.05, 0.05]},
+        "class_weights": {"accuracy": [0.80, 0.82, 0.81], "worst_language_macro_f1": [0.70, 0.72, 0.71],
+                          "language_prediction_cmi": [0.05, 0.05, 0.05]},
+    })
+    assert rec.choice == "class_weights"  # same dependence: the simpler one
+
+
+def test_nothing_decided_keeps_the_baseline_and_estimates_the_seeds():
+    rec, comparisons = _recommend({
+        "none": {"accuracy": [0.80, 0.82, 0.81], "worst_language_macro_f1": [0.60, 0.66, 0.61]},
+        "class_weights": {"accuracy": [0.80, 0.82, 0.81], "worst_language_macro_f1": [0.63, 0.64, 0.66]},
+    })
+    c = comparisons["worst_language_macro_f1"]["class_weights"]
+    assert c.verdict == st.NOISE and rec.choice == "none" and not rec.decided
+    # d = 0.03, -0.02, 0.05: mean 0.02, sd 0.036056 -> n > (2 x 0.036056 / 0.02)^2 = 13.0 -> 14
+    assert c.difference_mean == pytest.approx(0.02)
+    assert rec.undecided == {"class_weights": 14}
+
+
+def test_unknown_mitigation_names_the_valid_ones():
+    with pytest.raises(UserError, match="unknown mitigation 'weights'.*none, class_weights.*sampler"):
+        resolve_mitigations(["none", "weights"])
+
+
+def test_a_set_on_a_key_a_mitigation_owns_is_refused_naming_both():
+    chosen = resolve_mitigations(["none", "class_weights"])
+    with pytest.raises(UserError, match=r"--set loss.class_weights touches loss.class_weights.*'none'"):
+        check_sets(["loss.class_weights=global"], chosen)
+    with pytest.raises(UserError, match="--set loss touches"):
+        check_sets(["loss={}"], chosen)
+    check_sets(["training.learning_rate=1e-4"], chosen)  # not owned: fine
+
+
+def test_user_variant_overlays_any_recipe_key_on_everything_off():
+    v = parse_variant("cw_global:loss.class_weights=global,loss.reduction=weighted_mean")
+    assert v.overrides["loss.class_weights"] == "global" and v.overrides["loss.reduction"] == "weighted_mean"
+    assert v.overrides["loss.mask_entropy"] == 0.0 and v.overrides["data.sampler"] is None
+    assert [m.name for m in resolve_mitigations(["none"], ["cw_global:loss.class_weights=global"])] == \
+        ["none", "cw_global"]
+    with pytest.raises(UserError, match="built-in"):
+        parse_variant("sampler:loss.class_weights=global")
