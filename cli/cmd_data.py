@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from langtrainer.cli.common import (GROUP_COLUMN, ID_COLUMN, LABEL_COLUMN, LANGUAGE_COLUMN, TEXT_COLUMN, column_mapping,
-                                   console, make_progress, options, user_errors)
+                                   console, err_console, make_progress, one_line, options, user_errors)
 
 data_app = typer.Typer(
     help="Build balanced/imbalanced subsets of a multilingual dataset and audit language-label skew.",
@@ -115,12 +115,13 @@ def build_command(
 
     from langtrainer.data.sampling import build_from_recipe
     from langtrainer.recipe import load_recipe
+    from langtrainer.preflight import check_output_folder
     from langtrainer.rundir import check_subsets_target, write_subsets
 
     columns = column_mapping(text=text_column, label=label_column, language=language_column, group=group_column,
                              id=id_column)
     loaded = load_recipe(recipe, [*(set_ or []), *column_overrides(columns)])
-    out = out.expanduser()
+    out = check_output_folder(out, "--out")  # ~ expanded, $NAME refused, a writable place
     check_subsets_target(out)
     with make_progress(options.quiet) as progress:
         subsets, report = build_from_recipe(loaded, progress=stepper(progress, "building subsets"))
@@ -188,7 +189,11 @@ def plan_command(
     group_column: Optional[str] = GROUP_COLUMN,
     id_column: Optional[str] = ID_COLUMN,
 ) -> None:
-    """Counts per (split, language, label) against what the recipe's subsets need, and the largest sizes that fit."""
+    """Counts per (split, language, label) against what the recipe's subsets need, and the largest sizes that fit.
+
+    Exit 2 when a cell is short (the error line first, then the table), 0 when every cell can be filled."""
+    from rich.markup import escape
+
     from langtrainer import atomic
     from langtrainer.data.sampling import plan_from_recipe
     from langtrainer.data.small_samples import plan_small_samples
@@ -201,12 +206,17 @@ def plan_command(
                              id=id_column)
     extra = [f"imbalance.subset={subset}"] if subset else []
     plan = plan_from_recipe(load_recipe(recipe, [*(set_ or []), *column_overrides(columns), *extra]))
+    short = plan.error()
+    if short is not None:  # the design does not fit: one line on stderr, the table below it, exit 2
+        err_console.print(f"[bold red]error:[/] {escape(one_line(str(short)))}", highlight=False, soft_wrap=True)
     small = plan_small_samples(plan)
     for item in [*render_plan(plan), *render_small_samples(small)]:
         console.print(item)
     if json_out is not None:
         atomic.write_json(json_out.expanduser(), {**plan.to_dict(), "small_samples": small})
         console.print(f"wrote [bold]{json_out}[/]")
+    if short is not None:
+        raise typer.Exit(code=2)
 
 
 # ------------------------------------------------------------------ audit

@@ -45,13 +45,15 @@ def demo_command(
 @user_errors
 def report_command(
     run_dirs: List[Path] = typer.Argument(..., help="Run directories or a demo output directory."),
-    out: Path = typer.Option(..., "--out", "-o", help="Where report.md and its figures go."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where report.md and its figures go (replaced whole)."),
+    model_cards: bool = typer.Option(True, "--model-cards/--no-model-cards",
+                                     help="Refresh each run's model card (README.md) with the report's numbers."),
 ) -> None:
     """Write report.md (accuracy, predictions per language and group, probe, SHAP difference, token views)
     with plain-language verdicts; refresh each run's model card (README.md)."""
     from langtrainer.reporting.report import write_report
 
-    path = write_report(run_dirs, out)
+    path = write_report(run_dirs, out, model_cards=model_cards)
     console.print(f"[bold green]report:[/] {path}")
 
 

@@ -18,19 +18,23 @@ def render_test_metrics(metrics: RunMetrics) -> Table:
     true share of the test rows beside the share of the predictions."""
     test = metrics.test
     names = metrics.label_names
-    table = Table(title=f"{metrics.recipe} ({metrics.subset} subset): test set")
+    from rich import box
+
+    # Compact cells and light borders: the table fits an 80-column terminal with four labels.
+    table = Table(title=f"{metrics.recipe} ({metrics.subset} subset): test set", box=box.SIMPLE_HEAD,
+                  caption="label columns: % of the language's test rows true / predicted")
     table.add_column("language")
     table.add_column("n", justify="right")
     table.add_column("accuracy", justify="right")
-    table.add_column("95 % CI", justify="right")
+    table.add_column("95 % CI", justify="right", no_wrap=True)
     for name in names:
-        table.add_column(f"{name}\ntrue / pred", justify="right")
+        table.add_column(name, justify="right", no_wrap=True)
 
     def add(unit: str, row: MetricRow, **style) -> None:
         shares, true = row.prediction_shares, row.label_shares
         ci = row.accuracy_ci
         interval = f"{ci[0]:.2f}–{ci[1]:.2f}" if ci else "–"
-        cells = [(f"{100 * true.get(name, 0.0):.0f} / " if true else "") + f"{100 * shares.get(name, 0.0):.0f}%"
+        cells = [(f"{100 * true.get(name, 0.0):.0f}/" if true else "") + f"{100 * shares.get(name, 0.0):.0f}"
                  for name in names]
         table.add_row(unit, str(row.n), f"{row.accuracy:.3f}", interval, *cells, **style)
 
@@ -59,6 +63,10 @@ def finetune_command(
         None, "--accelerate-config", help="accelerate config YAML (multi-GPU, multi-node, DeepSpeed, FSDP), "
         "e.g. langtrainer/configs/multi_gpu.yaml."
     ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Open the data and plan the subsets, print rows per split and cell, optimizer "
+        "steps, evaluations, checkpoints, tokens per epoch, the analysis workload and the device; load no "
+        "weights, train nothing, write nothing."),
 ) -> None:
     """Fine-tune a classifier on the recipe's data as it is, or its balanced or imbalanced subset."""
     from langtrainer.errors import UserError
@@ -66,6 +74,12 @@ def finetune_command(
     from langtrainer.rundir import RunDir
     from langtrainer.training import distributed as launch
 
+    if dry_run:
+        from langtrainer.pipelines.dry_run import dry_run_file
+
+        for item in render_dry_run(dry_run_file(recipe, list(set_ or []), subset, processes=num_processes or 1)):
+            console.print(item)
+        return
     prepared = prepare(recipe, list(set_ or []), output_dir, subset)
     loaded, run_dir = prepared.recipe, prepared.run_dir
     quiet = options.quiet
@@ -102,6 +116,54 @@ def finetune_command(
         console.print(line)
     console.print(f"run directory: [bold]{run_dir}[/] (test accuracy {metrics.test.accuracy:.3f}, "
                   f"{metrics.train['steps_per_second']:.2f} steps/s)")
+
+
+def render_dry_run(plan) -> list:
+    """The dry-run plan: rows per split and cell, then the training schedule, tokens, workload and device."""
+    out = [f"[bold]{plan.recipe}[/] ({plan.subset} subset, seed {plan.seed}): {plan.model}, max_length "
+           f"{plan.max_length}, data {plan.source} (dry run: no weights loaded, nothing written)"]
+    for role, counts in plan.rows.items():
+        total = sum(map(sum, counts))
+        table = Table(title=f"{role}: {plan.split_names[role]} ({total} rows)")
+        table.add_column("language")
+        for name in plan.label_names:
+            table.add_column(name, justify="right")
+        table.add_column("total", justify="right", style="bold")
+        for lang, row in zip(plan.languages, counts):
+            table.add_row(lang, *map(str, row), str(sum(row)))
+        table.add_row("total", *[str(sum(col)) for col in zip(*counts)], str(total), style="bold")
+        out.append(table)
+    schedule = Table(title="training", show_header=False)
+    schedule.add_column("what")
+    schedule.add_column("value", justify="right")
+
+    def every(strategy: str, steps) -> str:
+        return f"every {steps} steps" if strategy == "steps" else strategy
+
+    for what, value in (
+        ("training rows", f"{plan.train_examples}"),
+        ("batch", f"{plan.per_device_train_batch_size} x accumulation {plan.gradient_accumulation_steps} x "
+                  f"{plan.processes} process(es) = {plan.effective_batch}"),
+        ("batches per epoch", f"{plan.batches_per_epoch}"),
+        ("optimizer steps", f"{plan.optimizer_steps} ({plan.steps_per_epoch} per epoch x {plan.epochs:g} epochs)"),
+        ("evaluations", f"{plan.evaluations} ({every(plan.eval_strategy, plan.eval_every_steps)})"),
+        ("checkpoints", f"{plan.checkpoints} ({every(plan.save_strategy, plan.save_every_steps)}; "
+                        f"at most {plan.save_total_limit} kept)"),
+        ("tokens per epoch", f"{plan.tokens_per_epoch:,} ({plan.mean_tokens_per_row:.1f} per row, "
+                             f"{100 * plan.truncated_share:.1f}% of rows cut at {plan.max_length})"),
+        ("device", f"{plan.device}, " + ("fp16" if plan.fp16 else "full precision")),
+    ):
+        schedule.add_row(what, value)
+    out.append(schedule)
+    out.append(f"tokens per epoch: {plan.tokens_method}")
+    work = Table(title="forward passes (rows through the model)")
+    for column in ("work", "rows", "how"):
+        work.add_column(column, justify="right" if column == "rows" else "left")
+    for item in plan.workload:
+        work.add_row(item.what, f"{item.forward_passes:,}", item.detail)
+    out.append(work)
+    out.extend(f"[yellow]note:[/] {note}" for note in plan.notes)
+    return out
 
 
 def _training_progress(progress, name: str):

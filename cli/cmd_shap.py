@@ -93,7 +93,7 @@ def shap_diff_command(
     threshold: float = typer.Option(SHAP_THRESHOLD, "--threshold", help="|S_bal| <= threshold is neutral (paper: 0.01)."),
     groups: Optional[List[str]] = typer.Option(None, "--groups", help="Language group, e.g. A=fr,es,ja (repeatable; default: the run's recipe imbalance.groups)."),
     averaging: str = typer.Option("masked", "--averaging", help="masked: an example counts in a category's mean only if it has a token there (the released code); zero: it counts as 0."),
-    special_tokens: bool = typer.Option(False, "--special-tokens", help="Count [CLS]/[SEP] (always kept by the masker) in the categories and the token split."),
+    special_tokens: bool = typer.Option(True, "--special-tokens/--no-special-tokens", help="Count [CLS]/[SEP] (always kept by the masker, values ~0) in the categories and the token split, as the released code does; --no-special-tokens leaves them out (a deviation from the paper's figures: docs/fidelity.md)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: the imbalanced run dir, else its shap folder)."),
 ) -> None:
     """Cumulative difference in SHAP values by token category and language (paper Figure 1)."""

@@ -28,7 +28,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from langtrainer.errors import UserError
+from langtrainer.errors import UserError, input_error
 
 console = Console()
 err_console = Console(stderr=True)
@@ -61,6 +61,35 @@ class GlobalFlagsGroup(TyperGroup):
     Click only accepts a group's options before the sub-command; users type
     them after it (`langtrainer finetune r.yaml --quiet`).
     """
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """Click's main, with a usage error (unknown flag, bad value) as one `error:` line and exit 2
+        instead of click's multi-line usage box."""
+        try:
+            import typer._click.exceptions as click_errors  # typer >= 0.2x vendors click
+        except ImportError:  # pragma: no cover - older typer uses click itself
+            import click.exceptions as click_errors
+
+        no_args_help = getattr(click_errors, "NoArgsIsHelpError", ())
+        if not standalone_mode or not (sys.argv[1:] if args is None else args):
+            return super().main(args, prog_name, complete_var, standalone_mode=standalone_mode, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except no_args_help:  # a group without its sub-command: click has printed the group's help
+            sys.exit(2)
+        except click_errors.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "langtrainer"
+            err_console.print(f"[bold red]error:[/] {_escape(one_line(exc.format_message()))} "
+                              f"(see '{_escape(where)} --help')", highlight=False, soft_wrap=True)
+            sys.exit(2)
+        except click_errors.ClickException as exc:
+            err_console.print(f"[bold red]error:[/] {_escape(one_line(exc.format_message()))}", highlight=False,
+                              soft_wrap=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:  # end of input at a prompt
+            err_console.print("[bold red]error:[/] aborted", highlight=False)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
         options.argv = list(args)
@@ -121,6 +150,12 @@ def one_line(message: str, limit: int = MAX_MESSAGE) -> str:
     return line
 
 
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
 def fail(message: str) -> "typer.Exit":
     """Print one line on stderr and exit 2."""
     from rich.markup import escape
@@ -130,7 +165,8 @@ def fail(message: str) -> "typer.Exit":
 
 
 def user_errors(fn: F) -> F:
-    """Turn UserError into exit 2 with its one-line message."""
+    """Turn UserError, and the few library errors that stand for one (`errors.input_error`: a full or
+    read-only disk, a damaged weights file), into exit 2 with one line; anything else is a bug (exit 1)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -138,6 +174,11 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except UserError as exc:
             fail(str(exc) or type(exc).__name__)
+        except Exception as exc:
+            mapped = input_error(exc)
+            if mapped is None:
+                raise
+            fail(str(mapped))
 
     return wrapper  # type: ignore[return-value]
 
@@ -155,7 +196,9 @@ class PlainProgress:
 
     A line is printed at a task's first update, then at most every
     `interval` seconds (env LANGTRAINER_PROGRESS_INTERVAL, default 15), and
-    once when the task completes; never twice for the same count:
+    once when the task completes; never twice for the same count. A task
+    whose description changes, or whose count goes back, starts over (a
+    stage line reused for the next stage):
 
         training r1: 12/270 (4%), 0.85/s, elapsed 0:00:14, ETA 0:05:03, loss 0.412
     """
@@ -200,6 +243,10 @@ class PlainProgress:
     def update(self, task_id: int, *, completed: float | None = None, total: float | None = None,
                advance: float | None = None, description: str | None = None, **fields) -> None:
         task = self.tasks[task_id]
+        restarted = (description is not None and description != task.description) or (
+            completed is not None and task.printed_completed is not None and completed < task.printed_completed)
+        if restarted:  # one task reused for the next stage (compare's stage line): a new timeline
+            task.started, task.printed_at, task.printed_completed, task.finished = self.clock(), None, None, False
         if completed is not None:
             task.completed = completed
         if advance is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -47,9 +48,23 @@ def _check_parent(path: Path, flag: str) -> None:
         raise UserError(f"{flag} '{path}': '{target}' is not writable")
 
 
+_UNEXPANDED = re.compile(r"\$(\{?[A-Za-z_][A-Za-z0-9_]*\}?)")
+
+
+def user_path(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """A path as the user meant it: `~` expanded; a `$NAME` the shell left unexpanded (the path was quoted)
+    refused, since `~` is expanded here and `$HOME` would otherwise become a folder literally named '$HOME'."""
+    text = os.fspath(path)
+    found = _UNEXPANDED.search(text)
+    if found:
+        raise UserError(f"{flag} '{text}' holds '${found.group(1)}', which the shell did not expand (a quoted "
+                        "path?): write the path without quotes, or spell it out")
+    return Path(text).expanduser()
+
+
 def check_output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
     """`path` can be written as a file: not a folder, under a writable folder (made if missing)."""
-    path = Path(path).expanduser()
+    path = user_path(path, flag)
     if path.is_dir():
         raise UserError(f"{flag} '{path}' is a folder: give a file name")
     _check_parent(path, flag)
@@ -60,7 +75,7 @@ def check_output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
 
 def check_output_folder(path: str | os.PathLike, flag: str = "--out") -> Path:
     """`path` can be written as a folder: not a file, under a writable folder (made if missing)."""
-    path = Path(path).expanduser()
+    path = user_path(path, flag)
     if path.exists() and not path.is_dir():
         raise UserError(f"{flag} '{path}' is a file: give a folder")
     _check_parent(path, flag)
@@ -157,3 +172,18 @@ def check_model_max_length(recipe: "Recipe") -> None:
     if recipe.model.max_length > limit:
         raise UserError(f"model.max_length {recipe.model.max_length} is more than the {limit} positions of "
                         f"model {what}: set model.max_length <= {limit}")
+
+
+# ------------------------------------------------------------------ what the machine bounds
+
+
+def check_machine_bounds(recipe: "Recipe") -> None:
+    """Recipe values that start one process or thread each are bounded by the machine's cores."""
+    from langtrainer.training.distributed import available_workers
+
+    workers = recipe.training.get("dataloader_num_workers")
+    if isinstance(workers, int) and not isinstance(workers, bool) and workers > 0:
+        cores, _ = available_workers(cuda_available=False)
+        if workers > cores:
+            raise UserError(f"training.dataloader_num_workers {workers} is more than the {cores} CPU core(s) "
+                            f"available: give at most {cores}")

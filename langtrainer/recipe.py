@@ -29,6 +29,7 @@ import yaml
 
 from langtrainer import atomic, defaults, safe_yaml
 from langtrainer.errors import UserError
+from langtrainer.names import check_label_names, check_language_codes
 from langtrainer.references import is_local_reference
 
 
@@ -94,11 +95,30 @@ class ImbalanceConfig:
 
     subset: Literal["none", "balanced", "imbalanced"] | None = None
     groups: dict[str, list[str]] | None = None
-    distribution: dict[str, list[float]] | None = None
+    # Per language or group: percentages per label (a list summing to 100, as Table 1 prints
+    # them) or an exact ratio "1:2:3:4:5" (the released code's config format), which is
+    # turned into exact percentages here so that every consumer sees one form.
+    distribution: dict[str, list[float] | str] | None = None
 
     def __post_init__(self) -> None:
+        if self.distribution:
+            self.distribution = {key: ratio_to_percentages(row, f"imbalance.distribution.{key}")
+                                 if isinstance(row, str) else row for key, row in self.distribution.items()}
         if self.subset is None:
             self.subset = "imbalanced" if self.distribution else "none"
+
+
+def ratio_to_percentages(ratio: str, where: str = "ratio") -> list[float]:
+    """'1:2:3:4:5' -> [100/15, 200/15, ...]: exact shares, no rounding to Table 1's printed 6.6 / 33.3."""
+    parts = [p.strip() for p in ratio.split(":")]
+    try:
+        weights = [float(p) for p in parts]
+    except ValueError:
+        weights = []
+    if len(weights) < 2 or not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+        raise UserError(f"{where}: expected percentages or a ratio such as '1:2:3', got {ratio!r}")
+    total = sum(weights)
+    return [100.0 * w / total for w in weights]
 
 
 LANGUAGE_ADVERSARY_METHODS = ("gradient_reversal", "entropy")
@@ -459,6 +479,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if path.is_dir():
         raise UserError(f"recipe '{path}' is a folder: give a YAML file")
     if not path.is_file():
+        from langtrainer.preflight import user_path
+
+        user_path(path, "recipe")  # '$HOME/r.yaml' quoted: say so rather than "does not exist"
         raise UserError(f"recipe '{path}' does not exist")
     try:
         text = path.read_text(encoding="utf-8")
@@ -522,6 +545,10 @@ def _resolve_path_fields(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
     return raw
 
 
+# A recipe extends a few others (a shared base, a paper setting); a deeper chain is a mistake or an attack.
+MAX_EXTENDS_DEPTH = 32
+
+
 def load_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The recipe as a dict, with `extends:` bases merged in (child wins).
 
@@ -539,6 +566,12 @@ def load_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         return raw
     if not isinstance(parent, str):
         raise UserError(f"recipe '{path}': extends must be a file name, got {parent!r}")
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", parent):
+        raise UserError(f"recipe '{path}': extends {parent!r} is a URL, and recipes are never fetched: download it "
+                        "and give its local path")
+    if len(_seen) + 1 >= MAX_EXTENDS_DEPTH:
+        raise UserError(f"recipe '{path}': the extends chain is more than {MAX_EXTENDS_DEPTH} recipes deep: "
+                        "merge some of them")
     base_path = parent if parent.startswith("builtin:") else path.parent / parent
     base = load_raw(base_path, _seen + (path,))
     return _deep_merge(base, raw)
@@ -611,6 +644,12 @@ def check_recipe(recipe: Recipe) -> None:
     for lang in data.languages:
         if not lang.strip() or lang != lang.strip():
             raise UserError(f"data.languages: {lang!r} is not a language code (blank or surrounded by spaces)")
+    check_language_codes(data.languages, "data.languages")
+    if data.labels:  # an empty list means every label in the data
+        check_label_names(data.labels, "data.labels")
+        if len(data.labels) < 2:
+            raise UserError(f"data.labels lists {len(data.labels)} label(s): a classifier needs at least 2 "
+                            "(with one, every prediction is right and nothing is learned)")
     for name in ("train_per_language", "validation_per_language", "test_per_cell"):
         if getattr(data, name) < 0:
             raise UserError(f"data.{name} must be >= 0")
@@ -620,13 +659,16 @@ def check_recipe(recipe: Recipe) -> None:
                 raise UserError(f"data.{name} must be >= 1 (got {getattr(data, name)}): nothing to train or test on")
     for name in ("validation_fraction", "test_fraction"):
         value = getattr(data, name)
-        if not 0.0 <= value < 1.0:  # also refuses nan
-            raise UserError(f"data.{name} must be in [0, 1), got {value}")
+        if not 0.0 < value < 1.0:  # also refuses nan
+            raise UserError(f"data.{name} must be in (0, 1), got {value}: a split the source lacks is carved with "
+                            "it, and 0 would leave that split empty")
     if data.validation_fraction + data.test_fraction >= 1.0:
         raise UserError("data.validation_fraction + data.test_fraction must be below 1 (train keeps the rest)")
     if imb.groups:
+        check_label_names([str(g) for g in imb.groups], "imbalance.groups")
         seen: dict[str, str] = {}
         for group, langs in imb.groups.items():
+            check_language_codes(langs, f"imbalance.groups.{group}")
             for lang in langs:
                 if lang in seen:
                     raise UserError(f"imbalance.groups: language '{lang}' is in both '{seen[lang]}' and '{group}'")

@@ -398,9 +398,35 @@ class RunDir:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise UserError(
-                    f"'{self.path}' is in use by another langtrainer command (a finetune writing into it); "
+                    f"'{self.path}' is in use by another langtrainer command (a finetune writing it, or a probe, "
+                    "shap or report reading it); "
                     "wait for it to finish or give another --output-dir"
                 ) from None
+            yield
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def read_lock(self) -> Iterator[None]:
+        """Hold a shared lock on the folder while a command reads it (probe, shap, report).
+
+        Readers share it with each other; a `finetune` holding the exclusive
+        lock (writing the run) makes this fail at once with a UserError, and a
+        finetune started while a reader holds it is refused in turn. A folder
+        that does not exist is not locked (the command reports it missing).
+        """
+        import fcntl
+
+        if not self.path.is_dir():
+            yield
+            return
+        fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UserError(f"'{self.path}' is being written by another langtrainer command (a finetune); "
+                                "wait for it to finish, then run this command again") from None
             yield
         finally:
             os.close(fd)
@@ -474,20 +500,21 @@ class RunDir:
     def check_identity(self, recipe: "Recipe") -> None:
         """UserError unless this folder's recipe, seed, data/ and identity file belong to `recipe`.
 
-        A folder without an identity file (from before them, or killed right
-        after recipe.yaml) is checked by what it has: its data/ by the
-        distribution.json it was built with, its checkpoints by recipe.yaml
-        (`check_recipe` compares it field by field); checkpoints without
-        either are refused.
+        A folder without an identity file (killed before it was written, right
+        after recipe.yaml or data/) is checked by what it has: its data/ by the
+        distribution.json it was built with; checkpoints without it are
+        refused (the identity is written before training starts).
         """
         if self.recipe_path.exists() and self.raw_recipe() is None:
             raise UserError(f"'{self.recipe_path}' cannot be read, so the run cannot be checked: "
                             "delete the folder or give another --output-dir")
         identity = self.read_identity()
         if identity is None:
-            if self.has_checkpoints() and not self.has_recipe():
-                raise UserError(f"'{self.path}' holds checkpoints but no {self.IDENTITY} or {self.RECIPE}, so they "
-                                "cannot be checked against the recipe: delete the folder or give another --output-dir")
+            if self.has_checkpoints():
+                # identity.json is written before the first checkpoint: checkpoints without it were copied or
+                # edited, and recipe.yaml alone does not say which data they were trained on.
+                raise UserError(f"'{self.path}' holds checkpoints but no {self.IDENTITY}, so they cannot be checked "
+                                "against the recipe and its data: delete the folder or give another --output-dir")
             if self.has_data():
                 self._check_data_origin(recipe)
             return
@@ -591,12 +618,22 @@ def write_subsets(subsets, distribution: Distribution | dict[str, Any], target: 
     """
     from langtrainer.preflight import UNLOCKED_TEMP_AGE_S, remove_stale_temporaries
 
+    check_subsets_not_empty(subsets)
     if not isinstance(distribution, Distribution):
         distribution = Distribution.from_dict(distribution, "the subsets' distribution report")
     remove_stale_temporaries(Path(target).parent, UNLOCKED_TEMP_AGE_S, name=Path(target).name)
     with atomic.atomic_dir(target) as tmp:
         subsets.save_to_disk(str(tmp))
         distribution.write(tmp / RunDir.DISTRIBUTION)
+
+
+def check_subsets_not_empty(subsets) -> None:
+    """UserError for an empty train or test split: nothing could train on or be measured with it, and every
+    later command would fail reading it."""
+    for name, split in subsets.items():
+        if len(split) == 0 and name.split("_")[0] in ("train", "test"):
+            raise UserError(f"the '{name}' split would be empty: give data with {name.split('_')[0]} examples (or "
+                            "raise data.test_fraction / the split sizes) before building")
 
 
 def is_subsets_folder(path: Path) -> bool:

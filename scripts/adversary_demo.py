@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -33,24 +34,30 @@ VARIANTS = {
 CLI = str(Path(sys.executable).with_name("langtrainer"))
 
 
-def run(out: Path, seeds: list[int], variants: list[str], wrap: list[str]) -> None:
+def run(out: Path, seeds: list[int], variants: list[str], wrap: list[str], per_job: int = 1) -> None:
+    """Every (seed, variant) in seed-major order, `per_job` runs to one job of `wrap` (a shared machine's queue)."""
     out.mkdir(parents=True, exist_ok=True)
+    pending = []
     for seed in seeds:
         for variant in variants:
             folder = out / f"{variant}-seed{seed}"
+            steps = []
             if not (folder / "metrics.json").exists():
                 cmd = [CLI, "finetune", RECIPE, "--set", f"seed={seed}", "-o", str(folder)]
                 for item in VARIANTS[variant]:
                     cmd += ["--set", item]
                 if folder.exists():
                     cmd.append("--resume")
-                print("$", " ".join(cmd), flush=True)
-                subprocess.run(wrap + cmd, check=True)
+                steps.append(cmd)
             if not (folder / "probe_test.json").exists():
-                cmd = [CLI, "probe", "--ckpt", str(folder), "--c-sweep"]
-                print("$", " ".join(cmd), flush=True)
-                subprocess.run(wrap + cmd, check=True)
-            table(out)
+                steps.append([CLI, "probe", "--ckpt", str(folder), "--c-sweep"])
+            if steps:
+                pending.append(steps)
+    for start in range(0, len(pending), per_job):
+        script = " && ".join(shlex.join(step) for steps in pending[start:start + per_job] for step in steps)
+        print("$", script, flush=True)
+        subprocess.run(wrap + ["bash", "-c", script], check=True)
+        table(out)
 
 
 def _probe_accuracy(probe: dict) -> tuple[float | None, dict[str, float]]:
@@ -181,11 +188,12 @@ def main() -> None:
     parser.add_argument("command", choices=["run", "table"])
     parser.add_argument("--out", type=Path, default=Path("runs/adversary"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--per-job", type=int, default=1, help="runs per job of --wrap")
     parser.add_argument("--wrap", default="", help="a command each run goes through, e.g. /work/wt/heavy")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args()
     if args.command == "run":
-        run(args.out, args.seeds, args.variants, args.wrap.split())
+        run(args.out, args.seeds, args.variants, args.wrap.split(), args.per_job)
     print(table(args.out))
 
 

@@ -49,8 +49,14 @@ def _write_split(root: Path, config: str, split: str, dataset) -> None:
     dataset.to_parquet(str(folder / f"{split}-00000-of-00001.parquet"))
 
 
-def write_amazon_like(root: str | Path, per_cell: dict[str, int] | None = None) -> Path:
-    """mteb/amazon_reviews_multi's layout; `per_cell` rows per (language, star) and split."""
+def _cell_sizes(n, n_labels: int) -> list[int]:
+    """Rows per label of one split: one number for every label, or one per label."""
+    return [int(n)] * n_labels if isinstance(n, int) else [int(x) for x in n]
+
+
+def write_amazon_like(root: str | Path, per_cell: dict | None = None) -> Path:
+    """mteb/amazon_reviews_multi's layout; `per_cell` rows per (language, star) and split
+    (a number, or a list with one number per star)."""
     import datasets
 
     root = Path(root)
@@ -58,19 +64,19 @@ def write_amazon_like(root: str | Path, per_cell: dict[str, int] | None = None) 
     for lang in AMAZON_LANGUAGES:
         for split, n in per_cell.items():
             rows = {"id": [], "text": [], "label": [], "label_text": []}
-            for label, name in enumerate(STARS):
-                for k in range(n):
-                    rows["id"].append(f"{lang}_{split}_{label}_{k:04d}")
-                    rows["text"].append(_text(lang, label * 1000 + k))
-                    rows["label"].append(label)
-                    rows["label_text"].append(name)
+            for label, size in enumerate(_cell_sizes(n, len(STARS))):
+                rows["id"] += [f"{lang}_{split}_{label}_{k:06d}" for k in range(size)]
+                rows["text"] += [_text(lang, label * 1000 + k) for k in range(size)]
+                rows["label"] += [label] * size
+                rows["label_text"] += [STARS[label]] * size
             _write_split(root, lang, split, datasets.Dataset.from_dict(rows))
     _write_config_readme(root, {lang: list(per_cell) for lang in AMAZON_LANGUAGES})
     return root
 
 
-def write_xnli_like(root: str | Path, per_cell: dict[str, int] | None = None) -> Path:
-    """facebook/xnli's layout: premise/hypothesis pairs with a ClassLabel label."""
+def write_xnli_like(root: str | Path, per_cell: dict | None = None) -> Path:
+    """facebook/xnli's layout: premise/hypothesis pairs with a ClassLabel label; `per_cell` as
+    in write_amazon_like, per (language, label)."""
     import datasets
 
     root = Path(root)
@@ -83,11 +89,10 @@ def write_xnli_like(root: str | Path, per_cell: dict[str, int] | None = None) ->
     for lang in XNLI_LANGUAGES:
         for split, n in per_cell.items():
             rows = {"premise": [], "hypothesis": [], "label": []}
-            for label in range(len(XNLI_LABELS)):
-                for k in range(n):
-                    rows["premise"].append(_text(lang, label * 1000 + k))
-                    rows["hypothesis"].append(_text(lang, label * 1000 + k + 1))
-                    rows["label"].append(label)
+            for label, size in enumerate(_cell_sizes(n, len(XNLI_LABELS))):
+                rows["premise"] += [_text(lang, label * 1000 + k) for k in range(size)]
+                rows["hypothesis"] += [_text(lang, label * 1000 + k + 1) for k in range(size)]
+                rows["label"] += [label] * size
             _write_split(root, lang, split, datasets.Dataset.from_dict(rows, features=features))
     _write_config_readme(root, {lang: list(per_cell) for lang in XNLI_LANGUAGES})
     return root

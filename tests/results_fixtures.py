@@ -74,7 +74,8 @@ def write_shap_folder(folder, examples: list[dict], label_names: list[str]):
     import pandas as pd
 
     from langtrainer.analysis.shap.engine import TokenAttribution
-    from langtrainer.analysis.shap.store import FORMAT, MANIFEST, shard_path, shard_table, write_shard
+    from langtrainer.analysis.shap.store import (FORMAT, MANIFEST, arguments_hash, shard_path, shard_table,
+                                                 write_shard)
 
     folder.mkdir(parents=True, exist_ok=True)
     attributions = []
@@ -87,8 +88,10 @@ def write_shap_folder(folder, examples: list[dict], label_names: list[str]):
             token_ids=np.arange(len(example["tokens"]), dtype=np.int64) + 5, tokens=list(example["tokens"]),
             values=values, base_values=base, probabilities=values.sum(0) + base, special=special))
     rows = pd.DataFrame([{k: e[k] for k in ("id", "language", "label", "text")} for e in examples])
-    write_shard(shard_path(folder, 0), shard_table(rows, attributions, "0" * 16))
+    arguments = {"made_by": "tests.results_fixtures"}
+    write_shard(shard_path(folder, 0), shard_table(rows, attributions, arguments_hash(arguments)))
     manifest = {"format": FORMAT, "complete": True, "n_shards": 1, "ids": [str(e["id"]) for e in examples],
-                "label_names": list(label_names)}
+                "n_examples": len(examples), "label_names": list(label_names), "arguments": arguments,
+                "arguments_hash": arguments_hash(arguments)}
     (folder / MANIFEST).write_text(json.dumps(manifest))
     return folder

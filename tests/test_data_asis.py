@@ -69,10 +69,12 @@ def test_no_imbalance_block_trains_on_every_row_with_carved_stratified_splits(tm
 def test_fractions_from_the_recipe_and_subset_none_explicit(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in uneven_rows()) + "\n", encoding="utf-8")
-    body = "  validation_fraction: 0.2\n  test_fraction: 0.0\nimbalance:\n  subset: none\n"
+    body = "  validation_fraction: 0.2\n  test_fraction: 0.1\nimbalance:\n  subset: none\n"
     subsets, report = build_from_recipe(load_recipe(write_recipe(tmp_path, path, body)))
-    assert len(subsets["test"]) == 0
+    assert len(subsets["test"]) > 0
     assert cells(subsets["validation"])[("en", "neg")] == 6
+    with pytest.raises(UserError, match=r"data.test_fraction must be in \(0, 1\), got 0.0: .* empty"):
+        load_recipe(write_recipe(tmp_path, path, body), ["data.test_fraction=0"])
     for bad in ("data.test_fraction=1.0", "data.validation_fraction=-0.1", "data.validation_fraction=0.6",
                 "data.test_fraction=.nan"):
         with pytest.raises(UserError, match="fraction"):

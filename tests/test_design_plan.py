@@ -86,9 +86,16 @@ def test_data_plan_cli(tmp_path):
     recipe = write_source(tmp_path)  # 40 train / 12 validation / 6 test rows per cell
     result = CliRunner().invoke(app, ["data", "plan", str(recipe), "--set", "data.train_per_language=300",
                                       "--json", str(tmp_path / "plan.json")])
-    assert result.exit_code == 0, result.output
+    # The design does not fit: exit 2, one error line first, then the table (and the JSON) as usual.
+    assert result.exit_code == 2, result.output
+    first = result.output.splitlines()[0]
+    assert first.startswith("error: not enough examples for the subset design in 6 cell(s)"), first
+    assert "Traceback" not in result.output
     assert "6 short cell(s); largest feasible: data.train_per_language=81 (recipe 300), " \
            "data.validation_per_language=24 (recipe 9), data.test_per_cell=6 (recipe 4)" in " ".join(result.output.split())
+    fits = CliRunner().invoke(app, ["data", "plan", str(recipe), "--set", "data.train_per_language=81"])
+    assert fits.exit_code == 0, fits.output
+    assert "every cell can be filled" in fits.output
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert plan["available"]["train"]["fr"] == {"neg": 40, "neu": 40, "pos": 40}
     assert plan["needed"]["train"]["fr"] == {"neg": 150, "neu": 100, "pos": 100}

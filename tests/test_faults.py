@@ -318,6 +318,7 @@ def test_resume_from_the_first_epoch_checkpoint_is_exact(tiny_model_dir, tmp_pat
     (resumed_dir / "checkpoints").mkdir(parents=True)
     shutil.copytree(tmp_path / "full" / "data", resumed_dir / "data")
     shutil.copy(tmp_path / "full" / "recipe.yaml", resumed_dir / "recipe.yaml")
+    shutil.copy(tmp_path / "full" / "identity.json", resumed_dir / "identity.json")  # as a killed run leaves it
     first = f"checkpoint-{steps_per_epoch}"
     shutil.copytree(tmp_path / "full" / "checkpoints" / first, resumed_dir / "checkpoints" / first)
     resumed = finetune(recipe, resumed_dir, resume=True).to_dict()

@@ -179,7 +179,7 @@ def test_identity_refuses_another_seed_or_recipe_or_changed_data(tmp_path):
 def test_identity_refuses_what_it_cannot_check(tmp_path):
     run = RunDir(tmp_path / "run")
     (run.checkpoints / "checkpoint-3").mkdir(parents=True)
-    with pytest.raises(UserError, match="holds checkpoints but no identity.json or recipe.yaml"):
+    with pytest.raises(UserError, match="holds checkpoints but no identity.json"):
         run.check_identity(_recipe())
     run.identity_path.write_text("{not json")
     with pytest.raises(UserError, match="identity.json' is damaged"):

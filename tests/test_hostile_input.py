@@ -11,6 +11,7 @@ by failing for some other reason.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -301,6 +302,294 @@ CASES: list[tuple[str, Callable[[Env], list], str]] = [
 ]
 
 
+# ------------------------------------------------------------------ round 2 of the hunt (issue 27)
+
+
+def _labels(*names: str):
+    """Rows whose labels are `names` (3 languages x len(names) labels)."""
+    def rows(split, n):
+        return make_rows(split, n, labels=names)
+    return rows
+
+
+def _label_only_in(split_name: str):
+    def rows(split, n):
+        out = make_rows(split, n)
+        if split == split_name:
+            out[0]["label"] = "d"
+        return out
+    return rows
+
+
+def _with_label(value):
+    def rows(split, n):
+        out = make_rows(split, n)
+        out[2]["label"] = value
+        return out
+    return rows
+
+
+def _raw_source(env: Env, files: dict[str, str], name: str = "raw") -> Path:
+    """A source folder of hand-written split files ({file name: text})."""
+    folder = env.tmp / name
+    folder.mkdir()
+    for file, text in files.items():
+        (folder / file).write_text(text, encoding="utf-8")
+    return folder
+
+
+def _jsonl(split: str, n: int) -> str:
+    return "".join(json.dumps(r) + "\n" for r in make_rows(split, n))
+
+
+def _jsonl_with_line(bad: str, at: int = 4) -> Callable[[Env], Path]:
+    def build(env: Env) -> Path:
+        lines = _jsonl("train", 12).splitlines()
+        lines.insert(at, bad)
+        return _raw_source(env, {"train.jsonl": "\n".join(lines) + "\n", "validation.jsonl": _jsonl("validation", 4),
+                                 "test.jsonl": _jsonl("test", 3)})
+    return build
+
+
+def _csv_source(header: str, row: str) -> Callable[[Env], Path]:
+    def build(env: Env) -> Path:
+        text = header + "\n" + "\n".join(row.format(i=i, lang=lang, label=label)
+                                         for i, (lang, label) in enumerate([(x, y) for x in ("de", "en", "fr")
+                                                                            for y in ("a", "b", "c")] * 12)) + "\n"
+        return _raw_source(env, {"train.csv": text})
+    return build
+
+
+def _extends_chain(env: Env, depth: int) -> Path:
+    env.recipe_file("name: base\n", "c0.yaml")
+    for i in range(1, depth + 1):
+        env.recipe_file(f"extends: c{i - 1}.yaml\nname: c{i}\n", f"c{i}.yaml")
+    return env.tmp / f"c{depth}.yaml"
+
+
+def _model_copy(env: Env, drop: tuple[str, ...] = (), edit: Callable[[Path], None] | None = None) -> Path:
+    import shutil
+
+    folder = env.tmp / "copied_model"
+    shutil.copytree(env.model, folder)
+    for name in drop:
+        (folder / name).unlink()
+    if edit is not None:
+        edit(folder)
+    return folder
+
+
+def _tokenizer_text(text: str) -> Callable[[Path], None]:
+    return lambda folder: (folder / "tokenizer.json").write_text(text)
+
+
+def _tokenizer_beyond_embeddings(folder: Path) -> None:
+    tokenizer = json.loads((folder / "tokenizer.json").read_text())
+    tokenizer["model"]["vocab"]["zzzextra"] = 5000  # an id past the 400 embedding rows
+    (folder / "tokenizer.json").write_text(json.dumps(tokenizer))
+
+
+def _truncate_weights(folder: Path) -> None:
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+
+
+def _with_base_model(env: Env, model: Path) -> Path:
+    return env.edited(str(env.model), str(model))
+
+
+def _resumable_without_identity(env: Env) -> Path:
+    """A killed run: recipe.yaml, data/, a checkpoint, but identity.json deleted."""
+    run = _built_data(env, seed=0)
+    from langtrainer.recipe import dump_recipe, load_recipe
+
+    (run / "recipe.yaml").write_text(dump_recipe(load_recipe(env.recipe)))
+    (run / "checkpoints" / "checkpoint-3").mkdir(parents=True)
+    (run / "checkpoints" / "checkpoint-3" / "trainer_state.json").write_text("{}")
+    return run
+
+
+# the data as it is, every label it holds (no recipe label list, no skew design)
+AS_IS = ["--set", "data.labels=null", "--set", "imbalance.subset=none", "--set", "imbalance.distribution=null",
+         "--set", "imbalance.groups=null"]
+
+
+def _recipe_labels(labels: str) -> Callable[[Env], list]:
+    return lambda e: ["recipe", "check", e.edited("labels: [a, b, c]", f"labels: {labels}")]
+
+
+CASES += [
+    # ---- class 3: degenerate data, refused before any work (in `recipe check` where the recipe shows it)
+    ("labels_duplicate", _recipe_labels("[a, a, b]"), "given twice"),
+    ("labels_duplicate_finetune", lambda e: e.finetune("data.labels=[a, b, b]"), "given twice"),
+    ("labels_duplicate_quoted", _recipe_labels("[a, b, 'a']"), "given twice"),
+    ("labels_single", _recipe_labels("[a]"), "at least 2"),
+    ("labels_single_finetune", lambda e: e.finetune("data.labels=[a]"), "at least 2"),
+    ("test_fraction_zero", lambda e: e.finetune("data.test_fraction=0"), "data.test_fraction"),
+    ("test_fraction_zero_check", lambda e: ["recipe", "check", e.recipe, "--set", "data.test_fraction=0"],
+     "data.test_fraction"),
+    ("validation_fraction_zero", lambda e: e.finetune("data.validation_fraction=0.0"), "data.validation_fraction"),
+    ("test_fraction_zero_build", lambda e: e.build(e.source(lambda s, n: make_rows(s, n)))
+     + ["--set", "data.test_fraction=0"], "data.test_fraction"),
+    ("data_single_class", lambda e: e.build(e.source(_labels("a"))) + AS_IS, "at least 2"),
+    ("data_single_class_finetune", lambda e: ["finetune", e.edited(str(e.ds), str(e.source(_labels("a")))),
+                                              "-o", e.tmp / "run", "--quiet", *AS_IS], "at least 2"),
+    ("label_only_in_test", lambda e: e.build(e.source(_label_only_in("test"))) + AS_IS, "not in train"),
+    ("label_only_in_validation", lambda e: e.build(e.source(_label_only_in("validation"))) + AS_IS, "not in train"),
+    ("recipe_label_only_in_test", lambda e: e.build(e.source(_label_only_in("test")))
+     + ["--set", "data.labels=[a, b, d]"], "not in train"),
+    # ---- class 4: bounded resources
+    ("num_processes_64", lambda e: e.finetune() + ["--num-processes", "64"], "--num-processes 64"),
+    ("num_processes_million", lambda e: e.finetune() + ["--num-processes", "1000000"], "--num-processes 1000000"),
+    ("num_processes_zero", lambda e: e.finetune() + ["--num-processes", "0"], "--num-processes"),
+    ("workers_more_than_cores", lambda e: e.finetune("training.dataloader_num_workers=4096"),
+     "dataloader_num_workers 4096"),
+    ("shap_num_processes_64", lambda e: ["shap", "--ckpt", e.model, "--num-processes", "64", "--quiet"],
+     "--num-processes 64"),
+    ("extends_40_deep", lambda e: ["recipe", "check", _extends_chain(e, 40)], "more than 32 recipes deep"),
+    ("extends_1500_deep", lambda e: ["recipe", "check", _extends_chain(e, 1500)], "more than 32 recipes deep"),
+    ("extends_https", lambda e: ["recipe", "check", e.recipe_file("extends: https://example.org/r.yaml\nname: x\n")],
+     "is a URL"),
+    ("extends_http_in_finetune", lambda e: ["finetune", e.recipe_file("extends: http://example.org/base.yaml\n"),
+                                            "-o", e.tmp / "run", "--quiet"], "is a URL"),
+    ("extends_file_url", lambda e: ["recipe", "check", e.recipe_file(f"extends: file://{e.recipe}\nname: x\n")],
+     "is a URL"),
+    # ---- class 5: labels that cannot be shown, language codes, group names
+    ("label_newline", _recipe_labels('["a\\nb", b, c]'), "cannot be shown"),
+    ("label_bell", _recipe_labels('["a\\x07", b, c]'), "U+0007"),
+    ("label_rtl_override", _recipe_labels('["\\u202ecba", b, c]'), "U+202E"),
+    ("label_zero_width", _recipe_labels('["a\\u200b", b, c]'), "U+200B"),
+    ("label_blank", _recipe_labels('["  ", b, c]'), "blank"),
+    ("label_padded", _recipe_labels('[" a", b, c]'), "starts or ends with a space"),
+    ("label_huge", _recipe_labels(f'[{"x" * 300}, b, c]'), "longer than 100"),
+    ("data_label_newline", lambda e: e.build(e.source(_with_label("a\nb"))) + AS_IS, "cannot be shown"),
+    ("data_label_tab", lambda e: e.build(e.source(_with_label("a\tb"))) + AS_IS, "U+0009"),
+    ("data_label_html_is_shown_escaped_not_refused_but_padded", lambda e: e.build(e.source(_with_label(" <b>")))
+     + AS_IS, "starts or ends with a space"),
+    ("language_html", lambda e: e.finetune("data.languages=['<script>', en]"), "not a language code"),
+    ("language_word", lambda e: e.finetune("data.languages=[english, de]"), "not a language code"),
+    ("language_digits", lambda e: e.finetune("data.languages=['12', de]"), "not a language code"),
+    ("group_language_html", lambda e: e.finetune("data.languages=[]", "imbalance.groups.B=['\"><img src=x>']"),
+     "not a language code"),
+    ("data_language_html", lambda e: e.build(e.source(_with_language("<img src=x onerror=alert(1)>"))),
+     "not a language code"),
+    ("data_language_sentence", lambda e: e.build(e.source(_with_language("en; rm -rf"))), "not a language code"),
+    ("group_name_newline", lambda e: ["recipe", "check", e.edited("groups: {A: [de, fr], B: [en]}",
+                                                                  'groups: {"A\\nB": [de, fr], B: [en]}')],
+     "cannot be shown"),
+    # ---- class 7: messages
+    ("unknown_flag", lambda e: e.finetune() + ["--frob"], "No such option: --frob"),
+    ("unknown_flag_probe", lambda e: ["probe", "--ckpt", e.model, "--nope"], "No such option: --nope"),
+    ("demo_seeds_zero", lambda e: ["demo", "--seeds", "0", "--out", e.tmp / "d"], "--seeds"),
+    ("unknown_command", lambda e: ["finetunes", e.recipe], "No such command"),
+    ("missing_argument", lambda e: ["finetune"], "Missing argument"),
+    ("flag_not_a_number", lambda e: ["probe", "--ckpt", e.model, "--folds", "many"], "--folds"),
+    ("jsonl_bad_line", lambda e: e.build(_jsonl_with_line("{not json")(e)), "line 5"),
+    ("jsonl_line_is_list", lambda e: e.build(_jsonl_with_line('["a", "b"]', at=0)(e)), "line 1 is a JSON list"),
+    ("jsonl_truncated_line", lambda e: e.build(_jsonl_with_line('{"text": "abc", "lab', at=9)(e)), "line 10"),
+    ("jsonl_duplicate_key", lambda e: e.build(_jsonl_with_line(
+        '{"id": "x1", "text": "a b", "text": "c d", "label": "a", "language": "de"}', at=2)(e)), "'text' appears twice"),
+    ("csv_duplicate_text_column", lambda e: e.build(_csv_source("id,text,label,language,text",
+                                                                "r{i},w{i} x,{label},{lang},other {i}")(e)),
+     "'text' appears twice"),
+    ("csv_duplicate_label_column", lambda e: e.build(_csv_source("id,text,label,label,language",
+                                                                 "r{i},w{i} x,{label},b,{lang}")(e)),
+     "'label' appears twice"),
+    ("label_is_list", lambda e: e.build(e.source(_with_label(["a"]))), "label column holds a list"),
+    ("label_is_dict", lambda e: e.build(e.source(_with_label({"name": "a"}))), "label column holds a dict"),
+    ("language_is_list", lambda e: e.build(e.source(_with_language(["en"]))), "language column holds a list"),
+    ("out_dollar_home", lambda e: ["data", "build", e.recipe, "--out", "$HOME/x", "--quiet"], "did not expand"),
+    ("output_dir_dollar_brace", lambda e: ["finetune", e.recipe, "-o", "${HOME}/run", "--quiet"], "did not expand"),
+    ("probe_out_dollar", lambda e: ["probe", "--ckpt", e.model, "--out", "$HOME/p.json"], "did not expand"),
+    ("shap_out_dollar", lambda e: ["shap", "--ckpt", e.model, "--out", "$TMPDIR/s", "--quiet"], "did not expand"),
+    ("report_out_dollar", lambda e: ["report", e.tmp, "--out", "$HOME/r"], "did not expand"),
+    ("recipe_path_dollar", lambda e: ["recipe", "check", "$HOME/r.yaml"], "did not expand"),
+    ("shap_ckpt_dollar", lambda e: ["shap", "--ckpt", "$HOME/run", "--quiet"], "did not expand"),
+    ("probe_ckpt_dollar", lambda e: ["probe", "--ckpt", "${HOME}/run", "--out", e.tmp / "p.json"], "did not expand"),
+    # ---- class 2 and 6: model folders checked before use, input errors as one line
+    ("probe_without_tokenizer", lambda e: ["probe", "--ckpt", _model_copy(e, ("tokenizer.json", "tokenizer_config.json")),
+                                           "--out", e.tmp / "p.json"], "no tokenizer files"),
+    ("shap_without_tokenizer", lambda e: ["shap", "--ckpt", _model_copy(e, ("tokenizer.json",)), "--out",
+                                          e.tmp / "s", "--quiet"], "no tokenizer files"),
+    ("finetune_base_without_tokenizer", lambda e: ["finetune", _with_base_model(e, _model_copy(e, ("tokenizer.json",))),
+                                                   "-o", e.tmp / "run", "--quiet"], "no tokenizer files"),
+    ("tokenizer_json_not_a_tokenizer", lambda e: ["probe", "--ckpt", _model_copy(e, edit=_tokenizer_text('{"a": 1}')),
+                                                  "--out", e.tmp / "p.json"], "not a tokenizer"),
+    ("tokenizer_json_list", lambda e: ["shap", "--ckpt", _model_copy(e, edit=_tokenizer_text("[1, 2]")),
+                                       "--out", e.tmp / "s", "--quiet"], "not a tokenizer"),
+    ("tokenizer_json_garbage", lambda e: ["probe", "--ckpt", _model_copy(e, edit=_tokenizer_text("{oops")),
+                                          "--out", e.tmp / "p.json"], "not valid JSON"),
+    ("tokenizer_model_broken", lambda e: ["probe", "--ckpt", _model_copy(
+        e, edit=_tokenizer_text('{"model": {"type": "NoSuchModel"}}')), "--out", e.tmp / "p.json"], "cannot be loaded"),
+    ("tokenizer_beyond_embeddings", lambda e: ["probe", "--ckpt", _model_copy(e, edit=_tokenizer_beyond_embeddings),
+                                               "--out", e.tmp / "p.json"], "belongs to another model"),
+    ("tokenizer_beyond_embeddings_shap", lambda e: ["shap", "--ckpt", _model_copy(e, edit=_tokenizer_beyond_embeddings),
+                                                    "--out", e.tmp / "s", "--quiet"], "belongs to another model"),
+    ("probe_truncated_weights", lambda e: ["probe", "--ckpt", _model_copy(e, edit=_truncate_weights),
+                                           "--out", e.tmp / "p.json"], "truncated"),
+    ("probe_without_weights", lambda e: ["probe", "--ckpt", _model_copy(e, ("model.safetensors",)),
+                                         "--out", e.tmp / "p.json"], "holds no weights"),
+    ("finetune_base_truncated", lambda e: ["finetune", _with_base_model(e, _model_copy(e, edit=_truncate_weights)),
+                                           "-o", e.tmp / "run", "--quiet"], "truncated"),
+    ("resume_without_identity", lambda e: ["finetune", e.recipe, "-o", _resumable_without_identity(e), "--quiet",
+                                           "--resume"], "no identity.json"),
+    ("resume_inexact_without_identity", lambda e: ["finetune", e.recipe, "-o", _resumable_without_identity(e),
+                                                   "--quiet", "--resume-inexact"], "no identity.json"),
+]
+
+
+def test_a_bom_jsonl_builds_like_the_same_file_without_it(tiny_model_dir, tmp_path):
+    """Editors on Windows start UTF-8 files with a byte-order mark: a jsonl with one is read like one without."""
+    import datasets
+
+    from fault_helpers import split_hashes
+
+    plain = write_dataset(tmp_path / "plain")
+    bom = tmp_path / "bom"
+    bom.mkdir()
+    for file in plain.iterdir():
+        (bom / file.name).write_bytes(b"\xef\xbb\xbf" + file.read_bytes())
+    built = {}
+    for name, source in (("plain", plain), ("bom", bom)):
+        recipe = write_recipe(tmp_path / f"{name}.yaml", tiny_model_dir, source)
+        result = CliRunner().invoke(app, ["data", "build", str(recipe), "--out", str(tmp_path / f"out_{name}"),
+                                          "--quiet"])
+        assert result.exit_code == 0, result.output
+        built[name] = split_hashes(datasets.load_from_disk(str(tmp_path / f"out_{name}")))
+    assert built["bom"] == built["plain"]
+
+
+def test_a_label_with_markup_is_shown_escaped_in_the_card_and_report(tmp_path):
+    """`<script>` and `|` in label, group and description reach report.md and README.md as text, not markup."""
+    from results_fixtures import write_tidy_run
+
+    from langtrainer.reporting.model_card import render_model_card
+    from langtrainer.reporting.report import write_report
+
+    labels = ["<script>alert(1)</script>", "a|b", '"><img src=x onerror=alert(1)>']
+    even = {lang: [1 / 3] * 3 for lang in ("de", "pt", "sw")}
+    run = write_tidy_run(tmp_path / "runs" / "r", "mine", "imbalanced", "none", 0, {"de": .7, "pt": .6, "sw": .6},
+                         even, recipe_extra={"description": "<b>bold</b>\n| not | a | table |"})
+    for name in ("metrics.json",):
+        metrics = json.loads((run / name).read_text())
+        metrics["label_names"] = labels
+        for block in [metrics["test"], *metrics["test"]["by_language"].values(),
+                      *metrics["test"].get("by_group", {}).values()]:
+            block["prediction_shares"] = dict(zip(labels, block["prediction_shares"].values()))
+        (run / name).write_text(json.dumps(metrics))
+    from langtrainer.rundir import RunDir
+
+    card = render_model_card(RunDir(run))
+    report = write_report([tmp_path / "runs"], tmp_path / "rep").read_text()
+    for text in (card, report):
+        assert "<script>" not in text and "<img" not in text and "<b>" not in text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "a\\|b" in card and "&lt;b&gt;bold&lt;/b&gt; \\| not \\| a \\| table \\|" in card
+    for line in card.splitlines() + report.splitlines():  # every table row keeps its cell count
+        if line.startswith("| predicted") or line.startswith("| language |"):
+            assert line.count(" | ") == line.replace("\\|", "").count(" | ")
+
+
 def _latin1(env: Env) -> Path:
     path = env.tmp / "latin1.yaml"
     path.write_bytes("name: Größe\n".encode("latin-1"))
@@ -316,7 +605,7 @@ def _cycle(env: Env) -> Path:
 def test_the_table_is_large_and_unique():
     ids = [case[0] for case in CASES]
     assert len(ids) == len(set(ids))
-    assert len(ids) >= 80
+    assert len(ids) >= 150
 
 
 @pytest.mark.parametrize("name, build, fragment", CASES, ids=[c[0] for c in CASES])

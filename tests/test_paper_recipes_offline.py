@@ -59,7 +59,9 @@ def _invoke(*args: str) -> str:
 
 
 def _paper_recipes(dataset: str) -> list[Path]:
-    return sorted(p for p in RECIPES.glob(f"{dataset}_*.yaml") if p.stem != f"{dataset}_base")
+    # The _xlmr recipes are the _mie ones with another model name, which this test replaces by the tiny model.
+    return sorted(p for p in RECIPES.glob(f"{dataset}_*.yaml")
+                  if p.stem != f"{dataset}_base" and not p.stem.endswith("_xlmr"))
 
 
 @pytest.mark.slow

@@ -54,6 +54,18 @@ def test_plain_progress_unknown_total_and_quiet():
     assert quiet.getvalue() == ""
 
 
+def test_a_task_reused_for_the_next_stage_starts_over():
+    out, clock = io.StringIO(), FakeClock()
+    progress = PlainProgress(stream=out, interval=10, clock=clock)
+    task = progress.add_task("", total=None, rate="")
+    for stage in ("train a", "train b"):
+        for step in range(1, 5):
+            clock.now += 1
+            progress.update(task, description=stage, completed=step, total=4)
+    assert [line.split(",")[0] for line in out.getvalue().splitlines()] == [
+        "train a: 1/4 (25%)", "train a: 4/4 (100%)", "train b: 1/4 (25%)", "train b: 4/4 (100%)"]
+
+
 def test_finetune_with_stderr_to_a_file_logs_step_lines(tiny_model_dir, tmp_path):
     recipe = tiny_recipe(tiny_model_dir, write_dataset(tmp_path / "data.jsonl"))
     save_recipe(recipe, tmp_path / "tiny.yaml")

@@ -39,8 +39,6 @@ def test_separating_c_is_where_the_models_differ_most():
 def test_as_is_runs_without_and_with_weights_get_verdicts(tmp_path):
     import math
 
-    from test_model_card import natural_split_run
-
     natural_split_run(tmp_path / "cw")  # the run with weights (and the entropy term)
     without = natural_split_run(tmp_path / "none")
     recipe = (without.path / "recipe.yaml").read_text().replace("class_weights: per_language", "class_weights: none")
@@ -57,3 +55,22 @@ def test_as_is_runs_without_and_with_weights_get_verdicts(tmp_path):
     assert line == ("- **Does training with per-language weights + entropy term change accuracy on this data?** Yes: "
                     "higher accuracy (as-is + per-language weights + entropy term − as-is) "
                     f"({11 / 13 - 0.5:+.3f} ± {se:.3f} SE, 1 seed).")  # the fixture's weighted run has the term
+
+
+def test_no_probe_verdict_rests_on_a_probe_at_chance(tmp_path):
+    natural_split_run(tmp_path / "cw")
+    without = natural_split_run(tmp_path / "none")
+    recipe = (without.path / "recipe.yaml").read_text().replace("class_weights: per_language", "class_weights: none")
+    (without.path / "recipe.yaml").write_text(recipe.replace("mask_entropy: 0.5", "mask_entropy: 0.0"))
+
+    def probe(folder, mean, std):
+        (folder / "probe_test.json").write_text(json.dumps(
+            {"accuracy_mean": mean, "accuracy_std": std, "settings": {"C": 0.0001, "folds": 5},
+             "result": {"chance_accuracy": 0.345}}))
+
+    probe(without.path, 0.393, 0.03)  # 0.393 <= 0.345 + 2 * 0.03: at chance
+    probe(tmp_path / "cw" / "run", 0.345, 0.0)
+    text = write_report([tmp_path], tmp_path / "report").read_text()
+    assert "less identifiable (test set)?" not in text and "at chance (0.345" in text
+    probe(without.path, 0.50, 0.03)  # above chance, but the other run's is still at chance
+    assert "less identifiable" not in write_report([tmp_path], tmp_path / "report2").read_text()

@@ -182,8 +182,9 @@ def _mean_n(result, class_, category):
 
 def test_masked_and_zero_averaging_by_hand():
     bal, imbal = _special_result(SPECIAL_BAL), _special_result(SPECIAL_IMBAL)
-    masked = compute_shap_diff(bal, imbal, threshold=0.01)
-    zero = compute_shap_diff(bal, imbal, threshold=0.01, averaging="zero")
+    # [CLS]/[SEP] left out (--no-special-tokens), so that empty categories occur
+    masked = compute_shap_diff(bal, imbal, threshold=0.01, special_tokens=False)
+    zero = compute_shap_diff(bal, imbal, threshold=0.01, averaging="zero", special_tokens=False)
     # class 0: x1 pos {a}: 0.03-0.05 = -0.02, neutral {b}: 0.01, no neg; x2: neutral {c}: 0.02 only
     assert _mean_n(masked, 0, "positive") == (pytest.approx(-0.02, abs=1e-7), 1)
     assert _mean_n(zero, 0, "positive") == (pytest.approx(-0.01, abs=1e-7), 2)
@@ -197,8 +198,9 @@ def test_masked_and_zero_averaging_by_hand():
     assert _mean_n(masked, 1, "positive") == (pytest.approx(0.03, abs=1e-7), 1)
     assert _mean_n(zero, 1, "positive") == (pytest.approx(0.015, abs=1e-7), 2)
     assert _mean_n(masked, 1, "neutral")[1] == 0
-    # counting [CLS]/[SEP] (bal value 0: neutral) makes every neutral set non-empty, as in the released code
-    with_special = compute_shap_diff(bal, imbal, threshold=0.01, special_tokens=True)
+    # counting [CLS]/[SEP] (bal value 0: neutral; the default) makes every neutral set non-empty, as in the
+    # released code
+    with_special = compute_shap_diff(bal, imbal, threshold=0.01)
     assert _mean_n(with_special, 1, "neutral") == (0.0, 2)
     counts = with_special.per_example.set_index(["id", "class", "category"])["n_tokens"]
     assert counts[("x1", 0, "neutral")] == 3 and counts[("x1", 1, "neutral")] == 2
@@ -206,11 +208,11 @@ def test_masked_and_zero_averaging_by_hand():
 
 def test_special_tokens_left_out_of_the_token_split():
     bal, imbal = _special_result(SPECIAL_BAL), _special_result(SPECIAL_IMBAL)
-    # 6 real (token, class) values: neg -0.05, -0.3; pos 0.05, 0.02; neutral 0.002, 0.004
-    assert compute_shap_diff(bal, imbal).token_split[0.01] == pytest.approx(
+    # --no-special-tokens: 6 real (token, class) values: neg -0.05, -0.3; pos 0.05, 0.02; neutral 0.002, 0.004
+    assert compute_shap_diff(bal, imbal, special_tokens=False).token_split[0.01] == pytest.approx(
         {"negative": 1 / 3, "neutral": 1 / 3, "positive": 1 / 3})
-    # with the 8 special-token zeros: 14 values, 10 neutral
-    assert compute_shap_diff(bal, imbal, special_tokens=True).token_split[0.01] == pytest.approx(
+    # the default, with the 8 special-token zeros: 14 values, 10 neutral
+    assert compute_shap_diff(bal, imbal).token_split[0.01] == pytest.approx(
         {"negative": 2 / 14, "neutral": 10 / 14, "positive": 2 / 14})
 
 
@@ -267,3 +269,67 @@ def test_figure_labels_each_bar_with_its_n(bal, imbal):
     table = result.by_language[result.by_language["class"] == 0]
     expected = sorted(str(int(n)) for n in table["n"] if n > 0)  # no bar where no example has a token
     assert expected and sorted(x for x in labels if x) == expected
+
+
+def released_figure_1(bal_values: dict, imbal_values: dict, languages: dict, threshold: float) -> dict:
+    """scripts/plot_cumulative_diff_shap.py on plain arrays: per example, np.ma sums of S_imbal - S_bal over the
+    tokens split by S_bal (every token, [CLS]/[SEP] included), a masked sum becoming None; then np.nanmean per
+    (language, class, category). Returns {(language, class, category): mean}."""
+    rows = []
+    for k, mask in bal_values.items():
+        # the stored values are float32; shap's Explanation holds float64: the same numbers
+        mask = np.asarray(mask, dtype=np.float32).astype(np.float64)
+        diff = np.asarray(imbal_values[k], dtype=np.float32).astype(np.float64) - mask
+        sums = {"positive": np.ma.masked_array(diff, mask=~(mask > threshold)).sum(axis=0),
+                "neutral": np.ma.masked_array(diff, mask=~(np.abs(mask) <= threshold)).sum(axis=0),
+                "negative": np.ma.masked_array(diff, mask=~(mask < -threshold)).sum(axis=0)}
+        for category, values in sums.items():
+            for c in range(mask.shape[1]):
+                value = values[c]
+                rows.append((languages[k], c, category,
+                             None if isinstance(value, np.ma.core.MaskedConstant) else float(value)))
+    out = {}
+    for key in {r[:3] for r in rows}:
+        values = np.array([np.nan if r[3] is None else r[3] for r in rows if r[:3] == key], dtype=float)
+        out[key] = np.nan if np.isnan(values).all() else float(np.nanmean(values))
+    return out
+
+
+# [CLS] and [SEP] get small non-zero values, as shap's explainer gives them (up to ~1e-4).
+FIG1_BAL = {
+    "y1": [[8e-5, -2e-5], [0.05, -0.05], [0.002, 0.02], [-1e-4, 3e-5]],
+    "y2": [[1e-5, 0.0], [0.004, -0.3], [0.03, 0.0], [2e-5, -6e-5]],
+    "y3": [[0.0, 4e-5], [-0.2, 0.2], [5e-5, 1e-5]],
+}
+FIG1_IMBAL = {
+    "y1": [[1e-4, -1e-4], [0.03, -0.01], [0.012, 0.05], [-3e-5, 9e-5]],
+    "y2": [[-2e-5, 5e-5], [0.024, -0.2], [0.01, 0.02], [0.0, 1e-4]],
+    "y3": [[3e-5, 0.0], [-0.1, 0.15], [-4e-5, 2e-5]],
+}
+FIG1_LANGUAGES = {"y1": "en", "y2": "en", "y3": "fr"}
+
+
+def test_figure_1_default_is_the_released_formula_with_special_tokens():
+    def result(values):
+        rows = []
+        for k, v in values.items():
+            v = np.asarray(v, dtype=np.float32)
+            special = np.zeros(len(v), dtype=bool)
+            special[[0, -1]] = True
+            rows.append({"id": k, "language": FIG1_LANGUAGES[k], "label": 0, "token_ids": np.arange(len(v)),
+                         "special": special, "values": v, "base_values": np.asarray([0.5, 0.5], np.float32)})
+        return ShapResult(examples=pd.DataFrame(rows), label_names=["neg", "pos"])
+
+    default = compute_shap_diff(result(FIG1_BAL), result(FIG1_IMBAL))
+    assert default.special_tokens is True and default.averaging == "masked"
+    expected = released_figure_1(FIG1_BAL, FIG1_IMBAL, FIG1_LANGUAGES, 0.01)
+    table = default.by_language[default.by_language["category"] != "base"]
+    assert len(table) == len(expected) == 2 * 2 * 3
+    for _, row in table.iterrows():
+        want = expected[(row["language"], int(row["class"]), row["category"])]
+        assert (np.isnan(want) and np.isnan(row["mean"])) or row["mean"] == want, (dict(row), want)
+    # Leaving [CLS]/[SEP] out (the documented deviation) changes cells: the neutral sums lose their values.
+    left_out = compute_shap_diff(result(FIG1_BAL), result(FIG1_IMBAL), special_tokens=False)
+    merged = table.merge(left_out.by_language, on=["class", "language", "category"], suffixes=("", "_out"))
+    differ = ~np.isclose(merged["mean"], merged["mean_out"], rtol=0, atol=1e-9, equal_nan=True)
+    assert differ.sum() >= 4

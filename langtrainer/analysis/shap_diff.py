@@ -14,11 +14,13 @@ in that category, and `n` says how many did. "zero" counts an example
 without such a token as a difference of 0.
 
 Special tokens (the tokens shap's masker always keeps: [CLS]/[SEP], a pair's
-separator) are left out of the categories and of Annex A.4's token split by
-default: they are never masked, so their values are 0 or a small share of
-an internal node's credit, and they would pad the neutral set.
-`special_tokens=True` counts them, as the released code's neutral sums do
-(so there the neutral category is never empty).
+separator) are counted by default, as the released code counts every token
+of shap's Explanation: their balanced values are ~0 (shap's explainer gives
+them up to ~1e-4), so they fall in the neutral set, which is then never
+empty. `special_tokens=False` leaves them out of the categories and of
+Annex A.4's token split: a deviation from the released code (it changes the
+neutral means and the masked averaging's n), offered because they are not
+words of the text.
 Annex A.4 picked 0.01 because it gives a ~20/60/20 neg./neutral/pos. split;
 `token_split` reports that split at 0.01, 0.001 and 0.05.
 """
@@ -36,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from langtrainer.analysis.shap import ShapResult, find_shap_dir, load_shap_result
+from langtrainer.analysis.matching import match_examples, match_labels
 from langtrainer.analysis.shap.run import check_output_dir
 from langtrainer.artifacts import ShapDiffReport
 from langtrainer.atomic import write_text
@@ -75,7 +78,7 @@ class ShapDiffResult:
     groups: dict[str, list[str]] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     averaging: str = "masked"
-    special_tokens: bool = False
+    special_tokens: bool = True
 
     @property
     def comparison(self) -> str:
@@ -88,20 +91,43 @@ def _as_result(obj: ShapResult | str | os.PathLike) -> ShapResult:
 
 
 def _check_match(bal: ShapResult, imbal: ShapResult) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Both results explain the same examples with the same tokens; return them aligned by id."""
-    if bal.n_classes != imbal.n_classes:
-        raise UserError(f"the balanced results have {bal.n_classes} classes, the imbalanced {imbal.n_classes}")
+    """Both results explain the same examples with the same tokens, languages and true labels, for the same
+    label names; return them aligned by id, the imbalanced side's class columns in the balanced side's order.
+
+    Everything is matched by name (`analysis.matching`): labels in another order are reordered, other labels,
+    examples or languages are refused, and so are two identical results (a difference of 0 everywhere).
+    """
+    sides = ("--bal", "--imbal")
+    if bal.path is not None and imbal.path is not None and Path(bal.path).resolve() == Path(imbal.path).resolve():
+        raise UserError(f"--bal and --imbal are the same SHAP results ({bal.path}): the difference would be 0 "
+                        "everywhere; give the balanced run and the compared run")
+    order = match_labels(bal.label_names, imbal.label_names, sides=sides)
+    match_examples(bal.examples["id"].tolist(), imbal.examples["id"].tolist(), sides=sides)
     a = bal.examples.set_index("id", drop=False)
-    b = imbal.examples.set_index("id", drop=False)
+    b = imbal.examples.set_index("id", drop=False).loc[a.index].copy()
+    identical = True
     for example_id in a.index:
-        if example_id not in b.index:
-            raise UserError(f"example {example_id!r} is in the balanced results but not in the imbalanced ones")
         if not np.array_equal(a.at[example_id, "token_ids"], b.at[example_id, "token_ids"]):
             raise UserError(f"example {example_id!r} has different token ids in the two results (another tokenizer?)")
-    for example_id in b.index:
-        if example_id not in a.index:
-            raise UserError(f"example {example_id!r} is in the imbalanced results but not in the balanced ones")
-    return a, b.loc[a.index]
+        if str(a.at[example_id, "language"]) != str(b.at[example_id, "language"]):
+            raise UserError(f"example {example_id!r} has language {a.at[example_id, 'language']!r} in --bal and "
+                            f"{b.at[example_id, 'language']!r} in --imbal: the two results explain different data")
+        label_a = bal.label_names[int(a.at[example_id, "label"])]
+        label_b = imbal.label_names[int(b.at[example_id, "label"])]
+        if label_a != label_b:
+            raise UserError(f"example {example_id!r} has true label {label_a!r} in --bal and {label_b!r} in --imbal: "
+                            "the two results explain different data")
+        values = np.asarray(b.at[example_id, "values"])[:, order]
+        identical = identical and np.array_equal(values, np.asarray(a.at[example_id, "values"]))
+        b.at[example_id, "values"] = values
+        for column in ("base_values", "probabilities"):
+            if column in b.columns:
+                b.at[example_id, column] = np.asarray(b.at[example_id, column])[order]
+        b.at[example_id, "label"] = int(a.at[example_id, "label"])
+    if identical and len(a):
+        raise UserError("--bal and --imbal hold identical SHAP values (the same model explained twice?): "
+                        "the difference would be 0 everywhere; give the balanced run and the compared run")
+    return a, b
 
 
 def _group_of(groups: Mapping[str, Sequence[str]] | None) -> dict[str, str]:
@@ -132,13 +158,14 @@ def compute_shap_diff(
     threshold: float = SHAP_THRESHOLD,
     groups: Mapping[str, Sequence[str]] | None = None,
     averaging: str = "masked",
-    special_tokens: bool = False,
+    special_tokens: bool = True,
 ) -> ShapDiffResult:
     """Cumulative SHAP difference (imbal - bal) per example, class and token category, averaged per language.
 
     `averaging`: "masked" (the released code's nanmean) or "zero" (see the
     module docstring); `special_tokens`: count the masker's always-kept
-    tokens in the categories and the token split.
+    tokens in the categories and the token split (the default, as the
+    released code; False is the documented deviation).
     """
     check_threshold(threshold)
     if averaging not in AVERAGING:

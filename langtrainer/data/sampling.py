@@ -263,6 +263,7 @@ class DesignPlan:
     label_names: list[str]
     available: dict[str, np.ndarray]  # split -> [L, C]
     needed: dict[str, np.ndarray] = field(default_factory=dict)  # pool -> [L, C], the most any subset takes
+    subsets: dict[str, np.ndarray] = field(default_factory=dict)  # train_balanced, ..., test -> [L, C] counts
     sizes: dict[str, int] = field(default_factory=dict)  # data.<field> -> the recipe's value
     largest: dict[str, int] = field(default_factory=dict)  # data.<field> -> the largest value that fits
 
@@ -358,7 +359,9 @@ def design_plan(
         if split not in pools:
             raise UserError(f"no '{split}' pool to sample from")
         plan.sizes[name] = int(sizes[name])
-        plan.needed[split] = design.needed(split, int(sizes[name]))
+        counts = design.subsets(split, int(sizes[name]))
+        plan.subsets.update(counts)
+        plan.needed[split] = np.maximum.reduce(list(counts.values()))
         if with_largest:
             plan.largest[name] = design.largest(split, available[split])
     return plan
@@ -584,7 +587,7 @@ def build_from_recipe(recipe: Any, progress: Callable[[int, int], None] | None =
     from langtrainer.recipe import split_seed
 
     data, imbalance = recipe.data, recipe.imbalance
-    pools, label_names, languages = _recipe_pools(recipe)
+    pools, label_names, languages = recipe_pools(recipe)
     if imbalance.subset == "none":
         subsets, report = build_as_is(pools, languages, label_names, split_seed(recipe), progress=progress)
     else:
@@ -611,7 +614,7 @@ def build_from_recipe(recipe: Any, progress: Callable[[int, int], None] | None =
     return subsets, report
 
 
-def _recipe_pools(recipe: Any):
+def recipe_pools(recipe: Any):
     """(pools, label names, languages) of the recipe's data block."""
     from langtrainer.data.sources import load_source
     from langtrainer.recipe import split_seed
@@ -646,6 +649,6 @@ def plan_from_recipe(recipe: Any) -> DesignPlan:
     and the largest data.* sizes that fit.
     """
     data, imbalance = recipe.data, recipe.imbalance
-    pools, label_names, languages = _recipe_pools(recipe)
+    pools, label_names, languages = recipe_pools(recipe)
     sizes = None if imbalance.subset == "none" else {name: getattr(data, name) for name in SIZE_FIELDS.values()}
     return design_plan(pools, languages, label_names, sizes, imbalance.distribution, imbalance.groups)

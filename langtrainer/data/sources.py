@@ -15,6 +15,7 @@ is a one-line `UserError`.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
 import zlib
@@ -25,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from langtrainer.errors import UserError
+from langtrainer.names import check_label_names, check_language_codes
 from langtrainer.references import TABLE_SUFFIXES, is_local_reference
 
 log = logging.getLogger(__name__)
@@ -44,13 +46,63 @@ class SourcePools(dict):
 # ------------------------------------------------------------------ readers
 
 def _decode_utf8(path: Path) -> str:
+    """The file's text; a UTF-8 byte-order mark (what some editors write first) is dropped."""
     data = path.read_bytes()
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise UserError(
             f"'{path}' is not UTF-8 text (invalid byte at offset {exc.start}); re-save it as UTF-8"
         ) from None
+
+
+def _check_csv_header(text: str, path: Path) -> None:
+    """A column named twice would be read as 'text' and 'text.1', and one of the two silently ignored."""
+    import csv
+
+    try:
+        header = next(csv.reader(io.StringIO(text[:1_000_000])), [])
+    except csv.Error:
+        return  # pandas reports the malformed file
+    _refuse_duplicate_columns([h.strip() for h in header], path)
+
+
+def _refuse_duplicate_columns(columns, path) -> None:
+    seen: set[str] = set()
+    for column in map(str, columns):
+        if column in seen:
+            raise UserError(f"'{path}': the column '{column}' appears twice; rename or remove one of them")
+        seen.add(column)
+
+
+def _no_duplicate_keys(pairs):
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise _DuplicateKey(next(k for k in keys if keys.count(k) > 1))
+    return dict(pairs)
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _check_json_lines(text: str, path: Path) -> None:
+    """Each non-blank line is one JSON object with each key once; the first that is not is named by its
+    line number (pandas names a byte position, and keeps the last of two equal keys silently)."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line, object_pairs_hook=_no_duplicate_keys)
+        except _DuplicateKey as exc:
+            raise UserError(f"'{path}' line {number}: the key '{exc.args[0]}' appears twice in one object; "
+                            "keep one of them") from None
+        except ValueError as exc:
+            raise UserError(f"'{path}' line {number} is not valid JSON ({getattr(exc, 'msg', exc)}): fix or "
+                            "remove that line") from None
+        if not isinstance(value, dict):
+            raise UserError(f"'{path}' line {number} is a JSON {type(value).__name__}, not an object: write one "
+                            "{\"text\": ..., \"label\": ..., \"language\": ...} object per line")
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -59,12 +111,17 @@ def read_table(path: str | Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
-            return pd.read_parquet(path)
+            frame = pd.read_parquet(path)
+            _refuse_duplicate_columns(frame.columns, path)
+            return frame
         text = _decode_utf8(path)
         if suffix == ".csv":
+            _check_csv_header(text, path)
             return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
         if suffix in (".jsonl", ".json"):
             lines = suffix == ".jsonl" or not text.lstrip().startswith("[")
+            if lines:
+                _check_json_lines(text, path)
             return pd.read_json(io.StringIO(text), lines=lines, dtype=False, convert_dates=False)
     except UserError:
         raise
@@ -255,7 +312,9 @@ def normalise_languages(values: pd.Series, source: str) -> pd.Series:
             f"{source}: {int(blank.sum())} row(s) have no language (first: row {row + 1}); "
             "fill the language column or remove those rows"
         )
-    return text.str.strip().str.lower()
+    codes = text.str.strip().str.lower()
+    check_language_codes(sorted(codes.unique()), f"{source}: the language column")
+    return codes
 
 
 def blank_labels_to_null(values: pd.Series) -> pd.Series:
@@ -482,6 +541,8 @@ def _canonical(df: pd.DataFrame, split: str, mapping: Mapping[str, str | None], 
         if key in out:
             values = _text_values(out[key], key, where)
             result[key] = values.where(values.notna(), "").astype(str)
+    for key in ("label", "language"):
+        _refuse_containers(out[key], key, where)
     result["label"] = blank_labels_to_null(out["label"])
     result["language"] = normalise_languages(out["language"], where)
     if mapping["group"] is not None and mapping["group"] not in df.columns:
@@ -490,6 +551,17 @@ def _canonical(df: pd.DataFrame, split: str, mapping: Mapping[str, str | None], 
     if group_column is not None:
         result["group"] = df[group_column].astype(str)
     return result.reset_index(drop=True)
+
+
+def _refuse_containers(values: pd.Series, key: str, where: str) -> None:
+    """A list or mapping in the label or language column would become its string ("['a']") and a class of its
+    own: refuse it (one label and one language per row)."""
+    bad = values.map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray)))
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        kind = type(values.iloc[row]).__name__
+        raise UserError(f"{where}: the {key} column holds a {kind} in row {row + 1} ({str(values.iloc[row])[:40]}); "
+                        f"give one {key} per row (multi-label rows are not supported)")
 
 
 def _check_unique_ids(pools: Mapping[str, pd.DataFrame], source: str) -> None:
@@ -679,6 +751,22 @@ def _encode_labels(pools: dict[str, pd.DataFrame], class_names, labels: Sequence
     """One label encoding for all splits; rows with a label outside `labels` are left out."""
     all_labels = pd.concat([df["label"] for df in pools.values()], ignore_index=True)
     encoding, label_names, as_int = _label_encoding(all_labels, class_names, labels)
+    check_label_names(label_names, "the data's labels")
+    if len(label_names) < 2:
+        raise UserError(f"the data has {len(label_names)} label ({', '.join(map(repr, label_names))}): a classifier "
+                        "needs at least 2 (with one, every prediction is right and nothing is learned)")
+    if "train" in pools:
+        raw = pools["train"]["label"]
+        in_train = set((raw.astype(np.int64) if as_int else raw.astype(str)).map(encoding).dropna().astype(int))
+        for split, df in pools.items():
+            if split == "train":
+                continue
+            raw = df["label"]
+            seen = set((raw.astype(np.int64) if as_int else raw.astype(str)).map(encoding).dropna().astype(int))
+            extra = sorted(seen - in_train)
+            if extra:
+                raise UserError(f"label '{label_names[extra[0]]}' is in the {split} split but not in train, so no "
+                                "model can learn it: add training examples of it, or leave it out with data.labels")
     encoded = {}
     for split, df in pools.items():
         raw_labels = df["label"].astype(np.int64) if as_int else df["label"].astype(str)

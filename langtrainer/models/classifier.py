@@ -47,6 +47,11 @@ def check_local_model(recipe: "Recipe") -> None:
     """A local model path that does not exist fails at once, before any import or output."""
     name = recipe.model.name_or_path
     if not name.startswith("builtin:"):
-        from langtrainer.models import resolve_model_path
+        from langtrainer.models import check_model_folder, load_tokenizer, resolve_model_path
 
-        resolve_model_path(name)
+        resolved = resolve_model_path(name)
+        folder = Path(str(resolved)).expanduser()
+        if folder.is_dir() and (folder / "config.json").is_file():
+            check_model_folder(folder)  # whole weights and a tokenizer that fits them, before a run folder is made
+            if not recipe.model.trust_remote_code:
+                load_tokenizer(folder)

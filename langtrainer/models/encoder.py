@@ -31,8 +31,11 @@ def load_encoder(model_dir: str | Path):
     """
     from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
-    from langtrainer.models import load_tokenizer
+    from langtrainer.models import check_model_folder, load_tokenizer
 
+    if Path(model_dir).expanduser().is_dir():
+        check_model_folder(Path(model_dir).expanduser())  # whole weights before transformers reads them
+        load_tokenizer(Path(model_dir).expanduser())  # present, a tokenizer, and within the embeddings
     try:
         config = AutoConfig.from_pretrained(model_dir)
         architectures = config.architectures or []

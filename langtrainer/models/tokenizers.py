@@ -53,6 +53,46 @@ def tokenizer_fingerprint(folder: Path) -> str:
     return digest.hexdigest()
 
 
+# Files that hold a vocabulary: a folder without any of them yields no usable tokenizer.
+VOCABULARY_FILES = ("tokenizer.json", "sentencepiece.bpe.model", "spiece.model", "vocab.txt", "vocab.json")
+
+
+def check_tokenizer_files(folder: Path) -> None:
+    """UserError unless `folder` holds a vocabulary file (else transformers may build an empty tokenizer
+    that turns every word into [UNK]) and its tokenizer.json, when there, is a tokenizer's JSON."""
+    if not any((folder / name).is_file() for name in VOCABULARY_FILES):
+        raise UserError(f"model folder '{folder}' has no tokenizer files ({', '.join(VOCABULARY_FILES[:4])}, ...): "
+                        "copy the whole run folder, tokenizer included")
+    path = folder / "tokenizer.json"
+    if path.is_file():
+        try:
+            value = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise UserError(f"tokenizer file '{path}' is not valid JSON ({str(exc).splitlines()[0][:80]}): "
+                            "copy it again") from None
+        if not isinstance(value, dict) or not isinstance(value.get("model"), dict):
+            raise UserError(f"tokenizer file '{path}' is JSON but not a tokenizer (no 'model' object): "
+                            "copy it again with the model it belongs to")
+
+
+def check_tokenizer_fits(tokenizer, folder: Path) -> None:
+    """UserError when the tokenizer can produce ids beyond the model's embedding rows (config vocab_size)."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    rows = config.get("vocab_size") if isinstance(config, dict) else None
+    if not isinstance(rows, int) or isinstance(rows, bool) or rows <= 0:
+        return
+    vocabulary = tokenizer.get_vocab()
+    largest = max(vocabulary.values(), default=-1)
+    if largest >= rows:
+        raise UserError(f"the tokenizer in '{folder}' has token ids up to {largest} but the model's embeddings hold "
+                        f"{rows} rows (config.json vocab_size): the tokenizer belongs to another model")
+    if len(vocabulary) < 2:
+        raise UserError(f"the tokenizer in '{folder}' has an empty vocabulary: copy the tokenizer files again")
+
+
 def load_tokenizer(name_or_path: str | Path, trust_remote_code: bool = False):
     """AutoTokenizer.from_pretrained, reusing the object of a folder with the same tokenizer files.
 
@@ -63,11 +103,21 @@ def load_tokenizer(name_or_path: str | Path, trust_remote_code: bool = False):
     folder = Path(name_or_path)
     if trust_remote_code or not folder.is_dir():
         return AutoTokenizer.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code)
+    check_tokenizer_files(folder)
     key = tokenizer_fingerprint(folder)
     if key in _cache:
         _cache.move_to_end(key)
         return _cache[key]
-    tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
+    except Exception as exc:  # transformers / tokenizers fail in many ways on files that are not a tokenizer
+        if isinstance(exc, (MemoryError, RecursionError, ImportError)):
+            raise
+        text = str(exc).strip()
+        cause = text.splitlines()[0][:120] if text else type(exc).__name__
+        raise UserError(f"the tokenizer files in '{folder}' cannot be loaded ({cause}): copy them again with the "
+                        "model they belong to") from None
+    check_tokenizer_fits(tokenizer, folder)
     _cache[key] = tokenizer
     while len(_cache) > MAX_CACHED:
         _cache.popitem(last=False)

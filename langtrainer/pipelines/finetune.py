@@ -269,6 +269,9 @@ def check_run(recipe: Recipe, run: RunDir, resume: bool, resume_inexact: bool = 
     """Everything about the run folder that must hold before (and again once it is locked) a run writes."""
     if not locked:
         run.check_not_in_use()
+    from langtrainer.preflight import user_path
+
+    user_path(run.path, "--output-dir")
     run.check_writable(resume)
     run.check_recipe(recipe)  # a leftover data/ of another recipe must not be reused
     run.check_identity(recipe)
@@ -302,7 +305,7 @@ def prepare(recipe_path: str | Path, overrides: list[str] | tuple[str, ...] = ()
             subset: str | None = None) -> PreparedRun:
     """The recipe loaded (`subset` as one more override), its model reference and max length checked,
     the run folder named (runs/<rundir.default_run_name>) unless given, and checked as a folder."""
-    from langtrainer.preflight import check_model_max_length, check_output_folder
+    from langtrainer.preflight import check_machine_bounds, check_model_max_length, check_output_folder
     from langtrainer.recipe import load_recipe
     from langtrainer.rundir import default_run_name
 
@@ -314,6 +317,7 @@ def prepare(recipe_path: str | Path, overrides: list[str] | tuple[str, ...] = ()
     recipe = load_recipe(recipe_path, overrides)
     check_local_model(recipe)  # before the slow imports: a typo in the model path fails in a second
     check_model_max_length(recipe)
+    check_machine_bounds(recipe)
     run_dir = Path(output_dir) if output_dir else Path("runs") / default_run_name(recipe)
     check_output_folder(run_dir, "--output-dir")
     return PreparedRun(recipe, run_dir)
@@ -349,7 +353,7 @@ def finetune(
     resumes from a checkpoint without its random-number state. `prepared`:
     the recipe comes from `prepare`, whose checks are not repeated.
     """
-    from langtrainer.preflight import check_model_max_length
+    from langtrainer.preflight import check_machine_bounds, check_model_max_length
     from langtrainer.recipe import check_recipe
     from langtrainer.training.distributed import is_main_process
 
@@ -358,6 +362,7 @@ def finetune(
         check_recipe(recipe)  # a Recipe built in code gets the recipe reader's checks too
         check_local_model(recipe)
         check_model_max_length(recipe)
+        check_machine_bounds(recipe)
     import torch
     from transformers import set_seed
 

@@ -11,6 +11,7 @@ from langtrainer.analysis.probe.options import resolve_probe_options
 from langtrainer.artifacts import ProbeReport
 from langtrainer.errors import UserError
 from langtrainer.reporting.plots import plot_probe_layers, save_figure
+from langtrainer.rundir import RunDir
 
 
 def data_label(data: str) -> str:
@@ -27,7 +28,17 @@ def check_probe(ckpt: str | os.PathLike, options: ProbeOptions, out: str | os.Pa
     """
     from langtrainer.preflight import check_output_file
 
+    local = Path(ckpt).expanduser()
+    if not local.exists():
+        from langtrainer.preflight import user_path
+
+        user_path(local, "--ckpt")  # a quoted '$HOME/run' is named as such
     resolved, sources, run = resolve_probe_options(ckpt, options, batch_size)
+    if run is not None and run.has_model():
+        from langtrainer.models import check_model_folder, load_tokenizer
+
+        check_model_folder(local)  # whole weights, a tokenizer that fits them: before any data is read
+        load_tokenizer(local)
     if out is None:
         if run is None:
             raise UserError(f"--ckpt {ckpt} is not a local folder: give --out FILE")
@@ -54,8 +65,9 @@ def probe_and_write(
     "all") is also drawn next to it as PNG.
     """
     _, _, out = check_probe(ckpt, options, out, batch_size)
-    report = probe_with_options(ckpt, options, compare_base=compare_base, c_sweep=c_sweep, standardize=standardize,
-                                batch_size=batch_size, progress=progress)
+    with RunDir(Path(ckpt).expanduser()).read_lock():  # no finetune writes the run while it is probed
+        report = probe_with_options(ckpt, options, compare_base=compare_base, c_sweep=c_sweep,
+                                    standardize=standardize, batch_size=batch_size, progress=progress)
     paths = {"json": report.write(Path(out))}
     if report.block.layers:
         paths["png"] = save_figure(plot_probe_layers(report), Path(out).with_suffix(".png"))

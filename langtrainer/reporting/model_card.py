@@ -22,6 +22,8 @@ from langtrainer import atomic
 from langtrainer.artifacts import RunMetrics
 from langtrainer.defaults import HEAD_LEARNING_RATE, LEARNING_RATE, SHAP_THRESHOLD
 from langtrainer.errors import UserError
+from langtrainer.names import is_language_code
+from langtrainer.reporting.markdown import md_list, md_text
 from langtrainer.reporting.tables import MetricTable, cmi_sentence, metric_table, share_note, to_markdown
 from langtrainer.rundir import RunDir
 
@@ -68,7 +70,8 @@ def card_metadata(recipe: Mapping[str, Any], metrics: Mapping[str, Any],
     model = recipe.get("model") or {}
     data = recipe.get("data") or {}
     test = metrics.get("test") or {}
-    languages = list(metrics.get("languages") or data.get("languages") or [])
+    # The Hub reads `language:` as codes: a run folder from before codes were checked may hold other strings.
+    languages = [code for code in metrics.get("languages") or data.get("languages") or [] if is_language_code(code)]
     meta: dict[str, Any] = {}
     if languages:
         meta["language"] = languages
@@ -148,12 +151,12 @@ def _skew_lines(recipe: Mapping[str, Any], label_names: list[str]) -> list[str]:
     if not distribution or imbalance.get("subset") != "imbalanced":
         return []
     lines = ["Label distribution of the imbalanced training data (%):", ""]
-    header = ["group", "languages"] + label_names
+    header = ["group", "languages"] + [md_text(n) for n in label_names]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join("---" for _ in header) + "|")
     for name, row in distribution.items():
-        members = ",".join(groups.get(name, [name]))
-        lines.append("| " + " | ".join([str(name), members] + [f"{float(v):g}" for v in row]) + " |")
+        members = md_list(groups.get(name, [name]), ",")
+        lines.append("| " + " | ".join([md_text(name), members] + [f"{float(v):g}" for v in row]) + " |")
     return lines + [""]
 
 
@@ -161,11 +164,11 @@ def _class_weight_lines(metrics: Mapping[str, Any], label_names: list[str]) -> l
     weights, languages = metrics.get("class_weights"), metrics.get("languages") or []
     if not weights or len(weights) != len(languages):
         return []
-    header = ["language"] + label_names
+    header = ["language"] + [md_text(n) for n in label_names]
     lines = ["Class weights per language (the loss multiplies each example's cross-entropy by its cell):", "",
              "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for lang, row in zip(languages, weights):
-        lines.append("| " + " | ".join([str(lang)] + [f"{float(w):.3f}" for w in row]) + " |")
+        lines.append("| " + " | ".join([md_text(lang)] + [f"{float(w):.3f}" for w in row]) + " |")
     return lines + [""]
 
 
@@ -195,7 +198,7 @@ def _shap_diff_lines(diff: Mapping[str, Any]) -> list[str]:
     if not table:
         return []
     units = sorted({unit for per_label in table.values() for unit in per_label})
-    header = ["label"] + [f"{kind} {u}" if kind == "group" else u for u in units]
+    header = ["label"] + [f"{kind} {md_text(u)}" if kind == "group" else md_text(u) for u in units]
     lines = ["## SHAP difference", "",
              f"Mean cumulative SHAP difference of neutral tokens ({diff.get('comparison', 'compared − balanced')}), "
              f"per label and {kind}: tokens whose balanced-model SHAP value is within ±{diff.get('threshold', SHAP_THRESHOLD):g}. "
@@ -207,16 +210,16 @@ def _shap_diff_lines(diff: Mapping[str, Any]) -> list[str]:
         for unit in units:
             value = ((per_unit.get(unit) or {}).get("neutral") or {}).get("mean")
             cells.append(_fmt(value, 4) if isinstance(value, (int, float)) else "–")
-        lines.append("| " + " | ".join([str(label)] + cells) + " |")
+        lines.append("| " + " | ".join([md_text(label)] + cells) + " |")
     return lines + [""]
 
 
 def _intended_use_lines(recipe: Mapping[str, Any], metrics: Mapping[str, Any], label_names: list[str],
                         languages: list[str]) -> list[str]:
     return ["## Intended use", "",
-            f"Sorting texts in {', '.join(languages) or 'the training languages'} into the labels "
-            f"{', '.join(label_names)}, for texts like those of {dataset_name(recipe)}, the data it was trained and "
-            "tested on. It was not tested on other languages, other label sets or other kinds of text; check it on a "
+            f"Sorting texts in {md_list(languages) or 'the training languages'} into the labels "
+            f"{md_list(label_names)}, for texts like those of {md_text(dataset_name(recipe))}, the data it was trained "
+            "and tested on. It was not tested on other languages, other label sets or other kinds of text; check it on a "
             "sample of your own labelled texts, per language, before relying on it.", ""]
 
 
@@ -247,8 +250,14 @@ def _limitations_lines(run: RunDir, recipe: Mapping[str, Any], metrics: Mapping[
         row = by_language.frame.loc[worst]
         low, high = row.get("accuracy_low", math.nan), row.get("accuracy_high", math.nan)
         interval = "" if math.isnan(low) else f" (95 % interval {low:.2f}–{high:.2f})"
-        lines.append(f"- Accuracy differs by language: lowest in {worst}, {row['accuracy']:.3f}{interval} on "
-                     f"{int(row['n']) if not math.isnan(row['n']) else '?'} test rows.")
+        best = by_language.frame.loc[by_language.frame["accuracy"].idxmax()]
+        # Separate intervals (the worst's upper bound below the best's lower one) show a difference; else not shown.
+        apart = not math.isnan(high) and high < best.get("accuracy_low", math.nan)
+        verdict = ("below the best language's interval" if apart else
+                   "its interval overlaps the best language's, so this test split does not show that accuracy "
+                   "differs by language" if not math.isnan(high) else "no intervals recorded")
+        lines.append(f"- Lowest accuracy: {md_text(worst)}, {row['accuracy']:.3f}{interval} on "
+                     f"{int(row['n']) if not math.isnan(row['n']) else '?'} test rows ({verdict}).")
     p = test.get("language_prediction_cmi_p_value")
     if isinstance(p, (int, float)) and p < 0.05:
         lines.append("- Its predictions depend on the language beyond each language's label mix (see "
@@ -259,7 +268,7 @@ def _limitations_lines(run: RunDir, recipe: Mapping[str, Any], metrics: Mapping[
     warnings = run_small_sample_warnings(run, finished)
     if warnings:
         lines.append("- Small samples (each line limits the per-language numbers it names):")
-        lines += [f"  - {line}" for line in warnings]
+        lines += [f"  - {md_text(line)}" for line in warnings]
     if len(lines) == 2:
         lines.append("- None found in the numbers above; they hold for this test split only.")
     return lines + [""]
@@ -287,20 +296,20 @@ def render_model_card(run: RunDir | str | os.PathLike, probes: Mapping[str, Mapp
     header = yaml.safe_dump(card_metadata(recipe, metrics, by_language), sort_keys=False, allow_unicode=True)
     name = str(recipe.get("name") or metrics.get("recipe") or run.path.name)
     description = recipe.get("description")
-    md = ["---", header.rstrip("\n"), "---", "", f"# {name}", ""]
+    md = ["---", header.rstrip("\n"), "---", "", f"# {md_text(name)}", ""]
     md += [f"A {len(label_names)}-label text classifier for {len(languages)} languages "
-           f"({', '.join(languages)}), fine-tuned with langtrainer, which implements {PAPER}: "
+           f"({md_list(languages)}), fine-tuned with langtrainer, which implements {PAPER}: "
            "per-language class weights and a masked-input entropy term against a model that learns "
            "'this language => this label' from training data whose label mix differs by language.", ""]
     if description:
-        md += [str(description), ""]
+        md += [md_text(description), ""]
     md += ["## Training setup", "", "| setting | value |", "|---|---|"]
-    md += [f"| {key} | {value} |" for key, value in _setup_rows(recipe, metrics)]
+    md += [f"| {md_text(key)} | {md_text(value)} |" for key, value in _setup_rows(recipe, metrics)]
     md += [""]
     md += _skew_lines(recipe, label_names)
     md += _class_weight_lines(metrics, label_names)
-    md += ["## Languages and labels", "", f"Languages: {', '.join(languages) or '–'}.", "",
-           "Labels (id: name): " + ", ".join(f"{i}: {n}" for i, n in enumerate(label_names)) + ".", ""]
+    md += ["## Languages and labels", "", f"Languages: {md_list(languages) or '–'}.", "",
+           "Labels (id: name): " + ", ".join(f"{i}: {md_text(n)}" for i, n in enumerate(label_names)) + ".", ""]
     md += ["## Test results", ""]
     overall = [f"accuracy {_fmt(test.get('accuracy'))}", f"macro-F1 {_fmt(test.get('macro_f1'))}"]
     n = test.get("n", metrics.get("test_examples"))
@@ -317,7 +326,8 @@ def render_model_card(run: RunDir | str | os.PathLike, probes: Mapping[str, Mapp
         true = test.get("label_shares") or {}
         md += ["Share of predictions per label"
                + (" (true share of the test rows in brackets): " if true else ": ")
-               + ", ".join(f"{k} {100 * float(v):.1f} %" + (f" ({100 * float(true[k]):.1f} %)" if k in true else "")
+               + ", ".join(f"{md_text(k)} {100 * float(v):.1f} %"
+                           + (f" ({100 * float(true[k]):.1f} %)" if k in true else "")
                            for k, v in shares.items()) + ".", ""]
     favoured = metrics.get("favoured_labels") or {}
     by_language_favoured = favoured if metrics.get("favoured_labels_by") == "language" else None

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
+from langtrainer.reporting.markdown import md_list, md_text
 
 METRICS = ("n", "accuracy", "macro_f1")
 SHARE_PREFIX = "share: "
@@ -144,12 +145,14 @@ def to_markdown(table: MetricTable, favoured: Mapping[str, Sequence[int]] | None
     languages) is shown after a group's name.
     """
     true_known = table.has_true_shares()
-    label_header = [f"{name} % true / predicted" if true_known else f"predicted {name} %" for name in table.label_names]
+    label_header = [f"{md_text(name)} % true / predicted" if true_known else f"predicted {md_text(name)} %"
+                    for name in table.label_names]
     ci = " [95 % CI]" if table.has_intervals() else ""
     header = [table.kind, "n", f"accuracy{ci}", f"macro-F1{ci}"] + label_header
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for unit, row in table.frame.iterrows():
-        name = f"{unit} ({','.join(members[unit])})" if members and unit in members else str(unit)
+        name = (f"{md_text(unit)} ({md_list(members[unit], ',')})" if members and unit in members
+                else md_text(unit))
         bold = set((favoured or {}).get(unit, []))
         shares = []
         for c, label in enumerate(table.label_names):

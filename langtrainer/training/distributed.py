@@ -66,10 +66,38 @@ def is_main_process() -> bool:
     return process_rank() == 0
 
 
+def available_workers(cuda_available: bool | None = None) -> tuple[int, str]:
+    """(how many processes this machine can run side by side, what bounds it): its GPUs, else its CPU cores."""
+    import os
+
+    if cuda_available is None:
+        import torch
+
+        cuda_available = torch.cuda.is_available()
+    if cuda_available:
+        import torch
+
+        return torch.cuda.device_count(), "GPU(s)"
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(cores, 1), "CPU core(s) available to this process"
+
+
+def check_num_processes(num_processes: int, cuda_available: bool | None = None) -> None:
+    """UserError when --num-processes asks for more processes than the machine has devices (or cores)."""
+    limit, what = available_workers(cuda_available)
+    if num_processes > limit:
+        raise UserError(f"--num-processes {num_processes} is more than the {limit} {what}: give at most {limit}")
+
+
 def needs_launch(num_processes: int | None, config_file: str | Path | None) -> bool:
     """Relaunch through accelerate for N > 1 or a config file, unless already launched."""
     if num_processes is not None and num_processes < 1:
         raise UserError(f"--num-processes must be at least 1, got {num_processes}")
+    if num_processes is not None and num_processes > 1 and config_file is None and not inside_launched_process():
+        check_num_processes(num_processes)  # a config file may describe other machines: accelerate checks it
     if inside_launched_process():
         if (num_processes or 1) > 1 or config_file is not None:
             logger.warning("already inside a distributed launch: --num-processes/--accelerate-config are ignored")
@@ -116,6 +144,8 @@ def accelerate_launch_command(
                 f"--num-processes {n} but this machine has {gpu_count} GPU(s): use at most {gpu_count}, "
                 "or an --accelerate-config for several machines"
             )
+        if not cuda_available and n > available_workers(cuda_available=False)[0]:
+            check_num_processes(n, cuda_available=False)
         command += [
             "--multi_gpu",
             "--num_processes", str(n),

@@ -20,7 +20,7 @@ from langtrainer.analysis.shap.options import ShapOptions
 from langtrainer.analysis.shap.store import arguments_hash, model_fingerprint
 from langtrainer.data.stratified import stratified_subsample
 from langtrainer.errors import UserError
-from langtrainer.rundir import RunDir
+from langtrainer.rundir import RunDir, is_subsets_folder
 
 # `id` is optional: without one, an example's id is its row number in the split ("0", "1", ...).
 REQUIRED_COLUMNS = ("text", "label", "language")
@@ -76,8 +76,10 @@ def run_shap(
     """
     from langtrainer.analysis.shap.sharded import compute_shards
 
-    plan = plan_shap(RunDir(ckpt), options or ShapOptions(), data=data, out=out, columns=columns)
-    return compute_shards(plan, progress=progress, rank=rank, world_size=world_size)
+    run = RunDir(ckpt)
+    with run.read_lock():  # no finetune writes the run while it is explained
+        plan = plan_shap(run, options or ShapOptions(), data=data, out=out, columns=columns)
+        return compute_shards(plan, progress=progress, rank=rank, world_size=world_size)
 
 
 def plan_shap(run: RunDir, options: ShapOptions, data=None, out=None,
@@ -88,18 +90,23 @@ def plan_shap(run: RunDir, options: ShapOptions, data=None, out=None,
     from langtrainer.models import check_model_folder, load_tokenizer
 
     ckpt = run.path
+    if not ckpt.is_dir():
+        from langtrainer.preflight import user_path
+
+        user_path(ckpt, "--ckpt")
     if not ckpt.is_dir() or not run.has_model():
         raise UserError(f"--ckpt {ckpt} is not a model folder (no config.json): give a run folder written by finetune")
     check_model_folder(ckpt)
+    tokenizer = load_tokenizer(ckpt)  # present and consistent with the embeddings, before the data is read
     resolved, sources = options.resolve(run)
     out_dir = check_output_dir(Path(out).expanduser() if out is not None else run.shap_dir)
     data_path = Path(data).expanduser() if data is not None else run.data_path
     id2label = json.loads(run.model_config_path.read_text(encoding="utf-8")).get("id2label") or {}
     label_names = [str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}"))) for i in range(len(id2label))]
     frame = load_split(data_path, resolved.split, columns)
-    frame["label"] = label_indices(frame["label"], label_names, f"{data_path} ({resolved.split})")
+    frame["label"] = label_indices(frame["label"], label_names, f"{data_path} ({resolved.split})",
+                                   ids_are_classes=is_subsets_folder(data_path))
     sample = stratified_subsample(frame, resolved.subsample, resolved.seed)
-    tokenizer = load_tokenizer(ckpt)
     config = AutoConfig.from_pretrained(ckpt)
     limit = model_max_length(config, tokenizer)
     if resolved.max_length is None:
@@ -141,6 +148,9 @@ def _sorted_by_length(sample, tokenizer):
 
 def check_output_dir(path: Path) -> Path:
     """`path` if it is, or can become, a folder; a one-line UserError otherwise (before any work)."""
+    from langtrainer.preflight import user_path
+
+    path = user_path(path, "--out")
     for candidate in (path, *path.parents):
         if candidate.exists():
             if not candidate.is_dir():
@@ -173,23 +183,34 @@ def load_split(data: Path, split: str, columns: Mapping[str, str] | None = None)
     return frame
 
 
-def label_indices(labels, label_names: list[str], where: str):
-    """Labels as the model's class indices: ints stay, names ('pos') map through the model's id2label."""
+def label_indices(labels, label_names: list[str], where: str, ids_are_classes: bool = False):
+    """Labels as the model's class indices, read by name: each value names one of the model's labels.
+
+    A run's own data/ stores class indices (`ids_are_classes`). Elsewhere a
+    value is a label name, compared as text ('1' names the label '1', not
+    class 1); only a column of integers none of which is a label name is
+    read as class indices (a file numbered like the model's classes). A
+    column mixing names and other integers is refused: it cannot be read
+    either way without guessing.
+    """
     import pandas as pd
 
-    if pd.api.types.is_integer_dtype(labels):
+    index = {name: i for i, name in enumerate(label_names)}
+    text = labels.astype(str)
+    is_int = pd.api.types.is_integer_dtype(labels) or bool(len(text)) and text.str.fullmatch(r"-?\d+").all()
+    present = set(text)
+    if ids_are_classes and pd.api.types.is_integer_dtype(labels):
         values = labels.astype(int)
+    elif present <= set(index):
+        values = text.map(index).astype(int)
+    elif is_int and not present & set(index):
+        values = text.astype(int)
     else:
-        index = {name: i for i, name in enumerate(label_names)}
-        text = labels.astype(str)
-        unknown = sorted(set(text) - set(index))
-        if unknown and all(v.lstrip("-").isdigit() for v in text):
-            values = text.astype(int)
-        elif unknown:
-            raise UserError(f"{where}: label {unknown[0]!r} is not one of the model's labels "
-                            f"({', '.join(label_names)})")
-        else:
-            values = text.map(index).astype(int)
+        unknown = sorted(present - set(index))
+        hint = (" (the column mixes label names and class numbers: write every label as a name)"
+                if is_int and present & set(index) else "")
+        raise UserError(f"{where}: label {unknown[0]!r} is not one of the model's labels "
+                        f"({', '.join(label_names)}){hint}")
     bad = values[(values < 0) | (values >= len(label_names))]
     if len(bad):
         raise UserError(f"{where}: label {int(bad.iloc[0])} is outside the model's {len(label_names)} classes")

@@ -146,13 +146,14 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def read_manifest(folder: Path) -> ShapManifest | None:
-    """The folder's manifest, or None when it is missing or not a readable langtrainer manifest."""
+def read_manifest(folder: Path, warn: bool = True) -> ShapManifest | None:
+    """The folder's manifest, or None when it is missing or not a readable langtrainer manifest
+    (logged when `warn`: a rerun then checks the shards one by one)."""
     path = folder / MANIFEST
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
-        if path.exists():
+        if path.exists() and warn:
             log.warning("%s is unreadable; its shards are checked one by one", path)
         return None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -160,7 +161,8 @@ def read_manifest(folder: Path) -> ShapManifest | None:
     try:
         return ShapManifest.from_dict(manifest, f"'{path}'")
     except UserError as exc:
-        log.warning("%s; its shards are checked one by one", exc)
+        if warn:
+            log.warning("%s; its shards are checked one by one", exc)
         return None
 
 
@@ -250,18 +252,71 @@ def find_shap_dir(path: str | os.PathLike) -> Path:
     raise UserError(f"{path} holds no SHAP results (no {MANIFEST}, no shap/{MANIFEST}); run `langtrainer shap` first")
 
 
+def one_cause(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:120] if text else type(exc).__name__
+
+
+def _bad_manifest(folder: Path, what: str) -> UserError:
+    return UserError(f"{folder / MANIFEST} {what} (edited by hand?); rerun `langtrainer shap` with the same "
+                     "arguments and --overwrite")
+
+
+def check_manifest(manifest: "ShapManifest | dict", folder: Path) -> None:
+    """A complete manifest agrees with itself and with the model it names, before any shard is read.
+
+    Its fields have their types; `n_examples` is the number of ids, each id is
+    unique; `arguments_hash` is the hash of `arguments` (each shard carries
+    it, so shards of other arguments are refused); the label names are
+    unique and, when the checkpoint it was computed from is still there
+    unchanged, the names of that model's classes in order.
+    """
+    if not isinstance(manifest, dict):
+        manifest = manifest.to_dict()
+    ids, names = manifest.get("ids"), manifest.get("label_names")
+    n_shards, n_examples = manifest.get("n_shards"), manifest.get("n_examples")
+    if not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+        raise _bad_manifest(folder, "has no list of example ids")
+    if not (isinstance(names, list) and names and all(isinstance(n, str) and n for n in names)):
+        raise _bad_manifest(folder, "has no list of label names")
+    if type(n_shards) is not int or n_shards < 0 or type(n_examples) is not int:
+        raise _bad_manifest(folder, "has no whole n_shards / n_examples")
+    if n_examples != len(ids):
+        raise _bad_manifest(folder, f"says n_examples {n_examples} but lists {len(ids)} ids")
+    if len(set(ids)) != len(ids):
+        raise _bad_manifest(folder, "lists an example id twice")
+    if len(set(names)) != len(names):
+        raise _bad_manifest(folder, "lists a label name twice")
+    arguments = manifest.get("arguments")
+    if not isinstance(arguments, dict) or manifest.get("arguments_hash") != arguments_hash(arguments):
+        raise _bad_manifest(folder, "has arguments that do not match its arguments_hash")
+    ckpt = Path(str(arguments.get("ckpt") or ""))
+    if arguments.get("ckpt") and (ckpt / "config.json").is_file() and \
+            model_fingerprint(ckpt) == arguments.get("model_fingerprint"):
+        try:
+            id2label = json.loads((ckpt / "config.json").read_text(encoding="utf-8")).get("id2label") or {}
+        except (OSError, ValueError, AttributeError):
+            return
+        model_names = [str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}"))) for i in range(len(id2label))]
+        if model_names and model_names != names:
+            raise _bad_manifest(folder, f"names the labels {', '.join(names[:6])} but the model it explains has "
+                                        f"{', '.join(model_names[:6])}")
+
+
 def load_shap_result(path: str | os.PathLike) -> ShapResult:
     """Read a finished `langtrainer shap` output folder (or a run dir with `shap/`)."""
     import pandas as pd
     import pyarrow.parquet as pq
 
     folder = find_shap_dir(path)
-    manifest = read_manifest(folder)
+    manifest = read_manifest(folder, warn=False)  # an unreadable one is the UserError below
     rerun = "rerun `langtrainer shap` with the same arguments"
     if manifest is None:
         raise UserError(f"{folder / MANIFEST} is not a readable langtrainer SHAP manifest; {rerun} to repair it")
     if not manifest.complete:
         raise UserError(f"the SHAP run in {folder} is incomplete; {rerun} to finish it")
+    check_manifest(manifest, folder)
     checksums = manifest.shard_sha256 or {}
     frames = []
     for k in range(manifest.n_shards):
@@ -270,10 +325,32 @@ def load_shap_result(path: str | os.PathLike) -> ShapResult:
             raise UserError(f"{shard} is missing; {rerun}")
         if shard.name in checksums and file_sha256(shard) != checksums[shard.name]:
             raise UserError(f"{shard} does not match its checksum in {MANIFEST} (damaged?); {rerun} to recompute it")
-        frames.append(pq.read_table(shard).to_pandas())
+        try:
+            table = pq.read_table(shard)
+        except Exception as exc:  # pyarrow's errors on a file that is not Parquet
+            if isinstance(exc, (OSError, ValueError)) or type(exc).__module__.startswith("pyarrow"):
+                raise UserError(f"{shard} is not a readable Parquet shard ({one_cause(exc)}); {rerun} "
+                                "with --overwrite") from None
+            raise
+        if (table.schema.metadata or {}).get(HASH_KEY, b"").decode() != manifest.arguments_hash:
+            raise UserError(f"{shard} was computed with other arguments than {folder / MANIFEST} records "
+                            f"(edited or mixed folders?); {rerun} with --overwrite")
+        frames.append(table.to_pandas())
     examples = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    if examples["id"].tolist() != manifest.ids:
+    if "id" not in examples.columns or examples["id"].tolist() != manifest.ids:
         raise UserError(f"the shards in {folder} do not match its manifest; rerun `langtrainer shap` with --overwrite")
+    n_labels = len(manifest.label_names)
+    classes = {int(c) for c in examples["n_classes"]} if len(examples) else set()
+    if classes and classes != {n_labels}:
+        raise UserError(f"{folder / MANIFEST} names {n_labels} labels but its shards hold "
+                        f"values for {', '.join(map(str, sorted(classes)))} classes (edited?); {rerun} with "
+                        "--overwrite")
+    for row in examples.itertuples(index=False):
+        shapes_agree = (len(row.values) == len(row.token_ids) * n_labels and len(row.base_values) == n_labels
+                        and len(row.tokens) == len(row.token_ids))
+        if not shapes_agree or not 0 <= int(row.label) < n_labels:
+            raise UserError(f"example {row.id!r} in the shards of {folder} does not fit its {n_labels} labels "
+                            f"(values, tokens or true label edited?); {rerun} with --overwrite")
     examples["token_ids"] = [np.asarray(x, dtype=np.int64) for x in examples["token_ids"]]
     examples["tokens"] = [list(x) for x in examples["tokens"]]
     if "special" in examples.columns:

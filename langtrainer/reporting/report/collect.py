@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from langtrainer.analysis.matching import match_labels, match_languages
 from langtrainer.artifacts import ProbeModelBlock, ProbeReport, RunMetrics, ShapDiffReport
 from langtrainer.errors import UserError
 from langtrainer.reporting.report.paper import paper_analogue_of
@@ -67,6 +68,16 @@ def _uses_entropy_term(diff: ShapDiffReport) -> bool:
     return all(f is not None and Setup.of(None, f.raw_recipe()).entropy_term > 0 for f in folders)
 
 
+def _check_same_names(first: Run, run: Run) -> None:
+    """Runs combined in one report have the same labels and languages, by name (their order may differ:
+    the report reads every per-label and per-language number by name)."""
+    sides = (f"run '{first.path}'", f"run '{run.path}'")
+    for a, b, match in ((first.metrics.label_names, run.metrics.label_names, match_labels),
+                        (first.metrics.languages, run.metrics.languages, match_languages)):
+        if a and b:
+            match(list(a), list(b), sides=sides)
+
+
 def collect(dirs: Iterable[str | Path]) -> Collected:
     """Find runs, probes and SHAP diffs under the given directories."""
     runs: list[Run] = []
@@ -97,6 +108,8 @@ def collect(dirs: Iterable[str | Path]) -> Collected:
             for data, probe in run.probes.items():
                 if probe.base is not None:
                     pretrained.setdefault(run.seed, {}).setdefault(data, probe.base)
+            if runs:
+                _check_same_names(runs[0], run)
             runs.append(run)
             analogues.add(paper_analogue_of(metrics, recipe))
             label_names = label_names or list(metrics.label_names)
@@ -116,7 +129,11 @@ def collect(dirs: Iterable[str | Path]) -> Collected:
                 pretrained.setdefault(seed, {})[data] = probe.block
         for diff_path in sorted(root.rglob(RunDir.SHAP_DIFF)):
             seed = DemoDir.seed_of(diff_path) or 0
-            diffs[(seed, diff_path.parent.name)] = ShapDiffReport.read(diff_path)
+            diff = ShapDiffReport.read(diff_path)
+            if runs and runs[0].metrics.label_names and diff.label_names:
+                match_labels(runs[0].metrics.label_names, diff.label_names,
+                             sides=(f"run '{runs[0].path}'", f"'{diff_path}'"))
+            diffs[(seed, diff_path.parent.name)] = diff
             png = diff_path.with_suffix(".png")
             if png.exists():
                 figures[(seed, diff_path.parent.name)] = png

@@ -18,6 +18,7 @@ from langtrainer.reporting.report.statistics import (Summary, by_role, group_dis
                                                     mean_table)
 from langtrainer.reporting.report.verdicts import _verdicts
 from langtrainer.defaults import FAVOURED_LABEL_RATIO
+from langtrainer.reporting.markdown import md_list, md_text
 from langtrainer.reporting.tables import share_note, to_markdown
 
 
@@ -94,8 +95,8 @@ def _test_mix_sentence(collected: Collected) -> str:
 def _skew_sentence(collected: Collected) -> str:
     groups = list(collected.groups or {})
     if len(groups) == 2:
-        how = (f"the share of group {groups[0]}'s predictions in the labels its training data over-represents "
-               f"+ the same share of group {groups[1]} − 1")
+        how = (f"the share of group {md_text(groups[0])}'s predictions in the labels its training data "
+               f"over-represents + the same share of group {md_text(groups[1])} − 1")
     else:
         how = (f"for each of the {len(groups)} language groups, the share of its predictions in the labels its "
                "training data over-represents minus the other groups' share in those labels, averaged over groups")
@@ -141,11 +142,12 @@ def _intro_section(page: "_Page") -> list[str]:
                   "orientation only: different data, model and size.")
     md = ["# langtrainer report", "", intro, ""]
     names = page.names
-    facts = [f"{len(names)} labels ({', '.join(names)})"]
+    facts = [f"{len(names)} labels ({md_list(names)})"]
     if collected.languages:
-        facts.append(f"{len(collected.languages)} languages ({', '.join(collected.languages)})")
+        facts.append(f"{len(collected.languages)} languages ({md_list(collected.languages)})")
     if collected.groups and collected.favoured_by != "language":
-        facts.append("language groups " + "; ".join(f"{g}: {','.join(langs)}" for g, langs in collected.groups.items()))
+        facts.append("language groups " + "; ".join(f"{md_text(g)}: {md_list(langs, ',')}"
+                                                    for g, langs in collected.groups.items()))
     md += ["Data: " + ", ".join(facts) + ".", "", "## Verdicts", ""]
     verdicts = _verdicts(summary)
     md += [f"- {line}" for line in verdicts] or [
@@ -208,7 +210,8 @@ def _predictions_section(page: "_Page") -> list[str]:
         runs = [r for role in order for r in roles[role]]
         with_true = all(not np.isnan(group_distribution(r, g, names, true=True)).any()
                         for r in runs for g in collected.groups)
-        header = ["model", "group"] + [f"{name} % true / predicted" if with_true else f"{name} %" for name in names]
+        header = ["model", "group"] + [f"{md_text(name)} % true / predicted" if with_true else f"{md_text(name)} %"
+                                       for name in names]
         rows = []
         for role in order:
             for group, langs in collected.groups.items():
@@ -221,7 +224,7 @@ def _predictions_section(page: "_Page") -> list[str]:
                          for c, v in enumerate(dists.mean(axis=0))]
                 if with_true:
                     cells = [f"{t:.1f} / {cell}" for t, cell in zip(true, cells)]
-                rows.append([role_title(role), f"{group} ({','.join(langs)})"] + cells)
+                rows.append([role_title(role), f"{md_text(group)} ({md_list(langs, ',')})"] + cells)
         md.append(_table(header, rows))
         md += ["", _favoured_sentence(collected) + " " + _test_mix_sentence(collected)]
         if numbers:
@@ -258,7 +261,7 @@ def _languages_section(page: "_Page") -> list[str]:
         if collected.small_samples:
             md += ["### Small samples", "",
                    "Each line limits the per-language numbers it names (thresholds in langtrainer/defaults.py):", ""]
-            md += [f"- {line}" for line in collected.small_samples] + [""]
+            md += [f"- {md_text(line)}" for line in collected.small_samples] + [""]
     return md
 
 
@@ -314,7 +317,8 @@ def _shap_section(page: "_Page") -> list[str]:
         if shift:
             rows = [[name if titles.get(name, name) == name else f"{titles[name]} ({name})"] + [fmt(*v[g][:2], digits=4) for g in collected.groups]
                     for name, v in sorted(shift.items())]
-            md.append(_table(["comparison"] + [f"group {g}: neutral tokens, favoured labels" for g in collected.groups], rows))
+            md.append(_table(["comparison"] + [f"group {md_text(g)}: neutral tokens, favoured labels"
+                                               for g in collected.groups], rows))
             md += ["", "Mean cumulative SHAP difference of neutral tokens (|S_bal| ≤ threshold) on the labels each "
                    + ("language's training rows over-represent (as-is data: each language is its own group)."
                       if collected.favoured_by == "language" else "group's imbalanced data over-represents.")

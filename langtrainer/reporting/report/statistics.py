@@ -136,6 +136,18 @@ def probe_accuracy(run: Run, data: str) -> float | None:
     return None if probe is None else float(probe.accuracy_mean)
 
 
+def informative_probe_accuracy(run: Run, data: str) -> float:
+    """The probe's accuracy for a comparison: NaN when it is missing or at chance (within 2 standard deviations
+    of always guessing the commonest language, the rule of the report's chance notes): such a probe measured
+    nothing, so no verdict rests on it."""
+    probe = run.probes.get(data)
+    if probe is None:
+        return math.nan
+    chance = (probe.block.result or {}).get("chance_accuracy")
+    mean, std = float(probe.accuracy_mean), float(probe.accuracy_std or 0.0)
+    return math.nan if chance is not None and mean <= float(chance) + 2 * std else mean
+
+
 def group_distribution(run: Run, group: str, label_names: list[str], true: bool = False) -> list[float]:
     """The run's test predictions in `group`, % per label (Table 2's row); `true`: the true labels' shares
     of the group's test rows (NaN where the run did not record them)."""
@@ -298,8 +310,8 @@ def summarise(collected: Collected) -> Summary:
     metric_keys = {
         "accuracy": lambda r: r.metrics.test.accuracy,
         "skew_index": lambda r: _nan(r.metrics.test.skew_index),
-        "probe_test": lambda r: probe_accuracy(r, "test"),
-        "probe_external": lambda r: probe_accuracy(r, "external"),
+        "probe_test": lambda r: informative_probe_accuracy(r, "test"),
+        "probe_external": lambda r: informative_probe_accuracy(r, "external"),
     }
     for a, b in comparison_pairs(runs):
         for metric, key in metric_keys.items():

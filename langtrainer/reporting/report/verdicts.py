@@ -6,6 +6,7 @@ import math
 
 from langtrainer.reporting.report.setups import role_sort_key, role_title
 from langtrainer.reporting.report.statistics import Comparison, Summary
+from langtrainer.reporting.markdown import md_list, md_text
 
 
 def _mitigation_phrases(role: str) -> tuple[str, str]:
@@ -38,7 +39,7 @@ def _shared_bias_note(summary: Summary, role: str) -> str:
         return ""
     label, share = shared
     amount = "all" if share >= 0.995 else f"at least {100 * share:.0f} %"
-    return (f" The skew index does not see a bias that every group shares: '{label}' takes {amount} "
+    return (f" The skew index does not see a bias that every group shares: '{md_text(label)}' takes {amount} "
             f"of every group's predictions in the {role_title(role)} model (see the prediction table).")
 
 
@@ -120,17 +121,17 @@ def _shap_verdict(name: str, shift: dict[str, tuple[float, float, int]]) -> str 
                 f"({name})?**")
     if all(n >= 2 and not math.isnan(std) for _, std, n in values.values()):
         se = {g: std / math.sqrt(n) for g, (_, std, n) in values.items()}
-        detail = ", ".join(f"{g}: {mean:+.4f} ± {se[g]:.4f} SE" for g, (mean, _, _) in values.items())
+        detail = ", ".join(f"{md_text(g)}: {mean:+.4f} ± {se[g]:.4f} SE" for g, (mean, _, _) in values.items())
         clear = [g for g, (mean, _, _) in values.items() if mean > 2 * se[g]]
         n_seeds = min(n for _, _, n in values.values())
         if len(clear) == len(values):
             answer = "Yes, in every group"
         elif clear:
-            answer = f"Only in group {', '.join(clear)}; elsewhere within the noise"
+            answer = f"Only in group {md_list(clear)}; elsewhere within the noise"
         else:
             answer = "Not shown: within the noise in every group"
         return f"{question} {answer} (mean cumulative difference over {n_seeds} seeds; {detail})."
-    detail = ", ".join(f"{g}: {mean:+.4f}" for g, (mean, _, _) in values.items())
+    detail = ", ".join(f"{md_text(g)}: {mean:+.4f}" for g, (mean, _, _) in values.items())
     direction = "positive" if all(v[0] > 0 for v in values.values()) else "not positive in every group"
     return (f"{question} Mean cumulative difference {detail}: {direction} "
             "(one seed, so no uncertainty attached; see the figure).")

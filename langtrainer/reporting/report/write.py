@@ -141,26 +141,65 @@ def _write_token_views(collected: Collected, out: Path) -> dict[str, Path]:
     return links
 
 
-def write_report(dirs: Iterable[str | Path], out: str | Path) -> Path:
-    """Collect, summarise, plot, and write out/report.md (+ report.json, PNGs, token views); refresh model cards."""
+REPORT_MARKERS = ("report.md", "report.json")
+
+
+def check_report_target(out: Path) -> None:
+    """--out is replaced whole by the new report: refuse a folder that holds anything but an earlier report."""
+    if out.is_dir() and any(out.iterdir()) and not any((out / name).is_file() for name in REPORT_MARKERS):
+        raise UserError(f"--out '{out}' exists and is not a report folder (no report.md); it would be replaced: "
+                        "give a new folder")
+
+
+def _cards_to_refresh(collected: Collected) -> list[RunDir]:
+    return [RunDir(run.path) for run in collected.runs
+            if RunDir(run.path).has_model() or RunDir(run.path).model_card_path.exists()]
+
+
+def _check_cards_writable(folders: list[RunDir]) -> None:
+    import os
+
+    for folder in folders:
+        card = folder.model_card_path
+        if not os.access(folder.path, os.W_OK | os.X_OK) or (card.exists() and not os.access(card, os.W_OK)):
+            raise UserError(f"cannot refresh the model card '{card}': the run folder is not writable; make it "
+                            "writable or pass --no-model-cards")
+
+
+def write_report(dirs: Iterable[str | Path], out: str | Path, model_cards: bool = True) -> Path:
+    """Collect, summarise, plot, and write out/report.md (+ report.json, PNGs, token views); refresh model cards.
+
+    The report is built in a temporary folder beside --out and replaces it
+    whole when complete (an interrupted report leaves the old one, or none);
+    the run folders are read under their shared lock, so no finetune writes
+    them meanwhile. `model_cards=False` leaves the runs' README.md alone.
+    """
+    import contextlib
     import shutil
 
     from langtrainer.preflight import UNLOCKED_TEMP_AGE_S, check_output_folder, remove_stale_temporaries
 
     out = check_output_folder(out, "--out")
+    check_report_target(out)
     collected = collect(list(dirs))  # before anything is made: a report on nothing leaves no folder
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out, UNLOCKED_TEMP_AGE_S)  # half-written files of a killed report
-    summary = summarise(collected)
-    figures = {"accuracy_probe": accuracy_probe_figure(by_role(collected.runs), collected.pretrained_probes, out,
-                                                       paper=collected.paper)}
-    for (seed, name), png in sorted(collected.shap_figures.items()):
-        target = out / f"shap_diff_{name}_seed{seed}.png"
-        if png.resolve() != target.resolve():
-            with atomic.atomic_path(target) as tmp:
-                shutil.copyfile(png, tmp)
-        figures[f"shap_diff_{name}_seed{seed}"] = target
-    links = _write_token_views(collected, out)
-    _refresh_model_cards(collected)
-    atomic.write_json(out / "report.json", summary.to_dict())
-    return atomic.write_text(out / "report.md", render_markdown(collected, summary, figures, out, links))
+    _check_cards_writable(_cards_to_refresh(collected) if model_cards else [])
+    with contextlib.ExitStack() as locks:
+        for run in collected.runs:
+            locks.enter_context(RunDir(run.path).read_lock())
+        collected = collect(list(dirs))  # again under the locks: what was read before a lock may have changed
+        out.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out.parent, UNLOCKED_TEMP_AGE_S, name=out.name)  # a killed report's folder
+        with atomic.atomic_dir(out) as tmp:
+            summary = summarise(collected)
+            accuracy_probe_figure(by_role(collected.runs), collected.pretrained_probes, tmp, paper=collected.paper)
+            figures = {"accuracy_probe": out / "accuracy_probe.png"}
+            for (seed, name), png in sorted(collected.shap_figures.items()):
+                target = tmp / f"shap_diff_{name}_seed{seed}.png"
+                shutil.copyfile(png, target)
+                figures[f"shap_diff_{name}_seed{seed}"] = out / target.name
+            links = {title: out / Path(path).name for title, path in _write_token_views(collected, tmp).items()}
+            atomic.write_json(tmp / "report.json", summary.to_dict())
+            atomic.write_text(tmp / "report.md", render_markdown(collected, summary, figures, out, links))
+        if model_cards:
+            _refresh_model_cards(collected)
+    return out / "report.md"
