@@ -19,6 +19,7 @@ from langtrainer import atomic
 from langtrainer.compare.folder import CompareDir
 from langtrainer.compare.plan import ComparePlan, RunPlan
 from langtrainer.rundir import RunDir, write_subsets
+from langtrainer.training.logs import loss_text
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +184,7 @@ class _Runner:
             def step(done: int, total: int, logs: dict[str, float]) -> None:
                 self.clock.tick(done)
                 self._steps_left = self._left_after(run) + max(total - done, 0)
-                self.tell(stage, done, total, _loss_text(logs))
+                self.tell(stage, done, total, loss_text(logs))
 
             self._steps_left = self.remaining_steps()
             finetune(run.recipe, folder.path, resume=resume, progress=step)
@@ -265,14 +266,6 @@ def run_compare(plan: ComparePlan, progress: Progress | None = None) -> dict[str
         result = collect(plan)
         paths = write_outputs(result, plan)
     return {"result": result, "paths": paths, "trained": runner.trained}
-
-
-def _loss_text(logs: dict[str, float]) -> str:
-    if "eval_loss" in logs:
-        return f"eval_loss {logs['eval_loss']:.3f}"
-    if "loss" in logs:
-        return f"loss {logs['loss']:.3f}"
-    return ""
 
 
 __all__ = ["Event", "Progress", "run_compare"]

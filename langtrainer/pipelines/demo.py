@@ -21,6 +21,7 @@ from langtrainer import atomic
 from langtrainer.recipe import Recipe, apply_overrides, load_raw, recipe_from_dict
 from langtrainer.artifacts import ProbeReport
 from langtrainer.rundir import DemoDir, write_subsets
+from langtrainer.training.logs import loss_text
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ class _Stages:
             resume = run.checkpoints.exists()
             self.timed(f"seed{seed}/train/{variant}", lambda: finetune(
                 self.plan.recipes[(seed, variant)], run.path, resume=resume,
-                progress=lambda step, total, logs: self.tell(stage, step, total, _loss_text(logs)),
+                progress=lambda step, total, logs: self.tell(stage, step, total, loss_text(logs)),
             ))
 
     def probes(self, seed: int) -> None:
@@ -240,11 +241,3 @@ def run_demo(plan: DemoPlan, progress: DemoProgress | None = None) -> dict[str, 
         stages.diffs(seed)
     report = stages.report()
     return {"report": report, "timings": stages.timings}
-
-
-def _loss_text(logs: dict[str, float]) -> str:
-    if "eval_loss" in logs:
-        return f"eval_loss {logs['eval_loss']:.3f}"
-    if "loss" in logs:
-        return f"loss {logs['loss']:.3f}"
-    return ""

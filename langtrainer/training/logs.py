@@ -19,6 +19,15 @@ from langtrainer import atomic
 LOG_HISTORY = "log_history.jsonl"
 
 
+def loss_text(logs: Mapping[str, float]) -> str:
+    """The loss a progress line shows for one Trainer log: eval_loss when it was evaluated, else loss."""
+    if "eval_loss" in logs:
+        return f"eval_loss {logs['eval_loss']:.3f}"
+    if "loss" in logs:
+        return f"loss {logs['loss']:.3f}"
+    return ""
+
+
 def log_test_metrics(trainer, frame: Mapping[str, Any], prefix: str = "test_") -> dict[str, float]:
     """Log a split's tidy metric frame through the Trainer's loggers (TensorBoard shows test/<name>).
 
