@@ -1,7 +1,7 @@
 """Typed, versioned run-folder files (langtrainer.artifacts) and the one legacy reader.
 
 tests/fixtures/legacy_run_8a5421a is a tiny run folder written by commit
-8a5421a's code (before format_version; see fixtures/make_legacy_run.py):
+8a5421a's code (before format_version; see tools/make_legacy_run.py):
 it must still load, probe, explain and report.
 """
 
