@@ -16,7 +16,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from langtrainer.data.sampling import balanced_counts, build_subsets, imbalanced_counts, select_nested
+from langtrainer.data.counts import balanced_counts, imbalanced_counts
+from langtrainer.data.sampling import build_subsets, select_nested
 
 LANGUAGES = ["de", "en", "es", "fr", "ja", "zh"]
 TABLE_1A = {"A": [6.6, 13.3, 20.0, 26.7, 33.3], "B": [33.3, 26.7, 20.0, 13.3, 6.6]}

@@ -28,7 +28,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from langtrainer.errors import UserError, input_error
+from langtrainer.errors import SettingError, UserError, input_error
 
 console = Console()
 err_console = Console(stderr=True)
@@ -172,6 +172,9 @@ def user_errors(fn: F) -> F:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except SettingError as exc:
+            flag = flag_for(exc.setting)
+            fail(exc.with_flag(flag) if flag else str(exc))
         except UserError as exc:
             fail(str(exc) or type(exc).__name__)
         except Exception as exc:
@@ -181,6 +184,27 @@ def user_errors(fn: F) -> F:
             fail(str(mapped))
 
     return wrapper  # type: ignore[return-value]
+
+
+def flag_for(setting: str) -> str | None:
+    """The running command's flag for a library setting (`split` -> --split, `data.columns.text` ->
+    --text-column), or None when the command has none: the library's errors name settings, not flags."""
+    try:
+        from typer._click.globals import get_current_context  # typer >= 0.2x vendors click
+    except ImportError:  # pragma: no cover - older typer uses click itself
+        from click import get_current_context
+
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return None
+    name = setting.replace(".", "_")
+    if setting.startswith("data.columns."):
+        name = f"{setting.rsplit('.', 1)[1]}_column"
+    for param in ctx.command.params:
+        if param.name == name:
+            long = [opt for opt in param.opts if opt.startswith("--")]
+            return max(long, key=len) if long else None
+    return None
 
 
 class PlainProgress:

@@ -14,6 +14,24 @@ class UserError(ValueError):
     """A problem with the user's input, explained in one line."""
 
 
+class SettingError(UserError):
+    """A UserError about one setting: the message names it as the library knows it (a recipe key such as
+    `data.columns.text`, or a keyword argument such as `split`), never as a command-line flag.
+
+    `fact` is what is wrong and `fix` how to fix it in those terms; `flag_fix`, when given, is the fix
+    with `{flag}` where a command that has a flag for `setting` names it (the CLI fills it in), e.g.
+    "pass {flag} or set data.columns.text".
+    """
+
+    def __init__(self, fact: str, setting: str, fix: str, flag_fix: str | None = None):
+        super().__init__(f"{fact}; {fix}")
+        self.fact, self.setting, self.fix, self.flag_fix = fact, setting, fix, flag_fix
+
+    def with_flag(self, flag: str) -> str:
+        """The message with the command's flag for the setting."""
+        return f"{self.fact}; {self.flag_fix.format(flag=flag) if self.flag_fix else self.fix}"
+
+
 # errno values that name a fault of the machine or of the user's files (a full or read-only disk, a
 # permission), never of the code: an OSError carrying one is reported as a user error. ENOENT is not
 # among them: a missing file the user named is checked before use, and one of ours missing is a bug.

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from langtrainer.data.sampling import build_from_recipe
-from langtrainer.data.sources import carve_sizes
+from langtrainer.data.carving import carve_sizes
 from langtrainer.errors import UserError
 from langtrainer.recipe import load_recipe, recipe_from_dict
 
@@ -106,7 +106,7 @@ def test_group_column_mapped_keeps_groups_on_one_side(tmp_path):
     sides = [set(subsets[s]["group"]) for s in subsets]
     assert not (sides[0] & sides[1]) and not (sides[0] & sides[2]) and not (sides[1] & sides[2])
     assert [len(s) for s in sides] == [32, 4, 4]  # 20 groups per label, 10 % = 2 groups each
-    with pytest.raises(UserError, match="group column 'family' .*--group-column or set data.columns.group"):
+    with pytest.raises(UserError, match="group column 'family' .*; set data.columns.group$"):
         build_from_recipe(load_recipe(write_recipe(tmp_path, path, "  columns: {group: family}\n")))
 
 

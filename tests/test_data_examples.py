@@ -10,7 +10,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from hub_shaped import write_amazon_like, write_xnli_like  # noqa: E402
-from langtrainer.data.sources import load_examples, split_names  # noqa: E402
+from langtrainer.data.source_tables import split_names  # noqa: E402
+from langtrainer.data.sources import load_examples  # noqa: E402
 from langtrainer.errors import UserError  # noqa: E402
 
 
@@ -37,9 +38,9 @@ def test_missing_column_names_the_flag_and_the_recipe_field(tmp_path):
     pd.DataFrame(REVIEWS).to_csv(path, index=False)
     with pytest.raises(UserError) as err:
         load_examples(path, columns={"text": "review", "label": "stars"}, require=("text", "label", "language"))
-    assert str(err.value) == ("no 'language' column in reviews.csv (columns: review, stars, lang); "
-                              "pass --language-column or set data.columns.language")
-    with pytest.raises(UserError, match="no 'body' column .* pass --text-column or set data.columns.text"):
+    assert str(err.value) == (f"{path}: the language column 'language' is not in the data "
+                              "(columns present: review, stars, lang); set data.columns.language")
+    with pytest.raises(UserError, match="the text column 'body' is not in the data .*; set data.columns.text"):
         load_examples(path, columns={"text": "body"})
 
 
@@ -70,7 +71,7 @@ def test_save_to_disk_dataset_dict_picks_the_split_and_keeps_classlabel(tmp_path
     assert test["text"] == ["a", "b"] and test["language"] == ["en", "fr"]
     assert test.features["label"].names == ["neg", "pos"]
     assert split_names(tmp_path / "saved") == ["train", "test"]
-    with pytest.raises(UserError, match="several splits .*train, test.*--split"):
+    with pytest.raises(UserError, match="several splits .*train, test.*the split argument"):
         load_examples(tmp_path / "saved")
     with pytest.raises(UserError, match="no split 'dev'"):
         load_examples(tmp_path / "saved", split="dev")
@@ -138,7 +139,8 @@ def test_cli_audit_csv_with_column_flags(tmp_path):
     runner = CliRunner()
     missing = runner.invoke(app, ["data", "audit", str(path)])
     assert missing.exit_code == 2
-    assert "no 'label' column in reviews.csv (columns: review, stars, lang); pass --label-column" in missing.output
+    assert ("the label column 'label' is not in the data (columns present: review, stars, lang); "
+            "pass --label-column or set data.columns.label") in missing.output
     out = tmp_path / "audit.json"
     result = runner.invoke(app, ["data", "audit", str(path), "--label-column", "stars", "--language-column", "lang",
                                  "--json", str(out)])

@@ -7,7 +7,9 @@ import pytest
 from typer.testing import CliRunner
 
 from langtrainer.cli.main import app
-from langtrainer.data.sampling import balanced_counts, build_subsets, design_plan, imbalanced_counts
+from langtrainer.data.counts import balanced_counts, imbalanced_counts
+from langtrainer.data.design_plan import design_plan
+from langtrainer.data.sampling import build_subsets
 from langtrainer.errors import UserError
 from test_sampling import TABLE_1B, make_pool, write_source
 

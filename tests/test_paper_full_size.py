@@ -87,7 +87,8 @@ def cell_counts(dataset, languages, n_labels) -> np.ndarray:
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["amazon", "xnli"])
 def test_paper_recipes_plan_build_and_dry_run_at_real_size(dataset, full_size_folders):
-    from langtrainer.data.sampling import SIZE_FIELDS, build_subsets, design_plan, recipe_pools
+    from langtrainer.data.design_plan import SIZE_FIELDS, design_plan
+    from langtrainer.data.sampling import build_subsets, recipe_pools
 
     source = f"data.source={full_size_folders[dataset]}"
     recipes = {p.stem: load_recipe(p, [source]) for p in paper_recipes(dataset)}

@@ -305,7 +305,7 @@ def test_run_probe_errors(tiny_model_dir, tmp_path):
         run_probe(tmp_path / "missing", data="test")
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"sentence": ["a"], "language": ["en"]}).to_csv(bad, index=False)
-    with pytest.raises(UserError, match="no 'text' column"):
+    with pytest.raises(UserError, match="the text column 'text' is not in the data"):
         run_probe(tiny_model_dir, data=str(bad))
 
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from langtrainer.data.sources import _looks_like_path
+from langtrainer.data import source_tables
 from langtrainer.models import looks_like_local_path
 from langtrainer.recipe import resolve_recipe_path
 from langtrainer.references import is_local_reference
@@ -22,7 +22,7 @@ def test_one_rule_everywhere(tmp_path, monkeypatch, value, local):
     (tmp_path / "present").write_text("x")
     assert is_local_reference(value, tmp_path) is local
     monkeypatch.chdir(tmp_path)  # the data reader and the model resolver read relative to the working folder
-    assert _looks_like_path(value) is local
+    assert source_tables.is_local_reference is is_local_reference  # the data reader asks the one rule
     assert looks_like_local_path(value) is local
     resolved = resolve_recipe_path(value, tmp_path)  # a recipe's path fields: relative to the recipe's folder
     if not local or not value:

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from langtrainer.data.sampling import balanced_counts, build_subsets, imbalanced_counts
+from langtrainer.data.counts import balanced_counts, imbalanced_counts
+from langtrainer.data.sampling import build_subsets
 from langtrainer.errors import UserError
 
 SIX = ["de", "en", "es", "fr", "ja", "zh"]

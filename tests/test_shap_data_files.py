@@ -70,7 +70,8 @@ def test_column_flags(bare_run, tmp_path):
     frame.to_csv(data, index=False)
     result = shap("--ckpt", bare_run, "--data", data, "--out", tmp_path / "o1")
     assert result.exit_code == 2
-    assert "no 'text' column in reviews.csv (columns: review, stars, lang); pass --text-column" in error_line(result.stderr)
+    assert ("the text column 'text' is not in the data (columns present: review, stars, lang); pass --text-column "
+            "or set data.columns.text") in error_line(result.stderr)
     out = tmp_path / "o2"
     result = shap("--ckpt", bare_run, "--data", data, "--out", out, "--text-column", "review",
                   "--label-column", "stars", "--language-column", "lang")

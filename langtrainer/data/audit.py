@@ -196,7 +196,8 @@ def audit_target(
     audited. Anything else is read with `load_examples(target, split, columns)`.
     Returns [(split name, result)].
     """
-    from langtrainer.data.sources import load_examples, split_names
+    from langtrainer.data.source_tables import split_names
+    from langtrainer.data.sources import load_examples
 
     target = str(target)
     if Path(target).suffix.lower() in RECIPE_SUFFIXES:

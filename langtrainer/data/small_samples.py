@@ -82,7 +82,7 @@ def counts_table(counts, languages, label_names) -> dict[str, dict[str, int]]:
 
 
 def plan_small_samples(plan) -> list[str]:
-    """The warnings for a `data plan` (data.sampling.DesignPlan): as-is, its training cells, eq. 2
+    """The warnings for a `data plan` (data.design_plan.DesignPlan): as-is, its training cells, eq. 2
     weights and test rows per language as the data has them; with a skew design, the test rows per
     language the design draws (its training cells are the design's shares of data.train_per_language)."""
     import numpy as np

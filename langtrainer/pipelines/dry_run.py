@@ -191,7 +191,8 @@ def _device(recipe: Recipe, processes: int) -> tuple[str, bool]:
 
 def dry_run(recipe: Recipe, processes: int = 1) -> DryRunPlan:
     """The dry-run plan of `recipe` (see the module docstring); UserError when its design does not fit the data."""
-    from langtrainer.data.sampling import SIZE_FIELDS, design_plan, recipe_pools, select_nested
+    from langtrainer.data.design_plan import SIZE_FIELDS, design_plan
+    from langtrainer.data.sampling import recipe_pools, select_nested
     from langtrainer.training.args import build_training_args
 
     if processes < 1:

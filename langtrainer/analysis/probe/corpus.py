@@ -61,7 +61,7 @@ def _split_for(source: str, config: str | None = None) -> str | None:
     """
     from pathlib import Path
 
-    from langtrainer.data.sources import split_names
+    from langtrainer.data.source_tables import split_names
 
     if source.startswith("builtin:") or Path(source).expanduser().is_file():
         return None
