@@ -116,12 +116,12 @@ def build_command(
     from langtrainer.data.sampling import build_from_recipe
     from langtrainer.recipe import load_recipe
     from langtrainer.preflight import check_output_folder
-    from langtrainer.rundir import check_subsets_target, write_subsets
+    from langtrainer.rundir.subsets import check_subsets_target, write_subsets
 
     columns = column_mapping(text=text_column, label=label_column, language=language_column, group=group_column,
                              id=id_column)
     loaded = load_recipe(recipe, [*(set_ or []), *column_overrides(columns)])
-    out = check_output_folder(out, "--out")  # ~ expanded, $NAME refused, a writable place
+    out = check_output_folder(out, "out")  # ~ expanded, $NAME refused, a writable place
     check_subsets_target(out)
     with make_progress(options.quiet) as progress:
         subsets, report = build_from_recipe(loaded, progress=stepper(progress, "building subsets"))
@@ -245,7 +245,7 @@ def audit_command(
     columns = column_mapping(text=text_column, label=label_column, language=language_column, group=group_column,
                              id=id_column)
     if json_out is not None:
-        check_output_file(json_out, "--json")
+        check_output_file(json_out, "json_out")
     with make_progress(options.quiet) as progress:
         audited = audit_target(target.expanduser(), split, columns, set_ or [], config,
                                progress=stepper(progress, "building subsets"))

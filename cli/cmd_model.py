@@ -27,7 +27,7 @@ def prepare_command(
     folder = builtin_model_dir(name, arch)  # checks the name and the arch before anything is shown
     if out is not None:
         folder = out.expanduser()
-        check_output_folder(folder, "--out")
+        check_output_folder(folder, "out")
     reused = is_prepared(folder, arch)
     start = time.perf_counter()
     with make_progress(options.quiet or reused) as progress:

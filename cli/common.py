@@ -173,22 +173,26 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except SettingError as exc:
-            flag = flag_for(exc.setting)
-            fail(exc.with_flag(flag) if flag else str(exc))
+            fail(exc.message_for(flag_for))
         except UserError as exc:
             fail(str(exc) or type(exc).__name__)
         except Exception as exc:
             mapped = input_error(exc)
             if mapped is None:
                 raise
-            fail(str(mapped))
+            fail(mapped.message_for(flag_for) if isinstance(mapped, SettingError) else str(mapped))
 
     return wrapper  # type: ignore[return-value]
 
 
+# A library argument whose command-line parameter has another name.
+PARAM_OF_SETTING = {"overrides": ("set_",), "sets": ("set_",), "variants": ("variant",)}
+
+
 def flag_for(setting: str) -> str | None:
     """The running command's flag for a library setting (`split` -> --split, `data.columns.text` ->
-    --text-column), or None when the command has none: the library's errors name settings, not flags."""
+    --text-column, `model_cards=False` -> --no-model-cards), or None when the command has none: the
+    library's errors name settings, not flags."""
     try:
         from typer._click.globals import get_current_context  # typer >= 0.2x vendors click
     except ImportError:  # pragma: no cover - older typer uses click itself
@@ -197,12 +201,15 @@ def flag_for(setting: str) -> str | None:
     ctx = get_current_context(silent=True)
     if ctx is None:
         return None
+    setting, _, value = setting.partition("=")  # `model_cards=False`: the switch that turns it off
     name = setting.replace(".", "_")
     if setting.startswith("data.columns."):
         name = f"{setting.rsplit('.', 1)[1]}_column"
+    names = {name, f"{name}_", *PARAM_OF_SETTING.get(setting, ())}
     for param in ctx.command.params:
-        if param.name == name:
-            long = [opt for opt in param.opts if opt.startswith("--")]
+        if param.name in names:
+            opts = param.secondary_opts if value == "False" and getattr(param, "secondary_opts", None) else param.opts
+            long = [opt for opt in opts if opt.startswith("--")]
             return max(long, key=len) if long else None
     return None
 

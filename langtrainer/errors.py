@@ -8,6 +8,7 @@ stderr and exit code 2. Anything else is a bug and exits 1.
 
 import errno as _errno
 import re
+from typing import Callable, Mapping, Sequence
 
 
 class UserError(ValueError):
@@ -15,21 +16,46 @@ class UserError(ValueError):
 
 
 class SettingError(UserError):
-    """A UserError about one setting: the message names it as the library knows it (a recipe key such as
-    `data.columns.text`, or a keyword argument such as `split`), never as a command-line flag.
+    """A UserError that names settings: as the library knows them (a recipe key such as `data.columns.text`,
+    a keyword argument such as `split` or `output_dir`), never as command-line flags.
 
-    `fact` is what is wrong and `fix` how to fix it in those terms; `flag_fix`, when given, is the fix
-    with `{flag}` where a command that has a flag for `setting` names it (the CLI fills it in), e.g.
-    "pass {flag} or set data.columns.text".
+    `template` is the message with each setting of `settings` written as `{name}`: the library's message
+    writes the name, a command writes its own flag for it (`message_for`). `cli_template`, when given, is
+    the wording for a command that has flags for all of them (e.g. "pass {data.columns.text} or set
+    data.columns.text"). Only the listed names are placeholders: a user's value with braces stays as it is.
     """
 
-    def __init__(self, fact: str, setting: str, fix: str, flag_fix: str | None = None):
-        super().__init__(f"{fact}; {fix}")
-        self.fact, self.setting, self.fix, self.flag_fix = fact, setting, fix, flag_fix
+    def __init__(self, template: str, settings: str | Sequence[str], cli_template: str | None = None):
+        self.settings = [settings] if isinstance(settings, str) else list(settings)
+        self.template, self.cli_template = template, cli_template
+        super().__init__(self._fill(template, {}))
 
-    def with_flag(self, flag: str) -> str:
-        """The message with the command's flag for the setting."""
-        return f"{self.fact}; {self.flag_fix.format(flag=flag) if self.flag_fix else self.fix}"
+    @property
+    def setting(self) -> str:
+        """The first (main) setting."""
+        return self.settings[0]
+
+    def _fill(self, template: str, flags: Mapping[str, str]) -> str:
+        for name in self.settings:
+            template = template.replace("{" + name + "}", flags.get(name, name))
+        return template
+
+    def prefixed(self, prefix: str) -> "SettingError":
+        """The same error with `prefix` (a file name, say) in front."""
+        return SettingError(prefix + self.template, self.settings,
+                            None if self.cli_template is None else prefix + self.cli_template)
+
+    def message_for(self, flag_of: Callable[[str], str | None]) -> str:
+        """The message as a command says it: `flag_of(setting)` is its flag, or None where it has none."""
+        flags = {name: flag for name in self.settings if (flag := flag_of(name))}
+        if self.cli_template is not None and len(flags) == len(self.settings):
+            return self._fill(self.cli_template, flags)
+        return self._fill(self.template, flags)
+
+
+def setting_error(template: str, *settings: str) -> SettingError:
+    """A SettingError from a message with `{name}` for each setting ('{folds} must be at least 2, got 1')."""
+    return SettingError(template, settings)
 
 
 # errno values that name a fault of the machine or of the user's files (a full or read-only disk, a
@@ -71,8 +97,8 @@ def input_error(exc: BaseException) -> UserError | None:
                          "model folder again or re-run the command that wrote it")
     if isinstance(exc, RuntimeError) and _raised_in(exc, ("torch.",)) and (
             "PytorchStreamWriter failed" in message or "No space left on device" in message):
-        return UserError(f"cannot write a checkpoint file ({_first_line(exc)}): the disk is full or not writable; "
-                         "free some space and rerun with --resume")
+        return setting_error(f"cannot write a checkpoint file ({_first_line(exc)}): the disk is full or not writable; "
+                             "free some space and rerun with {resume}", "resume")
     if isinstance(exc, OSError):
         where = f"'{exc.filename}'" if exc.filename else "a file"
         code = exc.errno

@@ -11,7 +11,6 @@ nothing, so a failed command leaves no trace.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import shutil
@@ -19,12 +18,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from langtrainer.errors import UserError
+from langtrainer.errors import UserError, setting_error
 
 if TYPE_CHECKING:
     from langtrainer.recipe import Recipe
 
-SEED_LIMIT = 2**32
 BUILTIN_MAX_POSITIONS = 512  # multilingual-e5-small (XLM-R positions 514, two taken by the padding offset)
 # Position-embedding tables that start at padding_idx + 1 (the first two rows are not positions).
 _OFFSET_MODEL_TYPES = ("xlm-roberta", "roberta", "camembert", "xlm-roberta-xl", "longformer")
@@ -39,48 +37,50 @@ def _nearest_existing(path: Path) -> Path:
     return probe
 
 
-def _check_parent(path: Path, flag: str) -> None:
+def _check_parent(path: Path, setting: str) -> None:
     existing = _nearest_existing(path.parent if not path.exists() else path)
     if existing != path and not existing.is_dir():
-        raise UserError(f"{flag} '{path}': '{existing}' is a file, so no folder can be made under it")
+        raise setting_error(f"{{{setting}}} '{path}': '{existing}' is a file, so no folder can be made under it",
+                            setting)
     target = existing if existing.is_dir() else existing.parent
     if not os.access(target, os.W_OK | os.X_OK):
-        raise UserError(f"{flag} '{path}': '{target}' is not writable")
+        raise setting_error(f"{{{setting}}} '{path}': '{target}' is not writable", setting)
 
 
 _UNEXPANDED = re.compile(r"\$(\{?[A-Za-z_][A-Za-z0-9_]*\}?)")
 
 
-def user_path(path: str | os.PathLike, flag: str = "--out") -> Path:
+def user_path(path: str | os.PathLike, setting: str = "out") -> Path:
     """A path as the user meant it: `~` expanded; a `$NAME` the shell left unexpanded (the path was quoted)
     refused, since `~` is expanded here and `$HOME` would otherwise become a folder literally named '$HOME'."""
     text = os.fspath(path)
     found = _UNEXPANDED.search(text)
     if found:
-        raise UserError(f"{flag} '{text}' holds '${found.group(1)}', which the shell did not expand (a quoted "
-                        "path?): write the path without quotes, or spell it out")
+        raise setting_error(f"{{{setting}}} '{text}' holds '${found.group(1)}', which the shell did not expand "
+                            "(a quoted path?): write the path without quotes, or spell it out", setting)
     return Path(text).expanduser()
 
 
-def check_output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
-    """`path` can be written as a file: not a folder, under a writable folder (made if missing)."""
-    path = user_path(path, flag)
+def check_output_file(path: str | os.PathLike, setting: str = "out") -> Path:
+    """`path` can be written as a file: not a folder, under a writable folder (made if missing). `setting`
+    names the argument in an error (the CLI names its flag)."""
+    path = user_path(path, setting)
     if path.is_dir():
-        raise UserError(f"{flag} '{path}' is a folder: give a file name")
-    _check_parent(path, flag)
+        raise setting_error(f"{{{setting}}} '{path}' is a folder: give a file name", setting)
+    _check_parent(path, setting)
     if path.exists() and not os.access(path, os.W_OK):
-        raise UserError(f"{flag} '{path}' is not writable")
+        raise setting_error(f"{{{setting}}} '{path}' is not writable", setting)
     return path
 
 
-def check_output_folder(path: str | os.PathLike, flag: str = "--out") -> Path:
+def check_output_folder(path: str | os.PathLike, setting: str = "out") -> Path:
     """`path` can be written as a folder: not a file, under a writable folder (made if missing)."""
-    path = user_path(path, flag)
+    path = user_path(path, setting)
     if path.exists() and not path.is_dir():
-        raise UserError(f"{flag} '{path}' is a file: give a folder")
-    _check_parent(path, flag)
+        raise setting_error(f"{{{setting}}} '{path}' is a file: give a folder", setting)
+    _check_parent(path, setting)
     if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
-        raise UserError(f"{flag} '{path}' is not writable")
+        raise setting_error(f"{{{setting}}} '{path}' is not writable", setting)
     return path
 
 
@@ -124,19 +124,6 @@ def remove_stale_temporaries(folder: str | os.PathLike, older_than_s: float = 0.
             entry.unlink(missing_ok=True)
         removed.append(entry)
     return removed
-
-
-# ------------------------------------------------------------------ numbers
-
-def check_positive(value: float, flag: str, integer: bool = False) -> None:
-    bad = not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0
-    if bad or (integer and value < 1):
-        raise UserError(f"{flag} must be {'an integer >= 1' if integer else 'a finite number > 0'}, got {value}")
-
-
-def check_seed(value: int, flag: str = "--seed") -> None:
-    if not 0 <= value < SEED_LIMIT:
-        raise UserError(f"{flag} must be in [0, 2**32), got {value}")
 
 
 # ------------------------------------------------------------------ the model

@@ -171,9 +171,9 @@ def test_unknown_mitigation_names_the_valid_ones():
 
 def test_a_set_on_a_key_a_mitigation_owns_is_refused_naming_both():
     chosen = resolve_mitigations(["none", "class_weights"])
-    with pytest.raises(UserError, match=r"--set loss.class_weights touches loss.class_weights.*'none'"):
+    with pytest.raises(UserError, match=r"^sets loss.class_weights touches loss.class_weights.*'none'"):
         check_sets(["loss.class_weights=global"], chosen)
-    with pytest.raises(UserError, match="--set loss touches"):
+    with pytest.raises(UserError, match="^sets loss touches"):
         check_sets(["loss={}"], chosen)
     check_sets(["training.learning_rate=1e-4"], chosen)  # not owned: fine
 

@@ -323,7 +323,7 @@ def test_resume_without_the_rng_state_needs_resume_inexact(tiny_model_dir, tmp_p
     for rng in (resumed.checkpoints / first).glob("rng_state*.pth"):
         rng.unlink()
     listing = sorted(str(p) for p in resumed.path.rglob("*"))
-    with pytest.raises(UserError, match="--resume-inexact"):
+    with pytest.raises(UserError, match="pass resume_inexact to continue anyway"):
         finetune(recipe, resumed.path, resume=True)
     assert sorted(str(p) for p in resumed.path.rglob("*")) == listing
     # Truncated checkpoint weights: refused before any loading, with the checkpoint named.
@@ -347,7 +347,7 @@ def test_old_temporary_copies_beside_a_data_build_output_are_removed(tmp_path):
     import datasets
 
     from langtrainer.preflight import UNLOCKED_TEMP_AGE_S
-    from langtrainer.rundir import write_subsets
+    from langtrainer.rundir.subsets import write_subsets
 
     old = tmp_path / ".out.abc123.tmp"
     (old / "train").mkdir(parents=True)

@@ -3,7 +3,7 @@
 import pytest
 
 from langtrainer.recipe import load_recipe
-from langtrainer.rundir import default_run_name
+from langtrainer.rundir.naming import default_run_name
 
 
 @pytest.mark.parametrize("sets, expected", [

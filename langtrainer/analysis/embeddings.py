@@ -17,7 +17,7 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 import torch
 
-from langtrainer.errors import UserError
+from langtrainer.errors import UserError, setting_error
 from langtrainer.models.inference import inference_forward
 
 logger = logging.getLogger(__name__)
@@ -87,10 +87,9 @@ def _check_feature(model: torch.nn.Module, feature: str, layer_ids: list[int]) -
     if feature != "pooler":
         return
     if not has_pooler(model):
-        raise UserError(
+        raise setting_error(
             "feature 'pooler' needs a model with a pooler layer; this one has none: "
-            "use --feature first-token or mean"
-        )
+            "use {feature} first-token or mean", "feature")
     n_states = num_hidden_layers(model) + 1
     if any(layer % n_states != n_states - 1 for layer in layer_ids):
         raise UserError("feature 'pooler' exists only for the last layer: use layer -1")

@@ -28,7 +28,6 @@ Annex A.4 picked 0.01 because it gives a ~20/60/20 neg./neutral/pos. split;
 from __future__ import annotations
 
 import logging
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +42,7 @@ from langtrainer.analysis.shap.run import check_output_dir
 from langtrainer.artifacts import ShapDiffReport
 from langtrainer.atomic import write_text
 from langtrainer.defaults import SHAP_SPLIT_THRESHOLDS, SHAP_THRESHOLD
-from langtrainer.errors import UserError
+from langtrainer.errors import SettingError, UserError, setting_error
 from langtrainer.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -97,12 +96,15 @@ def _check_match(bal: ShapResult, imbal: ShapResult) -> tuple[pd.DataFrame, pd.D
     Everything is matched by name (`analysis.matching`): labels in another order are reordered, other labels,
     examples or languages are refused, and so are two identical results (a difference of 0 everywhere).
     """
-    sides = ("--bal", "--imbal")
+    sides = ("{bal}", "{imbal}")  # SettingError placeholders: the CLI writes its flags there
     if bal.path is not None and imbal.path is not None and Path(bal.path).resolve() == Path(imbal.path).resolve():
-        raise UserError(f"--bal and --imbal are the same SHAP results ({bal.path}): the difference would be 0 "
-                        "everywhere; give the balanced run and the compared run")
-    order = match_labels(bal.label_names, imbal.label_names, sides=sides)
-    match_examples(bal.examples["id"].tolist(), imbal.examples["id"].tolist(), sides=sides)
+        raise setting_error(f"{{bal}} and {{imbal}} are the same SHAP results ({bal.path}): the difference would be 0 "
+                        "everywhere; give the balanced run and the compared run", "bal", "imbal")
+    try:
+        order = match_labels(bal.label_names, imbal.label_names, sides=sides)
+        match_examples(bal.examples["id"].tolist(), imbal.examples["id"].tolist(), sides=sides)
+    except UserError as exc:
+        raise SettingError(str(exc), ["bal", "imbal"]) from None
     a = bal.examples.set_index("id", drop=False)
     b = imbal.examples.set_index("id", drop=False).loc[a.index].copy()
     identical = True
@@ -110,13 +112,13 @@ def _check_match(bal: ShapResult, imbal: ShapResult) -> tuple[pd.DataFrame, pd.D
         if not np.array_equal(a.at[example_id, "token_ids"], b.at[example_id, "token_ids"]):
             raise UserError(f"example {example_id!r} has different token ids in the two results (another tokenizer?)")
         if str(a.at[example_id, "language"]) != str(b.at[example_id, "language"]):
-            raise UserError(f"example {example_id!r} has language {a.at[example_id, 'language']!r} in --bal and "
-                            f"{b.at[example_id, 'language']!r} in --imbal: the two results explain different data")
+            raise setting_error(f"example {example_id!r} has language {a.at[example_id, 'language']!r} in {{bal}} and "
+                            f"{b.at[example_id, 'language']!r} in {{imbal}}: the two results explain different data", "bal", "imbal")
         label_a = bal.label_names[int(a.at[example_id, "label"])]
         label_b = imbal.label_names[int(b.at[example_id, "label"])]
         if label_a != label_b:
-            raise UserError(f"example {example_id!r} has true label {label_a!r} in --bal and {label_b!r} in --imbal: "
-                            "the two results explain different data")
+            raise setting_error(f"example {example_id!r} has true label {label_a!r} in {{bal}} and {label_b!r} in {{imbal}}: "
+                            "the two results explain different data", "bal", "imbal")
         values = np.asarray(b.at[example_id, "values"])[:, order]
         identical = identical and np.array_equal(values, np.asarray(a.at[example_id, "values"]))
         b.at[example_id, "values"] = values
@@ -125,8 +127,8 @@ def _check_match(bal: ShapResult, imbal: ShapResult) -> tuple[pd.DataFrame, pd.D
                 b.at[example_id, column] = np.asarray(b.at[example_id, column])[order]
         b.at[example_id, "label"] = int(a.at[example_id, "label"])
     if identical and len(a):
-        raise UserError("--bal and --imbal hold identical SHAP values (the same model explained twice?): "
-                        "the difference would be 0 everywhere; give the balanced run and the compared run")
+        raise setting_error("{bal} and {imbal} hold identical SHAP values (the same model explained twice?): "
+                        "the difference would be 0 everywhere; give the balanced run and the compared run", "bal", "imbal")
     return a, b
 
 
@@ -213,15 +215,16 @@ def compute_shap_diff(
 
 
 def check_threshold(threshold: float) -> None:
-    if not isinstance(threshold, (int, float)) or not math.isfinite(threshold) or threshold < 0:
-        raise UserError(f"threshold must be a finite number >= 0 (got {threshold}); the paper uses {SHAP_THRESHOLD}")
+    from langtrainer.recipe import check_number
+
+    check_number("analysis.shap.threshold", threshold, "threshold")
 
 
 def _check_group_languages(group_of: dict[str, str], present: set[str]) -> None:
     absent = sorted(set(group_of) - present)
     if absent:
-        raise UserError(f"--groups names language(s) {', '.join(absent)} that are not in the SHAP results "
-                        f"(languages present: {', '.join(sorted(present))})")
+        raise setting_error(f"{{groups}} names language(s) {', '.join(absent)} that are not in the SHAP results "
+                        f"(languages present: {', '.join(sorted(present))})", "groups")
 
 
 def _special_masks(frame: pd.DataFrame, include: bool) -> dict[str, np.ndarray]:
@@ -300,7 +303,7 @@ def parse_group_options(options: Sequence[str]) -> dict[str, list[str]] | None:
         name, sep, languages = option.partition("=")
         codes = [x.strip() for x in languages.split(",") if x.strip()]
         if not sep or not name.strip() or not codes:
-            raise UserError(f"--groups {option!r}: write NAME=lang,lang (e.g. A=fr,es,ja)")
+            raise setting_error(f"{{groups}} {option!r}: write NAME=lang,lang (e.g. A=fr,es,ja)", "groups")
         groups[name.strip()] = codes
     return groups
 
@@ -353,7 +356,7 @@ def resolve_inputs(bal: str | os.PathLike, imbal: str | os.PathLike) -> tuple[Pa
 
 
 def default_out(imbal_dir: Path) -> Path:
-    """Where shap-diff writes without --out: the compared run's folder, else its shap folder."""
+    """Where shap-diff writes without `out`: the compared run's folder, else its shap folder."""
     run = RunDir(imbal_dir.parent)
     return run.path if imbal_dir == run.shap_dir and run.has_model() else imbal_dir
 

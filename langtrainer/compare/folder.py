@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from langtrainer import atomic
-from langtrainer.errors import UserError
-from langtrainer.rundir import RunDir, read_json
+from langtrainer.errors import UserError, setting_error
+from langtrainer.rundir import RunDir
+from langtrainer.rundir.run import read_json
 
 
 def slug(mitigation: str) -> str:
@@ -97,9 +98,10 @@ class CompareDir:
         old = self.read_identity()
         if old is None:
             if self.path.is_dir() and any(p for p in self.path.iterdir() if not p.name.startswith(".")):
-                raise UserError(f"-o '{self.path}' is not empty and holds no compare: give a new or empty folder")
+                raise setting_error(f"{{out}} '{self.path}' is not empty and holds no compare: give a new or empty folder",
+                                    "out")
             return
-        for key, what in (("recipe_sha256", "recipe (with its --set options)"), ("data_sha256", "data split"),
+        for key, what in (("recipe_sha256", "recipe (with its overrides)"), ("data_sha256", "data split"),
                           ("mitigations", "mitigations"), ("baseline", "baseline")):
             if old.get(key) != identity.get(key):
                 shown = (f" ({', '.join(old[key])} there, {', '.join(identity[key])} now)"

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from langtrainer.errors import UserError
+from langtrainer.errors import UserError, setting_error
 
 # Everything "off": the state of the recipe keys that `none` pins.
 _OFF = {
@@ -112,11 +112,12 @@ def parse_variant(spec: str) -> Mitigation:
 
     name, sep, body = spec.partition(":")
     if not sep or not body.strip():
-        raise UserError(f"--variant {spec!r} must be NAME:key=value[,key=value...]")
+        raise setting_error(f"{{variants}} {spec!r} must be NAME:key=value[,key=value...]", "variants")
     if not _NAME.fullmatch(name) or ":" in name:
-        raise UserError(f"--variant name {name!r} must be letters, digits, '.', '_', '+', '-' (at most 64)")
+        raise setting_error(f"{{variants}} name {name!r} must be letters, digits, '.', '_', '+', '-' (at most 64)",
+                            "variants")
     if name in MITIGATIONS:
-        raise UserError(f"--variant name {name!r} is a built-in mitigation: choose another name")
+        raise setting_error(f"{{variants}} name {name!r} is a built-in mitigation: choose another name", "variants")
     overrides: dict[str, Any] = {}
     for item in body.split(","):
         keys, value = parse_override(item.strip())
@@ -138,7 +139,8 @@ def resolve_mitigations(names: Sequence[str], variants: Sequence[str] = ()) -> l
             chosen.append(MITIGATIONS[name])
         else:
             valid = ", ".join([*MITIGATIONS, *own])
-            raise UserError(f"unknown mitigation {name!r}: choose from {valid} (or define one with --variant)")
+            raise setting_error(f"unknown mitigation {name!r}: choose from {valid} (or define one with {{variants}})",
+                                "variants")
     for name in own:  # a variant given but not listed still runs
         if name not in [m.name for m in chosen]:
             chosen.append(own[name])
@@ -161,8 +163,8 @@ def check_sets(sets: Sequence[str], mitigations: Sequence[Mitigation]) -> None:
         for m in mitigations:
             for owned in m.owned_keys():
                 if owned == key or owned.startswith(key + ".") or key.startswith(owned + "."):
-                    raise UserError(f"--set {key} touches {owned}, which mitigation {m.name!r} sets: "
-                                    f"drop the --set, or define a --variant with it")
+                    raise setting_error(f"{{sets}} {key} touches {owned}, which mitigation {m.name!r} sets: "
+                                        "drop that override, or define your own mitigation ({variants}) with it", "sets", "variants")
 
 
 def check_applicable(mitigation: Mitigation, recipe: Any, languages: Sequence[str], design: bool = True) -> None:

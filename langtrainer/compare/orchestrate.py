@@ -18,7 +18,8 @@ from typing import Any, Callable
 from langtrainer import atomic
 from langtrainer.compare.folder import CompareDir
 from langtrainer.compare.plan import ComparePlan, RunPlan
-from langtrainer.rundir import RunDir, write_subsets
+from langtrainer.rundir import RunDir
+from langtrainer.rundir.subsets import write_subsets
 from langtrainer.training.logs import loss_text
 
 logger = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from langtrainer.compare.mitigations import (
     check_sets,
     resolve_mitigations,
 )
-from langtrainer.errors import UserError
+from langtrainer.errors import UserError, setting_error
 from langtrainer.recipe import Recipe
 
 FORMAT_VERSION = 1
@@ -99,21 +99,21 @@ def plan_compare(recipe: str | Path, mitigations: Sequence[str] = DEFAULT_MITIGA
     """Check everything and resolve every run's recipe; build the split in memory (nothing is written).
 
     UserError (before any file is written) for: seeds < 1, an unknown mitigation, a baseline not
-    among the mitigations, a --set on a key a mitigation owns, a mitigation the data cannot run
+    among the mitigations, an override (`sets`) on a key a mitigation owns, a mitigation the data cannot run
     (languages, design, a key this version lacks), an output folder holding another compare.
     """
     from langtrainer.data.sampling import build_from_recipe
     from langtrainer.pipelines.finetune import training_subset_names
     from langtrainer.preflight import check_model_max_length
     from langtrainer.recipe import apply_overrides, load_raw, recipe_from_dict, split_seed
-    from langtrainer.rundir import recipe_sha256
+    from langtrainer.rundir.naming import recipe_sha256
 
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise UserError(f"--seeds must be at least 1 (got {seeds})")
+        raise setting_error(f"{{seeds}} must be at least 1 (got {seeds})", "seeds")
     chosen = resolve_mitigations(list(mitigations), variants)
     names = [m.name for m in chosen]
     if baseline not in names:
-        raise UserError(f"--baseline {baseline!r} is not among the mitigations ({', '.join(names)})")
+        raise setting_error(f"{{baseline}} {baseline!r} is not among the mitigations ({', '.join(names)})", "baseline")
     check_sets(sets, chosen)
     raw = apply_overrides(load_raw(recipe), sets)
     base = recipe_from_dict(raw)

@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from langtrainer.errors import UserError
+from langtrainer.errors import SettingError, UserError
 from langtrainer.training.weighting import weights_from_counts
 
 SIGNIFICANCE = 0.05
@@ -191,7 +191,7 @@ def audit_target(
 ) -> list[tuple[str, AuditResult]]:
     """Audit a recipe's training subsets, or every split (or `split`) of any table `load_examples` reads.
 
-    A recipe (.yaml) is built first (`overrides` are its --set items; the
+    A recipe (.yaml) is built first (`overrides` are its `a.b=c` items; the
     columns mapping goes in as data.columns.*) and its training split(s)
     audited. Anything else is read with `load_examples(target, split, columns)`.
     Returns [(split name, result)].
@@ -218,7 +218,10 @@ def audit_target(
             out.append((name, result))
         return out
     if overrides:
-        raise UserError("--set applies to recipes only; give the column flags (--label-column, ...) for a table")
+        raise SettingError("{overrides} apply to recipes only; map a table's columns with `columns`",
+                           ["overrides", "data.columns.label"],
+                           "{overrides} applies to recipes only; give the column flags ({data.columns.label}, ...) "
+                           "for a table")
     names = [split] if split else (split_names(target, config) or [None])
     out = []
     for name in names:

@@ -38,11 +38,9 @@ def column_mapping(columns: Any) -> dict[str, str | None]:
 def missing_column(key: str, column: str, present: Sequence[str], source: str, split: str | None) -> SettingError:
     """The one error for a standard column the data lacks."""
     where = f"the '{split}' data" if split else "the data"
+    fact = f"{source}: the {key} column '{column}' is not in {where} (columns present: {', '.join(map(str, present))})"
     fix = f"set data.columns.{key}"
-    return SettingError(
-        f"{source}: the {key} column '{column}' is not in {where} (columns present: {', '.join(map(str, present))})",
-        f"data.columns.{key}", fix, f"pass {{flag}} or {fix}",
-    )
+    return SettingError(f"{fact}; {fix}", f"data.columns.{key}", f"{fact}; pass {{data.columns.{key}}} or {fix}")
 
 
 def renames(present: Sequence[str], mapping: Mapping[str, str | None], require: Sequence[str], source: str,
@@ -60,9 +58,9 @@ def renames(present: Sequence[str], mapping: Mapping[str, str | None], require: 
 
 
 def _not_text(key: str, kind: str, where: str) -> SettingError:
-    return SettingError(f"{where}: the {key} column holds {kind}, not a string", f"data.columns.{key}",
-                        f"store one text per row (or map another column with data.columns.{key})",
-                        "store one text per row (pass {flag} to use another column)")
+    fact = f"{where}: the {key} column holds {kind}, not a string; store one text per row"
+    return SettingError(f"{fact} (or map another column with data.columns.{key})", f"data.columns.{key}",
+                        f"{fact} (pass {{data.columns.{key}}} to use another column)")
 
 
 def text_values(values: pd.Series, key: str, where: str) -> pd.Series:

@@ -33,6 +33,10 @@ def split_files(path: Path) -> dict[str, Path]:
     return found
 
 
+def _choose_split(fact: str) -> SettingError:
+    return SettingError(f"{fact}; choose one with the split argument", "split", f"{fact}; choose one with {{split}}")
+
+
 def _read(table: Any) -> Any:
     return read_table(table) if isinstance(table, Path) else table
 
@@ -74,19 +78,16 @@ class SourceTables:
                 return self.table
             values = self.table["split"].astype(str)
             if not (values == name).any():
-                raise SettingError(f"no rows with split '{name}' in '{self.source}' (split values: "
-                                   f"{', '.join(sorted(values.unique()))})", "split",
-                                   "choose one with the split argument", "choose one with {flag}")
+                raise _choose_split(f"no rows with split '{name}' in '{self.source}' (split values: "
+                                    f"{', '.join(sorted(values.unique()))})")
             return self.table[values == name].reset_index(drop=True)
         names = ", ".join(map(str, self.splits))
         if name is None:
             if len(self.splits) == 1:
                 return _read(next(iter(self.splits.values())))
-            raise SettingError(f"'{self.source}' has several splits ({names})", "split",
-                               "choose one with the split argument", "choose one with {flag}")
+            raise _choose_split(f"'{self.source}' has several splits ({names})")
         if name not in self.splits:
-            raise SettingError(f"no split '{name}' in '{self.source}' (splits: {names})", "split",
-                               "choose one with the split argument", "choose one with {flag}")
+            raise _choose_split(f"no split '{name}' in '{self.source}' (splits: {names})")
         return _read(self.splits[name])
 
     def mapped(self, splits: Mapping[str, str]) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from typing import Any, Callable, Sequence
 from langtrainer import atomic
 from langtrainer.recipe import Recipe, apply_overrides, load_raw, recipe_from_dict
 from langtrainer.artifacts import ProbeReport
-from langtrainer.rundir import DemoDir, write_subsets
+from langtrainer.rundir import DemoDir
+from langtrainer.rundir.subsets import write_subsets
 from langtrainer.training.logs import loss_text
 
 logger = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def plan_demo(out: str | Path, seeds: int = 1, quick: bool = False, overrides: S
     """
     from langtrainer.preflight import check_model_max_length, check_output_folder
 
-    check_output_folder(out, "--out")
+    check_output_folder(out, "out")
     raw = apply_overrides(load_raw(base), [*(QUICK_OVERRIDES if quick else []), *overrides])
     base_recipe = recipe_from_dict(raw)
     variants = {**VARIANTS, **(MIE_VARIANTS if mie else {})}

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from langtrainer.errors import UserError
+from langtrainer.errors import UserError, setting_error
 from langtrainer.recipe import Recipe
 
 FORMAT_VERSION = 1
@@ -296,6 +296,6 @@ def dry_run_file(recipe_path, overrides: list[str] | tuple[str, ...] = (), subse
     overrides = list(overrides)
     if subset is not None:
         if subset not in ("none", "balanced", "imbalanced"):
-            raise UserError(f"--subset must be none, balanced or imbalanced, got {subset!r}")
+            raise setting_error(f"{{subset}} must be none, balanced or imbalanced, got {subset!r}", "subset")
         overrides.append(f"imbalance.subset={subset}")
     return dry_run(load_recipe(recipe_path, overrides), processes=processes)

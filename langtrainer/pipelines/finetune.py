@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from langtrainer.artifacts import MetricFrame, RunMetrics, StageTimes
-from langtrainer.errors import UserError
+from langtrainer.errors import UserError, setting_error
 from langtrainer.models.classifier import check_local_model, load_model_for_classification
 from langtrainer.recipe import Recipe
 from langtrainer.rundir import RunDir
@@ -271,7 +271,7 @@ def check_run(recipe: Recipe, run: RunDir, resume: bool, resume_inexact: bool = 
         run.check_not_in_use()
     from langtrainer.preflight import user_path
 
-    user_path(run.path, "--output-dir")
+    user_path(run.path, "output_dir")
     run.check_writable(resume)
     run.check_recipe(recipe)  # a leftover data/ of another recipe must not be reused
     run.check_identity(recipe)
@@ -289,8 +289,9 @@ def check_run(recipe: Recipe, run: RunDir, resume: bool, resume_inexact: bool = 
                 raise UserError(f"cannot resume: {exc}; delete {checkpoint.name} to resume from an earlier "
                                 "checkpoint") from None
         if checkpoint is not None and not run.resume_state_is_exact(checkpoint) and not resume_inexact:
-            raise UserError(f"'{checkpoint}' has no random-number state (rng_state.pth), so resuming would not give "
-                            "the uninterrupted run's result: pass --resume-inexact to continue anyway")
+            raise setting_error(f"'{checkpoint}' has no random-number state (rng_state.pth), so resuming would not "
+                                "give the uninterrupted run's result: pass {resume_inexact} to continue anyway",
+                                "resume_inexact")
 
 
 @dataclass
@@ -307,19 +308,19 @@ def prepare(recipe_path: str | Path, overrides: list[str] | tuple[str, ...] = ()
     the run folder named (runs/<rundir.default_run_name>) unless given, and checked as a folder."""
     from langtrainer.preflight import check_machine_bounds, check_model_max_length, check_output_folder
     from langtrainer.recipe import load_recipe
-    from langtrainer.rundir import default_run_name
+    from langtrainer.rundir.naming import default_run_name
 
     overrides = list(overrides)
     if subset is not None:
         if subset not in ("none", "balanced", "imbalanced"):
-            raise UserError(f"--subset must be none, balanced or imbalanced, got {subset!r}")
+            raise setting_error(f"{{subset}} must be none, balanced or imbalanced, got {subset!r}", "subset")
         overrides.append(f"imbalance.subset={subset}")
     recipe = load_recipe(recipe_path, overrides)
     check_local_model(recipe)  # before the slow imports: a typo in the model path fails in a second
     check_model_max_length(recipe)
     check_machine_bounds(recipe)
     run_dir = Path(output_dir) if output_dir else Path("runs") / default_run_name(recipe)
-    check_output_folder(run_dir, "--output-dir")
+    check_output_folder(run_dir, "output_dir")
     return PreparedRun(recipe, run_dir)
 
 

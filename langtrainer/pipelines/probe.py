@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 from langtrainer.analysis.probe import ProbeOptions, probe_with_options
 from langtrainer.analysis.probe.options import resolve_probe_options
 from langtrainer.artifacts import ProbeReport
-from langtrainer.errors import UserError
+from langtrainer.errors import setting_error
 from langtrainer.reporting.plots import plot_probe_layers, save_figure
 from langtrainer.rundir import RunDir
 
@@ -32,7 +32,7 @@ def check_probe(ckpt: str | os.PathLike, options: ProbeOptions, out: str | os.Pa
     if not local.exists():
         from langtrainer.preflight import user_path
 
-        user_path(local, "--ckpt")  # a quoted '$HOME/run' is named as such
+        user_path(local, "ckpt")  # a quoted '$HOME/run' is named as such
     resolved, sources, run = resolve_probe_options(ckpt, options, batch_size)
     if run is not None and run.has_model():
         from langtrainer.models import check_model_folder, load_tokenizer
@@ -41,11 +41,11 @@ def check_probe(ckpt: str | os.PathLike, options: ProbeOptions, out: str | os.Pa
         load_tokenizer(local)
     if out is None:
         if run is None:
-            raise UserError(f"--ckpt {ckpt} is not a local folder: give --out FILE")
+            raise setting_error(f"{{ckpt}} {ckpt} is not a local folder: give {{out}} FILE", "ckpt", "out")
         out = run.probe_path(data_label(resolved.data))
-    out = check_output_file(out, "--out")
+    out = check_output_file(out, "out")
     if resolved.layer == "all":
-        check_output_file(out.with_suffix(".png"), "--out (its .png)")
+        check_output_file(out.with_suffix(".png"), "out")
     return resolved, sources, out
 
 

@@ -78,8 +78,10 @@ def _predicted(row: Any) -> int:
     return int(np.argmax(np.asarray(row["probabilities"])))
 
 
-def neutral_shift(bal_row: Any, other_row: Any, label: int, threshold: float) -> float:
-    """Sum over non-special tokens with |S_bal(t, label)| ≤ threshold of S_other(t, label) − S_bal(t, label)."""
+def row_neutral_difference(bal_row: Any, other_row: Any, label: int, threshold: float) -> float:
+    """One row's cumulative SHAP difference on neutral tokens: the sum over non-special tokens with
+    |S_bal(t, label)| ≤ threshold of S_other(t, label) − S_bal(t, label). (The report's `neutral_shift`
+    is the mean of shap_diff.json's per-language means over a group's favoured labels, not this.)"""
     bal_values = np.asarray(bal_row["values"], dtype=float)[:, label]
     other_values = np.asarray(other_row["values"], dtype=float)[:, label]
     neutral = (np.abs(bal_values) <= threshold) & ~np.asarray(bal_row["special"], dtype=bool)
@@ -144,7 +146,7 @@ def render_comparison_view(bal, other, title: str | None = None, threshold: floa
         if list(bal_row["tokens"]) != list(other_row["tokens"]):
             raise UserError(f"example {example_id!r} has different tokens in the two results")
         label = _predicted(other_row)
-        entries.append((neutral_shift(bal_row, other_row, label, threshold), example_id, label))
+        entries.append((row_neutral_difference(bal_row, other_row, label, threshold), example_id, label))
     entries.sort(key=lambda e: (-abs(e[0]), str(e[1])))
     sections = []
     for shift, example_id, label in entries:

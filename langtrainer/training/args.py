@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from transformers import TrainingArguments
 
 from langtrainer.defaults import HEAD_LEARNING_RATE, LEARNING_RATE
-from langtrainer.errors import UserError
+from langtrainer.errors import SettingError, UserError
 from langtrainer.recipe import LossConfig
 
 if TYPE_CHECKING:
@@ -142,7 +142,7 @@ def build_training_args(recipe: "Recipe", output_dir: Path, has_eval: bool) -> L
     )
     owned = [key for key in recipe.training if run_owned_reason(key)]
     if owned:  # a Recipe built in code skips the recipe reader's refusal
-        raise UserError(f"training.{owned[0]} cannot be set in a recipe: {run_owned_reason(owned[0])}")
+        raise run_owned_error(owned[0])
     kwargs = {**defaults, **recipe.training, **managed}
     if "seed" in recipe.training and recipe.training["seed"] != recipe.seed:
         raise UserError("set the seed with the recipe's top-level 'seed', not training.seed")
@@ -154,16 +154,17 @@ def build_training_args(recipe: "Recipe", output_dir: Path, has_eval: bool) -> L
 
 # TrainingArguments fields that langtrainer sets itself or that reach outside
 # the run folder (another folder, the Hub): a recipe's `training:` may not set
-# them. Field -> what to use instead. (`report_to` stays the user's choice:
+# them. Field -> what to use instead, naming finetune's arguments as {name} (the CLI
+# writes its flags there, see errors.SettingError). (`report_to` stays the user's choice:
 # the loggers write into the run's logs/ or where their own settings say.)
 _NO_UPLOAD = "langtrainer never uploads to the Hub; publish the finished run folder yourself"
 RUN_OWNED_FIELDS = {
-    "output_dir": "the run folder is finetune's --output-dir/-o",
+    "output_dir": "the run folder is finetune's {output_dir}",
     "logging_dir": "training logs go to the run folder's logs/",
-    "overwrite_output_dir": "give finetune a new --output-dir, or --resume",
-    "resume_from_checkpoint": "use finetune --resume",
+    "overwrite_output_dir": "give finetune a new {output_dir}, or {resume}",
+    "resume_from_checkpoint": "use finetune's {resume}",
     "seed": "set the recipe's top-level 'seed'",
-    "local_rank": "processes are started by finetune --num-processes / --accelerate-config",
+    "local_rank": "processes are started by finetune's {num_processes} / {accelerate_config}",
     "label_names": "langtrainer names the label column itself (data.columns.label for the source)",
     "push_to_hub": _NO_UPLOAD,
     "hub_token": _NO_UPLOAD,
@@ -185,3 +186,13 @@ def run_owned_reason(name: str) -> str | None:
     if name.startswith(("hub_", "push_to_hub", "trackio_")):
         return _NO_UPLOAD
     return None
+
+
+def run_owned_error(name: str) -> SettingError | None:
+    """The error that refuses `training.<name>` in a recipe, or None when a recipe may set it."""
+    import re
+
+    reason = run_owned_reason(name)
+    if reason is None:
+        return None
+    return SettingError(f"training.{name} cannot be set in a recipe: {reason}", re.findall(r"\{(\w+)\}", reason))

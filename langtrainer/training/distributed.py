@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from langtrainer.errors import UserError
+from langtrainer.errors import UserError, setting_error
 
 logger = logging.getLogger(__name__)
 
@@ -89,18 +89,19 @@ def check_num_processes(num_processes: int, cuda_available: bool | None = None) 
     """UserError when --num-processes asks for more processes than the machine has devices (or cores)."""
     limit, what = available_workers(cuda_available)
     if num_processes > limit:
-        raise UserError(f"--num-processes {num_processes} is more than the {limit} {what}: give at most {limit}")
+        raise setting_error(f"{{num_processes}} {num_processes} is more than the {limit} {what}: give at most {limit}",
+                            "num_processes")
 
 
 def needs_launch(num_processes: int | None, config_file: str | Path | None) -> bool:
     """Relaunch through accelerate for N > 1 or a config file, unless already launched."""
     if num_processes is not None and num_processes < 1:
-        raise UserError(f"--num-processes must be at least 1, got {num_processes}")
+        raise setting_error(f"{{num_processes}} must be at least 1, got {num_processes}", "num_processes")
     if num_processes is not None and num_processes > 1 and config_file is None and not inside_launched_process():
         check_num_processes(num_processes)  # a config file may describe other machines: accelerate checks it
     if inside_launched_process():
         if (num_processes or 1) > 1 or config_file is not None:
-            logger.warning("already inside a distributed launch: --num-processes/--accelerate-config are ignored")
+            logger.warning("already inside a distributed launch: num_processes/accelerate_config are ignored")
         return False
     return (num_processes or 1) > 1 or config_file is not None
 
@@ -121,7 +122,7 @@ def accelerate_launch_command(
     because the training arguments say `use_cpu`.
     """
     if num_processes is not None and num_processes < 1:
-        raise UserError(f"--num-processes must be at least 1, got {num_processes}")
+        raise setting_error(f"{{num_processes}} must be at least 1, got {num_processes}", "num_processes")
     command = [sys.executable, "-m", "accelerate.commands.launch"]
     if config_file is not None:
         config = Path(config_file).expanduser()

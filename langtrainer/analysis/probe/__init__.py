@@ -20,7 +20,7 @@ from langtrainer.analysis.probe.core import (
     probe_language,
 )
 from langtrainer.analysis.probe.evaluator import ProbeEvaluator
-from langtrainer.analysis.probe.options import ProbeOptions, check_probe_options
+from langtrainer.analysis.probe.options import ProbeOptions
 from langtrainer.analysis.probe.run import probe_with_options, run_probe
 from langtrainer.analysis.probe.texts import (
     EXTERNAL_SOURCE,
@@ -31,6 +31,6 @@ from langtrainer.analysis.probe.texts import (
 
 __all__ = [
     "DEFAULT_C_SWEEP", "EXTERNAL_SOURCE", "PAPER_C", "ProbeEvaluator", "ProbeOptions", "ProbeResult",
-    "check_probe_options", "probe_c_sweep", "probe_language", "probe_texts", "probe_with_options",
+    "probe_c_sweep", "probe_language", "probe_texts", "probe_with_options",
     "run_dir_test_frame", "run_languages", "run_probe",
 ]

@@ -22,7 +22,6 @@ training folds only, in front of the regression.
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
@@ -30,7 +29,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from langtrainer import defaults
-from langtrainer.errors import UserError
+from langtrainer.errors import UserError, setting_error
+from langtrainer.recipe import check_number
 
 logger = logging.getLogger(__name__)
 
@@ -76,16 +76,14 @@ def _check_inputs(features: np.ndarray, languages: Sequence[str], folds: int) ->
     names = sorted(set(labels))
     if len(names) < 2:
         raise UserError(f"the probe needs at least 2 languages, got {names}")
-    if folds < 2:
-        raise UserError("folds must be at least 2")
+    check_number("analysis.probe.folds", folds, "folds")
     y = np.array([names.index(lang) for lang in labels])
     counts = np.bincount(y, minlength=len(names))
     if counts.min() < folds:
         short = names[int(counts.argmin())]
-        raise UserError(
+        raise setting_error(
             f"language {short!r} has {int(counts.min())} examples, fewer than folds={folds}: "
-            "add examples or lower --folds"
-        )
+            "add examples or lower {folds}", "folds")
     return X, y, names
 
 
@@ -119,8 +117,7 @@ def probe_language(
     from sklearn.model_selection import StratifiedKFold
     from threadpoolctl import threadpool_limits
 
-    if not (isinstance(C, (int, float)) and math.isfinite(C) and C > 0):
-        raise UserError(f"C must be a finite number > 0, got {C}")
+    check_number("analysis.probe.C", C, "C")
     X, y, names = _check_inputs(features, languages, folds)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     predicted = np.empty_like(y)

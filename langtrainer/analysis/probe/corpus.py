@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from langtrainer.errors import UserError
+from langtrainer.errors import UserError, setting_error
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def load_config_corpus(
     from langtrainer.data.sources import load_examples
 
     if not languages:
-        raise UserError(f"{source}: name the languages to probe (--languages) for a corpus with per-language configs")
+        raise setting_error(f"{source}: name the languages to probe ({{languages}}) for a corpus with per-language configs", "languages")
     parts = []
     for language in languages:
         config = config_of(configs, language)

@@ -8,7 +8,6 @@ The probe JSON records every value's source under `sources`.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -21,8 +20,9 @@ from langtrainer.analysis.settings import (
     recipe_keys,
     resolve_settings,
 )
-from langtrainer.errors import UserError
-from langtrainer.recipe import ProbeConfig
+from langtrainer.errors import UserError, setting_error
+from langtrainer.recipe import ProbeConfig, check_number
+from langtrainer.recipe.rules import NUMBER_RULES
 from langtrainer.rundir import RunDir
 
 
@@ -50,14 +50,11 @@ class ProbeOptions:
     max_length: int | None = None
 
     def check(self) -> None:
-        """Every set value is valid (UserError naming the field otherwise)."""
-        if self.C is not None:
-            if isinstance(self.C, bool) or not isinstance(self.C, (int, float)) or not math.isfinite(self.C) or self.C <= 0:
-                raise UserError(f"C must be a positive number (got {self.C!r})")
-        _check_int("folds", self.folds, 2)
-        _check_int("per_language", self.per_language, 1)
-        _check_int("seed", self.seed, 0)
-        _check_int("max_length", self.max_length, 8)
+        """Every set value is valid (UserError naming the field otherwise); numbers by `recipe.check_number`."""
+        for name, keys in RECIPE_KEYS.items():
+            if ".".join(keys) in NUMBER_RULES:
+                check_number(".".join(keys), getattr(self, name), name)
+        check_number("seed", self.seed, "seed")
         if self.feature is not None and self.feature not in FEATURES:
             raise UserError(f"feature must be one of {', '.join(FEATURES)} (got {self.feature!r})")
         if self.layer is not None and self.layer != "all":
@@ -106,46 +103,26 @@ DEFAULTS: dict[str, Any] = {"data": "test", **config_defaults(ProbeConfig, RECIP
 
 
 
-def check_probe_options(C: float | None, folds: int | None, per_language: int | None, batch_size: int,
-                        seed: int | None,
-                        ckpt: str | None = None) -> None:
-    """The probe's numbers (and a local --ckpt's existence), checked before any model is loaded."""
+def _check_inputs(batch_size: int, ckpt: str | None = None) -> None:
+    """What `ProbeOptions` does not hold, checked before any model is loaded: the batch size and a local
+    checkpoint's existence."""
     from langtrainer.models import looks_like_local_path
-    from langtrainer.preflight import check_positive, check_seed
 
     if ckpt is not None and not ckpt.startswith("builtin:") and not Path(ckpt).expanduser().exists() \
             and looks_like_local_path(ckpt):
-        raise UserError(f"--ckpt '{ckpt}' does not exist: give a run folder, an HF model folder or builtin:NAME")
-
-    # None: not given here (the run's recipe or a default decides, and is checked then).
-    if C is not None:
-        check_positive(C, "--C")
-    if folds is not None and folds < 2:
-        raise UserError(f"--folds must be at least 2, got {folds}")
-    if per_language is not None:
-        check_positive(per_language, "--per-language", integer=True)
-    check_positive(batch_size, "--batch-size", integer=True)
-    if seed is not None:
-        check_seed(seed)
-
-def _check_int(name: str, value: Any, low: int) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise UserError(f"{name} must be a whole number (got {value!r})")
-    if value < low:
-        raise UserError(f"{name} must be at least {low} (got {value})")
+        raise setting_error(f"{{ckpt}} '{ckpt}' does not exist: give a run folder, an HF model folder or "
+                            "builtin:NAME", "ckpt")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise setting_error(f"{{batch_size}} must be an integer >= 1, got {batch_size!r}", "batch_size")
 
 
 def resolve_probe_options(ckpt: str | os.PathLike, options: ProbeOptions,
                           batch_size: int = 64) -> tuple[ProbeOptions, dict[str, str], RunDir | None]:
     """`options` checked, then resolved against `ckpt`'s recipe when it is a run folder: (resolved
     options, each value's source, the run folder or None). Nothing is loaded."""
-    check_probe_options(C=options.C, folds=options.folds, per_language=options.per_language,
-                        batch_size=batch_size, seed=options.seed, ckpt=str(ckpt))
+    options.check()
+    _check_inputs(batch_size, ckpt=str(ckpt))
     local = Path(ckpt).expanduser()
     run = RunDir(local) if local.is_dir() else None
-    resolved, sources = options.resolve(run)
-    check_probe_options(C=resolved.C, folds=resolved.folds, per_language=resolved.per_language,
-                        batch_size=batch_size, seed=resolved.seed)
+    resolved, sources = options.resolve(run)  # checks the resolved values too
     return resolved, sources, run

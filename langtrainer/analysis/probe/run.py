@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from langtrainer import defaults
-from langtrainer.errors import UserError
+from langtrainer.errors import UserError, setting_error
 
 from langtrainer.analysis.embeddings import (
     FEATURES,
@@ -65,10 +65,9 @@ def _probe_model(
     model_dir = resolve_model(name)
     model, tokenizer, pooler_trained = load_encoder(model_dir)
     if feature == "pooler" and not pooler_trained:
-        raise UserError(
+        raise setting_error(
             f"{name} has no trained pooler (its pooler weights are not in the checkpoint): "
-            "use --feature first-token or mean"
-        )
+            "use {feature} first-token or mean", "feature")
     if max_length is None:
         max_length = _recipe_max_length(model_dir) or 512
     n_layers = num_hidden_layers(model)

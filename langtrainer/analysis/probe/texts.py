@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 import pandas as pd
 
 from langtrainer import defaults
-from langtrainer.errors import UserError
+from langtrainer.errors import UserError, setting_error
 
 from langtrainer.data.stratified import sample_per_language
 
@@ -123,10 +123,9 @@ def _read_probe_source(model_dir, data: str, external: str, external_configs, wa
     if data == "test":
         frame = run_dir_test_frame(model_dir)
         if frame is None:
-            raise UserError(
-                f"--data test needs a run directory with a saved test split ({model_dir}/data); "
-                "use --data external or a file"
-            )
+            raise setting_error(
+                f"{{data}} test needs a run directory with a saved test split ({model_dir}/data); "
+                "use {data} external or a file", "data")
         return frame, f"{Path(model_dir) / 'data'} [test]"
     if data != "external":
         return load_table_texts(data), str(data)
@@ -157,8 +156,7 @@ def _check_probe_languages(frame: pd.DataFrame, source: str, asked: list[str] | 
         logger.warning("%s has no text in the fine-tuning language(s) %s", source, ", ".join(absent))
     wanted = [lang for lang in wanted if lang in available]
     if not wanted:
-        raise UserError(
+        raise setting_error(
             f"{source} has none of the fine-tuning languages (it has: {', '.join(available)}); "
-            "choose some with --languages"
-        )
+            "choose some with {languages}", "languages")
     return wanted

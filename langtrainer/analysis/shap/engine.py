@@ -36,6 +36,7 @@ from langtrainer.analysis.shap.rows import Row, RowBuilder, verify_direct
 from langtrainer.analysis.shap.runner import ModelRunner
 from langtrainer.defaults import SHAP_BATCH_SIZE, SHAP_MAX_EVALS
 from langtrainer.errors import UserError
+from langtrainer.recipe import check_number
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,7 @@ def explain(
     """
     if text_pairs is not None and len(text_pairs) != len(texts):
         raise UserError(f"{len(texts)} texts but {len(text_pairs)} text pairs")
-    if max_evals < 4:
-        raise UserError(f"max_evals must be at least 4 (got {max_evals})")
+    check_number("analysis.shap.max_evals", max_evals, "max_evals")
     if batch_size < 1:
         raise UserError(f"batch_size must be positive (got {batch_size})")
     n_examples = len(texts)

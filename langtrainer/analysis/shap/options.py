@@ -9,18 +9,16 @@ every value. Every value is checked before anything is read or written.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from langtrainer import defaults
 from langtrainer.analysis.settings import config_defaults, recipe_keys, resolve_settings
-from langtrainer.errors import UserError
-from langtrainer.recipe import ShapConfig
+from langtrainer.errors import UserError, setting_error
+from langtrainer.recipe import ShapConfig, check_number
+from langtrainer.recipe.rules import NUMBER_RULES
 from langtrainer.rundir import RunDir
 
-MAX_SEED = 2**32 - 1
-MIN_MAX_EVALS = 4  # f(all kept), f(all masked) and one split of the root
 
 
 
@@ -49,12 +47,10 @@ class ShapOptions:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
-        _check_int("subsample", self.subsample, 1)
-        _check_int("max_evals", self.max_evals, MIN_MAX_EVALS)
-        _check_int("batch_size", self.batch_size, 1)
-        _check_int("seed", self.seed, 0, MAX_SEED)
-        _check_int("shard_size", self.shard_size, 1)
-        _check_int("max_length", self.max_length, 8)
+        for name, keys in RECIPE_KEYS.items():  # numbers by their recipe key's one rule
+            if ".".join(keys) in NUMBER_RULES:
+                check_number(".".join(keys), getattr(self, name), name)
+        _check_int("shard_size", self.shard_size, 1)  # not a recipe setting: its rule is here
         if self.split is not None and (not isinstance(self.split, str) or not self.split.strip()):
             raise UserError(f"split must be a split name such as 'test' (got {self.split!r})")
 
@@ -98,13 +94,10 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
+def _check_int(name: str, value: Any, low: int) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-            raise UserError(f"{name} must be a whole number (got {value!r}; write {int(value)})")
-        raise UserError(f"{name} must be a whole number (got {value!r})")
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise UserError(f"{name} must be {bound} (got {value})")
+        raise setting_error(f"{{{name}}} must be a whole number, got {value!r}", name)
+    if value < low:
+        raise setting_error(f"{{{name}}} must be at least {low}, got {value}", name)

@@ -19,8 +19,9 @@ from langtrainer.analysis.shap.masker import model_max_length
 from langtrainer.analysis.shap.options import ShapOptions
 from langtrainer.analysis.shap.store import arguments_hash, model_fingerprint
 from langtrainer.data.stratified import stratified_subsample
-from langtrainer.errors import UserError
-from langtrainer.rundir import RunDir, is_subsets_folder
+from langtrainer.errors import UserError, setting_error
+from langtrainer.rundir import RunDir
+from langtrainer.rundir.subsets import is_subsets_folder
 
 # `id` is optional: without one, an example's id is its row number in the split ("0", "1", ...).
 REQUIRED_COLUMNS = ("text", "label", "language")
@@ -93,9 +94,9 @@ def plan_shap(run: RunDir, options: ShapOptions, data=None, out=None,
     if not ckpt.is_dir():
         from langtrainer.preflight import user_path
 
-        user_path(ckpt, "--ckpt")
+        user_path(ckpt, "ckpt")
     if not ckpt.is_dir() or not run.has_model():
-        raise UserError(f"--ckpt {ckpt} is not a model folder (no config.json): give a run folder written by finetune")
+        raise setting_error(f"{{ckpt}} {ckpt} is not a model folder (no config.json): give a run folder written by finetune", "ckpt")
     check_model_folder(ckpt)
     tokenizer = load_tokenizer(ckpt)  # present and consistent with the embeddings, before the data is read
     resolved, sources = options.resolve(run)
@@ -112,8 +113,8 @@ def plan_shap(run: RunDir, options: ShapOptions, data=None, out=None,
     if resolved.max_length is None:
         resolved = replace(resolved, max_length=limit)
     elif resolved.max_length > limit:
-        raise UserError(f"max_length {resolved.max_length} ({sources['max_length']}) exceeds the model's {limit} "
-                        "positions; give --max-length at most that")
+        raise setting_error(f"max_length {resolved.max_length} ({sources['max_length']}) exceeds the model's {limit} "
+                        "positions; give {max_length} at most that", "max_length")
     sample, token_counts = _sorted_by_length(sample, tokenizer)
     ids = sample["id"].tolist()
     arguments = {
@@ -150,14 +151,15 @@ def check_output_dir(path: Path) -> Path:
     """`path` if it is, or can become, a folder; a one-line UserError otherwise (before any work)."""
     from langtrainer.preflight import user_path
 
-    path = user_path(path, "--out")
+    path = user_path(path, "out")
     for candidate in (path, *path.parents):
         if candidate.exists():
             if not candidate.is_dir():
-                what = "--out" if candidate == path else f"--out's parent {candidate}"
-                raise UserError(f"{what} is a file, not a folder: give a folder path (it is created if missing)")
+                what = "{out}" if candidate == path else f"{{out}}'s parent {candidate}"
+                raise setting_error(f"{what} is a file, not a folder: give a folder path (it is created if missing)",
+                                    "out")
             if not os.access(candidate, os.W_OK | os.X_OK):
-                raise UserError(f"{candidate} is not writable: give another --out")
+                raise setting_error(f"{candidate} is not writable: give another {{out}}", "out")
             return path
     return path
 
@@ -169,7 +171,7 @@ def load_split(data: Path, split: str, columns: Mapping[str, str] | None = None)
     from langtrainer.data.sources import load_examples
 
     if not data.exists():
-        raise UserError(f"data path {data} does not exist (give --data PATH to a save_to_disk dataset or a table)")
+        raise setting_error(f"data path {data} does not exist (give {{data}} PATH to a save_to_disk dataset or a table)", "data")
     frame = load_examples(data, split=split, columns=columns, require=REQUIRED_COLUMNS).to_pandas()
     if "id" not in frame.columns:
         frame["id"] = [str(i) for i in range(len(frame))]

@@ -19,7 +19,7 @@ from langtrainer.analysis.shap.run import ShapPlan
 from langtrainer.analysis.shap.store import (MANIFEST, SHARD_DIR, file_sha256, read_manifest, shard_is_valid,
                                              shard_path, shard_table, write_shard)
 from langtrainer.artifacts import ShapManifest
-from langtrainer.errors import UserError
+from langtrainer.errors import setting_error
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +114,9 @@ def _prepare_folder(plan: ShapPlan) -> dict[str, str]:
     if stale and not plan.options.overwrite and any((plan.out / SHARD_DIR).glob("shard-*.parquet")):
         old = previous.arguments
         changed = [k for k in plan.arguments if old.get(k) != plan.arguments[k]]
-        raise UserError(
+        raise setting_error(
             f"{plan.out} holds SHAP results for other arguments ({', '.join(changed) or 'format'} differ); "
-            "use another --out or --overwrite"
-        )
+            "use another {out} or {overwrite}", "out", "overwrite")
     if plan.options.overwrite:
         if (plan.out / SHARD_DIR).is_dir():
             shutil.rmtree(plan.out / SHARD_DIR)

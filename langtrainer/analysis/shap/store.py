@@ -25,7 +25,7 @@ import numpy as np
 
 from langtrainer.artifacts import SHAP_FORMAT, ShapManifest
 from langtrainer.atomic import atomic_path
-from langtrainer.errors import UserError
+from langtrainer.errors import UserError, setting_error
 from langtrainer.rundir import RunDir
 
 if TYPE_CHECKING:
@@ -259,8 +259,8 @@ def one_cause(exc: BaseException) -> str:
 
 
 def _bad_manifest(folder: Path, what: str) -> UserError:
-    return UserError(f"{folder / MANIFEST} {what} (edited by hand?); rerun `langtrainer shap` with the same "
-                     "arguments and --overwrite")
+    return setting_error(f"{folder / MANIFEST} {what} (edited by hand?); rerun `langtrainer shap` with the same "
+                     "arguments and {overwrite}", "overwrite")
 
 
 def check_manifest(manifest: "ShapManifest | dict", folder: Path) -> None:
@@ -329,28 +329,28 @@ def load_shap_result(path: str | os.PathLike) -> ShapResult:
             table = pq.read_table(shard)
         except Exception as exc:  # pyarrow's errors on a file that is not Parquet
             if isinstance(exc, (OSError, ValueError)) or type(exc).__module__.startswith("pyarrow"):
-                raise UserError(f"{shard} is not a readable Parquet shard ({one_cause(exc)}); {rerun} "
-                                "with --overwrite") from None
+                raise setting_error(f"{shard} is not a readable Parquet shard ({one_cause(exc)}); {rerun} "
+                                "with {overwrite}", "overwrite") from None
             raise
         if (table.schema.metadata or {}).get(HASH_KEY, b"").decode() != manifest.arguments_hash:
-            raise UserError(f"{shard} was computed with other arguments than {folder / MANIFEST} records "
-                            f"(edited or mixed folders?); {rerun} with --overwrite")
+            raise setting_error(f"{shard} was computed with other arguments than {folder / MANIFEST} records "
+                            f"(edited or mixed folders?); {rerun} with {{overwrite}}", "overwrite")
         frames.append(table.to_pandas())
     examples = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if "id" not in examples.columns or examples["id"].tolist() != manifest.ids:
-        raise UserError(f"the shards in {folder} do not match its manifest; rerun `langtrainer shap` with --overwrite")
+        raise setting_error(f"the shards in {folder} do not match its manifest; rerun `langtrainer shap` with {{overwrite}}", "overwrite")
     n_labels = len(manifest.label_names)
     classes = {int(c) for c in examples["n_classes"]} if len(examples) else set()
     if classes and classes != {n_labels}:
-        raise UserError(f"{folder / MANIFEST} names {n_labels} labels but its shards hold "
+        raise setting_error(f"{folder / MANIFEST} names {n_labels} labels but its shards hold "
                         f"values for {', '.join(map(str, sorted(classes)))} classes (edited?); {rerun} with "
-                        "--overwrite")
+                        "{overwrite}", "overwrite")
     for row in examples.itertuples(index=False):
         shapes_agree = (len(row.values) == len(row.token_ids) * n_labels and len(row.base_values) == n_labels
                         and len(row.tokens) == len(row.token_ids))
         if not shapes_agree or not 0 <= int(row.label) < n_labels:
-            raise UserError(f"example {row.id!r} in the shards of {folder} does not fit its {n_labels} labels "
-                            f"(values, tokens or true label edited?); {rerun} with --overwrite")
+            raise setting_error(f"example {row.id!r} in the shards of {folder} does not fit its {n_labels} labels "
+                            f"(values, tokens or true label edited?); {rerun} with {{overwrite}}", "overwrite")
     examples["token_ids"] = [np.asarray(x, dtype=np.int64) for x in examples["token_ids"]]
     examples["tokens"] = [list(x) for x in examples["tokens"]]
     if "special" in examples.columns:

@@ -9,7 +9,7 @@ from typing import Iterable
 import numpy as np
 
 from langtrainer import atomic
-from langtrainer.errors import UserError
+from langtrainer.errors import UserError, setting_error
 from langtrainer.artifacts import ProbeModelBlock
 from langtrainer.reporting.report.collect import Collected, Run, collect
 from langtrainer.reporting.report.paper import PAPER
@@ -145,10 +145,10 @@ REPORT_MARKERS = ("report.md", "report.json")
 
 
 def check_report_target(out: Path) -> None:
-    """--out is replaced whole by the new report: refuse a folder that holds anything but an earlier report."""
+    """`out` is replaced whole by the new report: refuse a folder that holds anything but an earlier report."""
     if out.is_dir() and any(out.iterdir()) and not any((out / name).is_file() for name in REPORT_MARKERS):
-        raise UserError(f"--out '{out}' exists and is not a report folder (no report.md); it would be replaced: "
-                        "give a new folder")
+        raise setting_error(f"{{out}} '{out}' exists and is not a report folder (no report.md); it would be replaced: "
+                            "give a new folder", "out")
 
 
 def _cards_to_refresh(collected: Collected) -> list[RunDir]:
@@ -162,14 +162,14 @@ def _check_cards_writable(folders: list[RunDir]) -> None:
     for folder in folders:
         card = folder.model_card_path
         if not os.access(folder.path, os.W_OK | os.X_OK) or (card.exists() and not os.access(card, os.W_OK)):
-            raise UserError(f"cannot refresh the model card '{card}': the run folder is not writable; make it "
-                            "writable or pass --no-model-cards")
+            raise setting_error(f"cannot refresh the model card '{card}': the run folder is not writable; make it "
+                                "writable or pass {model_cards=False}", "model_cards=False")
 
 
 def write_report(dirs: Iterable[str | Path], out: str | Path, model_cards: bool = True) -> Path:
     """Collect, summarise, plot, and write out/report.md (+ report.json, PNGs, token views); refresh model cards.
 
-    The report is built in a temporary folder beside --out and replaces it
+    The report is built in a temporary folder beside `out` and replaces it
     whole when complete (an interrupted report leaves the old one, or none);
     the run folders are read under their shared lock, so no finetune writes
     them meanwhile. `model_cards=False` leaves the runs' README.md alone.
@@ -179,7 +179,7 @@ def write_report(dirs: Iterable[str | Path], out: str | Path, model_cards: bool 
 
     from langtrainer.preflight import UNLOCKED_TEMP_AGE_S, check_output_folder, remove_stale_temporaries
 
-    out = check_output_folder(out, "--out")
+    out = check_output_folder(out, "out")
     check_report_target(out)
     collected = collect(list(dirs))  # before anything is made: a report on nothing leaves no folder
     _check_cards_writable(_cards_to_refresh(collected) if model_cards else [])

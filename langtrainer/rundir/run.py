@@ -1,33 +1,4 @@
-"""The run folder and the demo folder: the only code that knows their file names.
-
-A run folder is what `finetune` writes and what `probe`, `shap`, `shap-diff`,
-`report` and `demo` read::
-
-    RUN/
-      config.json, model.safetensors, tokenizer files   a standard HF checkpoint
-      recipe.yaml        the resolved recipe (every default filled in)
-      identity.json      recipe hash, seed and data/ fingerprint: what the folder belongs to
-      data/              the subsets (save_to_disk) + data/distribution.json
-      predictions.parquet  the best model's test predictions, one row per test row: id, language,
-                         label, predicted, then one probability column per class (named by the
-                         class); written just before metrics.json
-      metrics.json       written last: its presence means the run is finished
-      checkpoints/       Trainer checkpoints while training (for --resume)
-      .model.tmp/        the final model while it is being moved into place
-      probe_<data>.json  a probe result (test, external, or a file's stem)
-      shap/              SHAP values (its inside belongs to analysis.shap.store)
-      logs/              the Trainer's loggers (TensorBoard event files, ...): kept after training
-      README.md          the model card (reporting.model_card), refreshed by `report`
-      shap_diff.json     `shap-diff` results when this run was the compared one (analysis.shap_diff)
-
-A demo folder holds one folder per seed (`seed<N>/`) with a run folder per
-variant, the seed's shared `data/`, the pretrained model's probes and the
-shap-diff folders, plus `timings.json` and `report/`.
-
-Every other module asks `RunDir` / `DemoDir` for a path or an object; none
-spells a file name. The JSON files' shapes belong to `langtrainer.artifacts`:
-the readers here return its objects. Locking and identity checks of a run folder belong here.
-"""
+"""`RunDir`: a run folder's file names, readers and writers, lock and identity checks (see `langtrainer.rundir`)."""
 
 from __future__ import annotations
 
@@ -40,7 +11,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from langtrainer import atomic
 from langtrainer.artifacts import Distribution, Identity, ProbeReport, RunMetrics, ShapDiffReport, StageTimes
-from langtrainer.errors import UserError
+from langtrainer.errors import UserError, setting_error
+from langtrainer.rundir.naming import recipe_sha256
 
 if TYPE_CHECKING:
     from langtrainer.recipe import Recipe
@@ -192,18 +164,17 @@ class RunDir:
         """UserError when the folder holds a finished run, an unfinished one without `resume`,
         or anything that is not a run (a run deletes its checkpoints/ and reads its data/)."""
         if self.path.exists() and not self.path.is_dir():
-            raise UserError(f"--output-dir '{self.path}' is a file: give a new or empty folder")
+            raise setting_error(f"{{output_dir}} '{self.path}' is a file: give a new or empty folder", "output_dir")
         if self.is_finished() and not resume:
-            raise UserError(f"'{self.path}' already holds a finished run: choose another --output-dir or delete it")
+            raise setting_error(f"'{self.path}' already holds a finished run: choose another {{output_dir}} or delete it", "output_dir")
         if self.has_checkpoints() and not resume:
-            raise UserError(f"'{self.path}' holds an unfinished run: pass --resume to continue it, or delete the folder")
+            raise setting_error(f"'{self.path}' holds an unfinished run: pass {{resume}} to continue it, or delete the folder", "resume")
         if not self.has_recipe():
             foreign = self.foreign_entries()
             if foreign:
-                raise UserError(
+                raise setting_error(
                     f"'{self.path}' is not a langtrainer run directory (it holds {', '.join(foreign[:3])}"
-                    f"{', ...' if len(foreign) > 3 else ''}): give a new or empty --output-dir"
-                )
+                    f"{', ...' if len(foreign) > 3 else ''}): give a new or empty {{output_dir}}", "output_dir")
 
     def check_recipe(self, recipe: "Recipe") -> None:
         """UserError when the run was started with another recipe (its data/ and checkpoints would be mixed in)."""
@@ -216,10 +187,9 @@ class RunDir:
             return
         key = _first_difference(old, yaml.safe_load(dump_recipe(recipe)))
         if key is not None:
-            raise UserError(
+            raise setting_error(
                 f"'{self.path}' was started with a different recipe ({key} differs): use the same recipe and "
-                "--set options, or another --output-dir (or delete the folder)"
-            )
+                "{overrides}, or another {output_dir} (or delete the folder)", "output_dir", "overrides")
 
     def last_complete_checkpoint(self, remove_incomplete: bool = False) -> Path | None:
         """The newest checkpoint-N whose trainer_state.json (the Trainer writes it last) parses.
@@ -351,6 +321,8 @@ class RunDir:
     # -- the subsets -----------------------------------------------------------
     def write_subsets(self, subsets, distribution: Distribution | dict[str, Any]) -> None:
         """Save the subsets and their distribution report as data/, atomically."""
+        from langtrainer.rundir.subsets import write_subsets
+
         write_subsets(subsets, distribution, self.data_path)
 
     def load_subsets(self):
@@ -397,11 +369,10 @@ class RunDir:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise UserError(
+                raise setting_error(
                     f"'{self.path}' is in use by another langtrainer command (a finetune writing it, or a probe, "
                     "shap or report reading it); "
-                    "wait for it to finish or give another --output-dir"
-                ) from None
+                    "wait for it to finish or give another {output_dir}", "output_dir") from None
             yield
         finally:
             os.close(fd)
@@ -488,8 +459,8 @@ class RunDir:
         except UserError:
             identity = None
         if identity is None or not identity.recipe_sha256:
-            raise UserError(f"'{self.identity_path}' is damaged, so the run cannot be checked: "
-                            "delete the folder or give another --output-dir")
+            raise setting_error(f"'{self.identity_path}' is damaged, so the run cannot be checked: "
+                            "delete the folder or give another {output_dir}", "output_dir")
         return identity
 
     def write_identity(self, recipe: "Recipe") -> Path:
@@ -506,30 +477,30 @@ class RunDir:
         refused (the identity is written before training starts).
         """
         if self.recipe_path.exists() and self.raw_recipe() is None:
-            raise UserError(f"'{self.recipe_path}' cannot be read, so the run cannot be checked: "
-                            "delete the folder or give another --output-dir")
+            raise setting_error(f"'{self.recipe_path}' cannot be read, so the run cannot be checked: "
+                            "delete the folder or give another {output_dir}", "output_dir")
         identity = self.read_identity()
         if identity is None:
             if self.has_checkpoints():
                 # identity.json is written before the first checkpoint: checkpoints without it were copied or
                 # edited, and recipe.yaml alone does not say which data they were trained on.
-                raise UserError(f"'{self.path}' holds checkpoints but no {self.IDENTITY}, so they cannot be checked "
-                                "against the recipe and its data: delete the folder or give another --output-dir")
+                raise setting_error(f"'{self.path}' holds checkpoints but no {self.IDENTITY}, so they cannot be checked "
+                                "against the recipe and its data: delete the folder or give another {output_dir}", "output_dir")
             if self.has_data():
                 self._check_data_origin(recipe)
             return
         if identity.seed != recipe.seed:
-            raise UserError(f"'{self.path}' belongs to a run with seed {identity.seed}, the recipe has seed "
-                            f"{recipe.seed}: give another --output-dir")
+            raise setting_error(f"'{self.path}' belongs to a run with seed {identity.seed}, the recipe has seed "
+                            f"{recipe.seed}: give another {{output_dir}}", "output_dir")
         if identity.recipe_sha256 != recipe_sha256(recipe):
-            raise UserError(f"'{self.path}' belongs to a run of another recipe ({self.IDENTITY} differs): use the "
-                            "same recipe and --set options, or another --output-dir")
+            raise setting_error(f"'{self.path}' belongs to a run of another recipe ({self.IDENTITY} differs): use the "
+                            "same recipe and {overrides}, or another {output_dir}", "output_dir", "overrides")
         if self.has_data():
             self._check_data_origin(recipe)
         recorded = identity.data_sha256
         if recorded is not None and self.data_fingerprint() != recorded:
-            raise UserError(f"'{self.data_path}' changed since the run began (or is missing): delete the folder "
-                            "or give another --output-dir")
+            raise setting_error(f"'{self.data_path}' changed since the run began (or is missing): delete the folder "
+                            "or give another {output_dir}", "output_dir")
 
     def _check_data_origin(self, recipe: "Recipe") -> None:
         """data/ was built for this recipe's seed, subset kind and skew (its distribution.json says so)."""
@@ -540,8 +511,8 @@ class RunDir:
         except UserError:
             report = None
         if report is None:
-            raise UserError(f"'{self.data_path}' has no readable {self.DISTRIBUTION}, so it cannot be checked: "
-                            "delete data/ (it is rebuilt) or give another --output-dir")
+            raise setting_error(f"'{self.data_path}' has no readable {self.DISTRIBUTION}, so it cannot be checked: "
+                            "delete data/ (it is rebuilt) or give another {output_dir}", "output_dir")
         imb = recipe.imbalance
         expected = {
             "seed": split_seed(recipe),
@@ -557,48 +528,12 @@ class RunDir:
         }
         for key, value in expected.items():
             if found[key] != value:
-                raise UserError(f"'{self.data_path}' was built with another {key} ({found[key]!r}, the recipe: "
-                                f"{value!r}): delete data/ (it is rebuilt) or give another --output-dir")
+                raise setting_error(f"'{self.data_path}' was built with another {key} ({found[key]!r}, the recipe: "
+                                f"{value!r}): delete data/ (it is rebuilt) or give another {{output_dir}}", "output_dir")
 
     def resume_state_is_exact(self, checkpoint: Path) -> bool:
         """True when `checkpoint` holds the random-number state an exact resume needs."""
         return any(checkpoint.glob(self.RNG_STATE_GLOB))
-
-
-def recipe_sha256(recipe: "Recipe") -> str:
-    """sha256 of the resolved recipe as recipe.yaml stores it."""
-    import hashlib
-
-    from langtrainer.recipe import dump_recipe
-
-    return hashlib.sha256(dump_recipe(recipe).encode("utf-8")).hexdigest()
-
-
-WEIGHT_SCHEME_TAGS = {"inverse": "", "sqrt_inverse": "_sqrt", "effective_number": "_effnum"}
-
-
-def mitigation_tag(recipe: "Recipe") -> str:
-    """The recipe's mitigations as a folder-name part: `none`, or `+`-joined `cw` (per-language eq. 2
-    weights; `gcw` global), a `_sqrt` / `_effnum` suffix for the other weight schemes, `sampler`,
-    `mie` (masked-input entropy term) and `adversary` (language adversary)."""
-    loss = recipe.loss
-    parts = []
-    if loss.class_weights in ("per_language", "global"):
-        base = "cw" if loss.class_weights == "per_language" else "gcw"
-        parts.append(base + WEIGHT_SCHEME_TAGS.get(loss.weight_scheme, "_" + str(loss.weight_scheme)))
-    if recipe.data.sampler:
-        parts.append("sampler")
-    if float(loss.mask_entropy or 0.0) > 0:
-        parts.append("mie")
-    if getattr(loss, "language_adversary", None):
-        parts.append("adversary")
-    return "+".join(parts) or "none"
-
-
-def default_run_name(recipe: "Recipe") -> str:
-    """<name>-<subset>-<mitigations>-seed<seed>: runs of one recipe with and without weights, a sampler,
-    the entropy term or the adversary, or on another subset or seed, get different folders."""
-    return f"{recipe.name}-{recipe.imbalance.subset}-{mitigation_tag(recipe)}-seed{recipe.seed}"
 
 
 def _topmost_missing(path: Path) -> Path | None:
@@ -609,112 +544,3 @@ def _topmost_missing(path: Path) -> Path | None:
     while not top.parent.exists() and top.parent != top:
         top = top.parent
     return top
-
-
-def write_subsets(subsets, distribution: Distribution | dict[str, Any], target: Path) -> None:
-    """Save a DatasetDict with its distribution.json into `target`, atomically (used for data/ and `data build`).
-
-    Temporary copies of `target` that a killed build left beside it go first (old enough to be no live build's).
-    """
-    from langtrainer.preflight import UNLOCKED_TEMP_AGE_S, remove_stale_temporaries
-
-    check_subsets_not_empty(subsets)
-    if not isinstance(distribution, Distribution):
-        distribution = Distribution.from_dict(distribution, "the subsets' distribution report")
-    remove_stale_temporaries(Path(target).parent, UNLOCKED_TEMP_AGE_S, name=Path(target).name)
-    with atomic.atomic_dir(target) as tmp:
-        subsets.save_to_disk(str(tmp))
-        distribution.write(tmp / RunDir.DISTRIBUTION)
-
-
-def check_subsets_not_empty(subsets) -> None:
-    """UserError for an empty train or test split: nothing could train on or be measured with it, and every
-    later command would fail reading it."""
-    for name, split in subsets.items():
-        if len(split) == 0 and name.split("_")[0] in ("train", "test"):
-            raise UserError(f"the '{name}' split would be empty: give data with {name.split('_')[0]} examples (or "
-                            "raise data.test_fraction / the split sizes) before building")
-
-
-def is_subsets_folder(path: Path) -> bool:
-    """True for a folder written by `write_subsets`."""
-    return (path / "dataset_dict.json").is_file() and (path / RunDir.DISTRIBUTION).is_file()
-
-
-def check_subsets_target(out: Path) -> None:
-    """`data build --out` is replaced whole: refuse a file, or a folder that `write_subsets` did not write."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out '{out}' is a file: give a new folder (or an earlier data build output)")
-    if out.is_dir() and any(out.iterdir()) and not is_subsets_folder(out):
-        raise UserError(
-            f"--out '{out}' exists and is not a data build output; it would be replaced: "
-            "give a new folder (or delete it)"
-        )
-
-
-class DemoDir:
-    """The demo's output folder: seed folders, timings and the report."""
-
-    TIMINGS = "timings.json"
-    REPORT = "report"
-    PRETRAINED = "pretrained"
-    SHAP_DIFF = "shap_diff"
-    PRETRAINED_TEST = "test.parquet"
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path).expanduser()
-
-    def seed_dir(self, seed: int) -> Path:
-        return self.path / f"seed{seed}"
-
-    @staticmethod
-    def seed_of(path: str | os.PathLike) -> int | None:
-        """The seed of the innermost seed<N> folder on `path`, or None outside a demo's seed folder."""
-        for part in reversed(Path(path).parts):
-            if part.startswith("seed") and part[len("seed"):].isdigit():
-                return int(part[len("seed"):])
-        return None
-
-    def seeds(self) -> list[int]:
-        """The seeds whose folders exist, in order."""
-        found = []
-        for child in self.path.glob("seed*"):
-            tail = child.name[len("seed"):]
-            if child.is_dir() and tail.isdigit():
-                found.append(int(tail))
-        return sorted(found)
-
-    def data_dir(self, seed: int) -> Path:
-        """The seed's subsets, built once and copied into each variant's run folder."""
-        return self.seed_dir(seed) / RunDir.DATA
-
-    def run(self, seed: int, variant: str) -> RunDir:
-        return RunDir(self.seed_dir(seed) / variant)
-
-    def pretrained(self, seed: int) -> RunDir:
-        """The pretrained model's probe folder (no model files, probes only)."""
-        return RunDir(self.seed_dir(seed) / self.PRETRAINED)
-
-    def pretrained_test_path(self, seed: int) -> Path:
-        return self.pretrained(seed).path / self.PRETRAINED_TEST
-
-    def shap_diff_dir(self, seed: int, name: str) -> Path:
-        return self.seed_dir(seed) / self.SHAP_DIFF / name
-
-    def has_shap_diff(self, seed: int, name: str) -> bool:
-        """The seed's comparison `name` was written (its summary exists)."""
-        return (self.shap_diff_dir(seed, name) / RunDir.SHAP_DIFF).is_file()
-
-    @property
-    def timings_path(self) -> Path:
-        return self.path / self.TIMINGS
-
-    @property
-    def report_dir(self) -> Path:
-        return self.path / self.REPORT
-
-    def read_timings(self) -> dict[str, float]:
-        return read_json(self.timings_path)
-
-    def write_timings(self, timings: dict[str, float]) -> None:
-        atomic.write_json(self.timings_path, timings)
