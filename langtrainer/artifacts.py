@@ -30,7 +30,7 @@ files that lack it), set it where the object is built. Readers see it as an
 attribute; the JSON gets it by name. Bump a class's `FORMAT_VERSION` only when
 an old reader would misread the new file (a renamed or re-meant key), and
 translate the old version in `upgrade_legacy`. A new JSON file in a run folder
-is a new subclass here plus one path in `rundir.py`.
+is a new subclass here plus one path in `rundir/run.py`.
 """
 
 from __future__ import annotations

@@ -10,10 +10,11 @@ training.
 
 One module per concern:
 
-  schema.py   the dataclasses (the only declaration of a setting), defaults from `defaults.py`
+  schema.py   the dataclasses (the only declaration of a setting), defaults from `defaults.py`, and
+              beside them the one rule of each numeric setting (`NUMBER_RULES`, `check_number`)
   parsing.py  YAML values against the annotations; `training:` against TrainingArguments
   loading.py  YAML files, `extends:`, overrides (`a.b=c`), relative paths, writing the resolved recipe
-  rules.py    cross-field checks and the one rule table of numeric settings (`check_number`)
+  rules.py    the checks of a whole recipe (cross-field, names, `training:`'s numbers)
 
 The names below are the recipe's public API.
 """
@@ -29,7 +30,7 @@ from langtrainer.recipe.loading import (
     resolve_recipe_path,
     save_recipe,
 )
-from langtrainer.recipe.rules import check_language_adversary, check_number, check_recipe
+from langtrainer.recipe.rules import check_language_adversary, check_recipe
 from langtrainer.recipe.schema import (
     AnalysisConfig,
     ColumnsConfig,
@@ -41,6 +42,7 @@ from langtrainer.recipe.schema import (
     ProbeConfig,
     Recipe,
     ShapConfig,
+    check_number,
     describe_language_adversary,
     ratio_to_percentages,
     split_seed,

@@ -1,22 +1,32 @@
 """The checks of a recipe's values that types alone cannot express, and the one rule table of its numbers.
 
-Every numeric setting has one rule here (`NUMBER_RULES`, by recipe key); the
-recipe's checks, the probe's and SHAP's options and the command-line
-preflight all call `check_number`, so a range and its message are written
-once.
+A numeric setting's rule sits beside its dataclass field (`schema.NUMBER_RULES`,
+by recipe key) and is applied by `schema.check_number`, here and by every
+other module that takes the setting; `training:`'s numbers (TrainingArguments
+fields) have their rules here (`_TRAINING_RULES`).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from typing import Any, Callable
 
-from langtrainer.errors import UserError, setting_error
+from langtrainer.errors import UserError
 from langtrainer.names import check_label_names, check_language_codes
 from langtrainer.recipe.parsing import closest
-from langtrainer.recipe.schema import LANGUAGE_ADVERSARY_METHODS, LANGUAGE_ADVERSARY_SCHEDULES, Recipe
+from langtrainer.recipe.schema import (
+    LANGUAGE_ADVERSARY_METHODS,
+    LANGUAGE_ADVERSARY_SCHEDULES,
+    NUMBER_RULES,
+    Recipe,
+    is_at_least_one,
+    is_non_negative,
+    is_positive,
+    is_seed,
+    is_unit,
+    check_number,
+)
 
 def check_language_adversary(method: Any, weight: Any, schedule: Any, hidden: Any,
                              key: Callable[[str], str] = lambda name: f"loss.language_adversary.{name}") -> None:
@@ -25,7 +35,7 @@ def check_language_adversary(method: Any, weight: Any, schedule: Any, hidden: An
         raise UserError(f"{key('method')} must be one of {', '.join(LANGUAGE_ADVERSARY_METHODS)}; got {method!r}")
     if schedule not in LANGUAGE_ADVERSARY_SCHEDULES:
         raise UserError(f"{key('schedule')} must be one of {', '.join(LANGUAGE_ADVERSARY_SCHEDULES)}; got {schedule!r}")
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not _non_negative(float(weight)):
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not is_non_negative(float(weight)):
         raise UserError(f"{key('weight')} must be a finite number >= 0, got {weight!r}")
     if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 0:
         raise UserError(f"{key('hidden')} must be an integer >= 0 (0 = a linear head), got {hidden!r}")
@@ -100,111 +110,33 @@ def check_recipe(recipe: Recipe) -> None:
         )
 
 
-SEED_LIMIT = 2**32  # numpy's and torch's seeding accept [0, 2**32)
-
-
-def _positive(v: float) -> bool:
-    return math.isfinite(v) and v > 0
-
-
-def _non_negative(v: float) -> bool:
-    return math.isfinite(v) and v >= 0
-
-
-def _at_least_one(v: float) -> bool:
-    return v >= 1
-
-
-def _unit(v: float) -> bool:
-    return 0 <= v < 1
-
-
-def _seed(v: float) -> bool:
-    return 0 <= v < SEED_LIMIT
-
-
-@dataclass(frozen=True)
-class NumberRule:
-    """What a numeric setting must be: `ok(value)`, said as `what`; `whole`: an integer."""
-
-    ok: Callable[[float], bool]
-    what: str
-    whole: bool = False
-
-
-# The one rule of every numeric setting, by its recipe key. The recipe's checks, ProbeOptions,
-# ShapOptions, the probe's and SHAP's library functions and the CLI's preflight all call
-# `check_number` with the key, so no range is written twice. Fields a recipe leaves out are not
-# checked; None means "unset" for optional ones.
-NUMBER_RULES: dict[str, NumberRule] = {
-    "seed": NumberRule(_seed, "in [0, 2**32)", whole=True),
-    "model.max_length": NumberRule(lambda v: v >= 8, "at least 8", whole=True),
-    "data.train_per_language": NumberRule(lambda v: v >= 0, ">= 0", whole=True),
-    "data.validation_per_language": NumberRule(lambda v: v >= 0, ">= 0", whole=True),
-    "data.test_per_cell": NumberRule(lambda v: v >= 0, ">= 0", whole=True),
-    "data.split_seed": NumberRule(_seed, "in [0, 2**32) (or null: the recipe's seed)", whole=True),
-    "loss.effective_number_beta": NumberRule(lambda v: 0 < v < 1, "in (0, 1)"),
-    "loss.mask_entropy": NumberRule(_non_negative, "a finite number >= 0"),
-    "analysis.probe.C": NumberRule(_positive, "a finite number > 0 (the paper: 1e-4)"),
-    "analysis.probe.folds": NumberRule(lambda v: v >= 2, "at least 2", whole=True),
-    "analysis.probe.per_language": NumberRule(_at_least_one, "at least 1", whole=True),
-    "analysis.probe.during_training_per_language": NumberRule(lambda v: v >= 0, ">= 0 (0 = off)", whole=True),
-    "analysis.shap.subsample": NumberRule(_at_least_one, "at least 1", whole=True),
-    # f(all kept), f(all masked) and one split of the root
-    "analysis.shap.max_evals": NumberRule(lambda v: v >= 4, "at least 4", whole=True),
-    "analysis.shap.batch_size": NumberRule(_at_least_one, "at least 1", whole=True),
-    "analysis.shap.threshold": NumberRule(_non_negative, "a finite number >= 0 (the paper: 0.01)"),
-    "analysis.shap.during_training_per_language": NumberRule(lambda v: v >= 0, ">= 0 (0 = off)", whole=True),
-    "analysis.shap.during_training_max_evals": NumberRule(lambda v: v >= 4, "at least 4", whole=True),
-}
-
-
-def check_number(key: str, value: Any, name: str | None = None) -> None:
-    """SettingError `{name} must be ..., got value` when `value` breaks the rule of recipe key `key`.
-
-    `name` is how the caller knows the setting (a keyword argument such as
-    `folds`; default the recipe key); the CLI names its flag for it instead.
-    None is not checked (unset).
-    """
-    if value is None:
-        return
-    rule, name = NUMBER_RULES[key], name or key
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise setting_error(f"{{{name}}} must be a {'whole ' if rule.whole else ''}number, got {value!r}", name)
-    if rule.whole and not isinstance(value, int):
-        write = f"; write {int(value)}" if math.isfinite(value) and float(value).is_integer() else ""
-        raise setting_error(f"{{{name}}} must be a whole number, got {value!r}{write}", name)
-    if not rule.ok(value):
-        raise setting_error(f"{{{name}}} must be {rule.what}, got {value!r}", name)
-
-
 _TRAINING_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
-    "learning_rate": (_positive, "a finite number > 0"),
-    "head_learning_rate": (_positive, "a finite number > 0 (or null: the learning_rate)"),
-    "num_train_epochs": (_positive, "a finite number > 0"),
+    "learning_rate": (is_positive, "a finite number > 0"),
+    "head_learning_rate": (is_positive, "a finite number > 0 (or null: the learning_rate)"),
+    "num_train_epochs": (is_positive, "a finite number > 0"),
     "max_steps": (lambda v: v == -1 or v > 0, "> 0 (or -1: num_train_epochs decides)"),
-    "per_device_train_batch_size": (_at_least_one, ">= 1"),
-    "per_device_eval_batch_size": (_at_least_one, ">= 1"),
-    "gradient_accumulation_steps": (_at_least_one, ">= 1"),
-    "eval_accumulation_steps": (_at_least_one, ">= 1 (or null)"),
-    "logging_steps": (_positive, "> 0"),
-    "save_steps": (_positive, "> 0"),
-    "eval_steps": (_positive, "> 0 (or null)"),
-    "warmup_steps": (_non_negative, ">= 0"),
+    "per_device_train_batch_size": (is_at_least_one, ">= 1"),
+    "per_device_eval_batch_size": (is_at_least_one, ">= 1"),
+    "gradient_accumulation_steps": (is_at_least_one, ">= 1"),
+    "eval_accumulation_steps": (is_at_least_one, ">= 1 (or null)"),
+    "logging_steps": (is_positive, "> 0"),
+    "save_steps": (is_positive, "> 0"),
+    "eval_steps": (is_positive, "> 0 (or null)"),
+    "warmup_steps": (is_non_negative, ">= 0"),
     "warmup_ratio": (lambda v: 0 <= v <= 1, "in [0, 1]"),
-    "weight_decay": (_non_negative, "a finite number >= 0"),
-    "max_grad_norm": (_non_negative, "a finite number >= 0"),
-    "adam_beta1": (_unit, "in [0, 1)"),
-    "adam_beta2": (_unit, "in [0, 1)"),
-    "adam_epsilon": (_non_negative, "a finite number >= 0"),
-    "label_smoothing_factor": (_unit, "in [0, 1)"),
-    "dataloader_num_workers": (_non_negative, ">= 0"),
-    "save_total_limit": (_at_least_one, ">= 1 (or null: keep all)"),
-    "torch_empty_cache_steps": (_at_least_one, ">= 1 (or null)"),
-    "data_seed": (_seed, "in [0, 2**32) (or null: the recipe's seed)"),
-    "ddp_timeout": (_positive, "> 0"),
-    "eval_delay": (_non_negative, ">= 0"),
-    "neftune_noise_alpha": (_non_negative, "a finite number >= 0 (or null)"),
+    "weight_decay": (is_non_negative, "a finite number >= 0"),
+    "max_grad_norm": (is_non_negative, "a finite number >= 0"),
+    "adam_beta1": (is_unit, "in [0, 1)"),
+    "adam_beta2": (is_unit, "in [0, 1)"),
+    "adam_epsilon": (is_non_negative, "a finite number >= 0"),
+    "label_smoothing_factor": (is_unit, "in [0, 1)"),
+    "dataloader_num_workers": (is_non_negative, ">= 0"),
+    "save_total_limit": (is_at_least_one, ">= 1 (or null: keep all)"),
+    "torch_empty_cache_steps": (is_at_least_one, ">= 1 (or null)"),
+    "data_seed": (is_seed, "in [0, 2**32) (or null: the recipe's seed)"),
+    "ddp_timeout": (is_positive, "> 0"),
+    "eval_delay": (is_non_negative, ">= 0"),
+    "neftune_noise_alpha": (is_non_negative, "a finite number >= 0 (or null)"),
 }
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from langtrainer import defaults
-from langtrainer.errors import UserError
+from langtrainer.errors import UserError, setting_error
 
 
 @dataclass
@@ -233,3 +233,83 @@ class Recipe:
 def split_seed(recipe: Recipe) -> int:
     """The seed the data split and subsamples are drawn with: data.split_seed, else the recipe's seed."""
     return recipe.data.split_seed if recipe.data.split_seed is not None else recipe.seed
+
+
+# ---------------------------------------------------------------- the numbers
+
+SEED_LIMIT = 2**32  # numpy's and torch's seeding accept [0, 2**32)
+
+
+def is_positive(v: float) -> bool:
+    return math.isfinite(v) and v > 0
+
+
+def is_non_negative(v: float) -> bool:
+    return math.isfinite(v) and v >= 0
+
+
+def is_at_least_one(v: float) -> bool:
+    return v >= 1
+
+
+def is_unit(v: float) -> bool:
+    return 0 <= v < 1
+
+
+def is_seed(v: float) -> bool:
+    return 0 <= v < SEED_LIMIT
+
+
+@dataclass(frozen=True)
+class NumberRule:
+    """What a numeric setting must be: `ok(value)`, said as `what`; `whole`: an integer."""
+
+    ok: Callable[[float], bool]
+    what: str
+    whole: bool = False
+
+
+# The one rule of every numeric setting, by its recipe key, beside the dataclasses that declare the
+# settings. The recipe's checks (recipe.rules), ProbeOptions, ShapOptions, the probe's maths, the SHAP
+# engine and shap-diff all call `check_number` with the key, so no range is written twice. Fields a recipe leaves out are not
+# checked; None means "unset" for optional ones.
+NUMBER_RULES: dict[str, NumberRule] = {
+    "seed": NumberRule(is_seed, "in [0, 2**32)", whole=True),
+    "model.max_length": NumberRule(lambda v: v >= 8, "at least 8", whole=True),
+    "data.train_per_language": NumberRule(lambda v: v >= 0, ">= 0", whole=True),
+    "data.validation_per_language": NumberRule(lambda v: v >= 0, ">= 0", whole=True),
+    "data.test_per_cell": NumberRule(lambda v: v >= 0, ">= 0", whole=True),
+    "data.split_seed": NumberRule(is_seed, "in [0, 2**32) (or null: the recipe's seed)", whole=True),
+    "loss.effective_number_beta": NumberRule(lambda v: 0 < v < 1, "in (0, 1)"),
+    "loss.mask_entropy": NumberRule(is_non_negative, "a finite number >= 0"),
+    "analysis.probe.C": NumberRule(is_positive, "a finite number > 0 (the paper: 1e-4)"),
+    "analysis.probe.folds": NumberRule(lambda v: v >= 2, "at least 2", whole=True),
+    "analysis.probe.per_language": NumberRule(is_at_least_one, "at least 1", whole=True),
+    "analysis.probe.during_training_per_language": NumberRule(lambda v: v >= 0, ">= 0 (0 = off)", whole=True),
+    "analysis.shap.subsample": NumberRule(is_at_least_one, "at least 1", whole=True),
+    # f(all kept), f(all masked) and one split of the root
+    "analysis.shap.max_evals": NumberRule(lambda v: v >= 4, "at least 4", whole=True),
+    "analysis.shap.batch_size": NumberRule(is_at_least_one, "at least 1", whole=True),
+    "analysis.shap.threshold": NumberRule(is_non_negative, "a finite number >= 0 (the paper: 0.01)"),
+    "analysis.shap.during_training_per_language": NumberRule(lambda v: v >= 0, ">= 0 (0 = off)", whole=True),
+    "analysis.shap.during_training_max_evals": NumberRule(lambda v: v >= 4, "at least 4", whole=True),
+}
+
+
+def check_number(key: str, value: Any, name: str | None = None) -> None:
+    """SettingError `{name} must be ..., got value` when `value` breaks the rule of recipe key `key`.
+
+    `name` is how the caller knows the setting (a keyword argument such as
+    `folds`; default the recipe key); the CLI names its flag for it instead.
+    None is not checked (unset).
+    """
+    if value is None:
+        return
+    rule, name = NUMBER_RULES[key], name or key
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise setting_error(f"{{{name}}} must be a {'whole ' if rule.whole else ''}number, got {value!r}", name)
+    if rule.whole and not isinstance(value, int):
+        write = f"; write {int(value)}" if math.isfinite(value) and float(value).is_integer() else ""
+        raise setting_error(f"{{{name}}} must be a whole number, got {value!r}{write}", name)
+    if not rule.ok(value):
+        raise setting_error(f"{{{name}}} must be {rule.what}, got {value!r}", name)

@@ -22,7 +22,7 @@ from langtrainer.analysis.settings import (
 )
 from langtrainer.errors import UserError, setting_error
 from langtrainer.recipe import ProbeConfig, check_number
-from langtrainer.recipe.rules import NUMBER_RULES
+from langtrainer.recipe.schema import NUMBER_RULES
 from langtrainer.rundir import RunDir
 
 

@@ -16,7 +16,7 @@ from langtrainer import defaults
 from langtrainer.analysis.settings import config_defaults, recipe_keys, resolve_settings
 from langtrainer.errors import UserError, setting_error
 from langtrainer.recipe import ShapConfig, check_number
-from langtrainer.recipe.rules import NUMBER_RULES
+from langtrainer.recipe.schema import NUMBER_RULES
 from langtrainer.rundir import RunDir
 
 
