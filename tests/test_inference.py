@@ -167,3 +167,23 @@ def test_trainer_predictions_through_onnx_equal_the_eager_ones(tiny_model_dir, c
         off = trainer.predict(trainer.eval_dataset, metric_key_prefix="test")
     assert route == "eager"
     np.testing.assert_array_equal(off.predictions, eager.predictions)
+
+
+def test_the_same_weights_loaded_from_another_folder_share_the_export(tiny_model_dir, tmp_path):
+    """finetune exports the trained model in memory for its test predictions; SHAP then loads the
+    saved model from the run folder: the same weights, the same cached export."""
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir)
+    model.save_pretrained(tmp_path / "run")
+    again = AutoModelForSequenceClassification.from_pretrained(tmp_path / "run")
+    assert again.config._name_or_path != model.config._name_or_path
+    assert inference.weights_hash(again) == inference.weights_hash(model)
+    import torch
+
+    with torch.no_grad():
+        again.classifier.bias.add_(1e-3)
+    assert inference.weights_hash(again) != inference.weights_hash(model)
+    model.config.hidden_act = "relu"  # a setting of the computation is part of the key
+    assert inference.weights_hash(model) != inference.weights_hash(
+        AutoModelForSequenceClassification.from_pretrained(tmp_path / "run"))
