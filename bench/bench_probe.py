@@ -7,7 +7,10 @@ length-sorted texts with dynamic padding and runs the encoder through
 object and the same texts, in one process, so the ratio is measured, not
 assumed; the first-token features of both are compared too. A third timing,
 the same batching on the eager model (LANGTRAINER_FAST_FORWARD=0), splits the
-gain into batching and the exported forward.
+gain into batching and the exported forward. The multiply-adds of both
+(`encoder_flops`: the pipeline's unpadded texts, ours with their padding) and
+this core's sgemm speed on the encoder's shapes give the ceiling of any exact
+route: one that does the pipeline's work no faster than sgemm runs.
 
     python bench/bench_probe.py [--n 256] [--batch-size 64] [--reps 2] [--threads 1]
 
@@ -79,6 +82,29 @@ def pick_texts(n: int, seed: int) -> tuple[list[str], str]:
         base = [t for items in SAMPLE_TEXTS.values() for t in items]
         texts = [" ".join([base[i % len(base)]] * (1 + i % 5)) for i in range(n)]
         return texts, f"test sample sentences at 1-5x length (fallback: demo corpus unavailable: {str(exc).splitlines()[0]})"
+
+
+def encoder_flops(lengths, config) -> float:
+    """Multiply-add FLOPs (x2) of a BERT-style encoder over sequences of these token counts:
+    per layer the Q, K, V and output projections (4 h^2 per token), the feed-forward block
+    (2 h f per token) and attention's scores and weighted sum (2 T^2 h per sequence)."""
+    h, f, n = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    return float(sum(2 * n * (t * (4 * h * h + 2 * h * f) + 2 * t * t * h) for t in lengths))
+
+
+def gemm_gflops(config, rows: int = 512, reps: int = 20) -> float:
+    """What this core's sgemm reaches on the encoder's feed-forward shape (rows x h @ h x f), GFLOP/s
+    in CPU seconds: the ceiling of any route that does the same multiply-adds."""
+    a = torch.randn(rows, config.hidden_size)
+    b = torch.randn(config.hidden_size, config.intermediate_size)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        for _ in range(reps):
+            torch.mm(a, b)
+        best = min(best, time.process_time() - started)
+    return 2 * rows * config.hidden_size * config.intermediate_size * reps / best / 1e9
 
 
 def main() -> None:
@@ -161,6 +187,13 @@ def main() -> None:
         fast_s, slow_s, eager_s = (min(cpu_s[k]) for k in ("fast", "one_by_one", "batched_eager"))
         fast_wall, slow_wall = min(wall_s["fast"]), min(wall_s["one_by_one"])
 
+    from langtrainer.analysis.embeddings import length_batches
+
+    batches = length_batches(lengths, args.batch_size)
+    padded = [max(lengths[i] for i in batch) for batch in batches for _ in batch]
+    flops_pipeline = encoder_flops(lengths, model.config)
+    flops_ours = encoder_flops(padded, model.config)
+    peak = gemm_gflops(model.config)
     cosine = np.sum(fast * slow, axis=1) / (np.linalg.norm(fast, axis=1) * np.linalg.norm(slow, axis=1))
     result = {
         "n_texts": len(texts),
@@ -187,6 +220,18 @@ def main() -> None:
         "speedup_batching_only": round(slow_s / eager_s, 2),
         "target_speedup": 10.0,
         "load_average": list(os.getloadavg()),
+        "batches": len(batches),
+        "tokens_real": int(sum(lengths)),
+        "tokens_padded_ours": int(sum(padded)),
+        "gflop_pipeline": round(flops_pipeline / 1e9, 1),
+        "gflop_ours": round(flops_ours / 1e9, 1),
+        "gflops_per_cpu_s_pipeline": round(flops_pipeline / 1e9 / slow_s, 1),
+        "gflops_per_cpu_s_ours": round(flops_ours / 1e9 / fast_s, 1),
+        "gemm_gflops_per_cpu_s": round(peak, 1),
+        # The most any exact route doing the pipeline's multiply-adds could gain, at the best rate seen
+        # here (torch's sgemm on the feed-forward shape, or ours): 10x needs 10x the pipeline's rate.
+        "speedup_ceiling_same_flops": round(slow_s / (flops_pipeline / 1e9 / max(peak, flops_ours / 1e9 / fast_s)), 2),
+        "rate_needed_for_target_gflops": round(10 * flops_pipeline / 1e9 / slow_s, 1),
         "first_token_max_abs_diff_vs_eager_batched": float(np.abs(fast - eager).max()),
         "first_token_max_abs_diff": float(np.abs(fast - slow).max()),
         "first_token_min_cosine": float(cosine.min()),
@@ -210,6 +255,9 @@ def main() -> None:
     table.add_row(f"extract_embeddings, {route} (batch {args.batch_size})", f"{fast_s:.2f}",
                   f"{len(texts) / fast_s:.1f}")
     table.add_row("speedup", f"{result['speedup']:.1f}x", "target >= 10x", style="bold")
+    table.add_row("ceiling: the pipeline's FLOPs at the best rate seen", f"{result['speedup_ceiling_same_flops']:.1f}x",
+                  f"{max(result['gemm_gflops_per_cpu_s'], result['gflops_per_cpu_s_ours']):.0f} GFLOP/s")
+    table.add_row("rate 10x would need", "", f"{result['rate_needed_for_target_gflops']:.0f} GFLOP/s")
     Console(stderr=True).print(table)
 
 

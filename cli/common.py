@@ -232,9 +232,15 @@ class PlainProgress:
     stage line reused for the next stage):
 
         training r1: 12/270 (4%), 0.85/s, elapsed 0:00:14, ETA 0:05:03, loss 0.412
+
+    The rate counts what was done since the task (re)started over the time
+    since then; before `MIN_RATE_SECONDS` have passed it is `?` (and so is
+    the ETA): a stage line restarted by an update that already carries 64
+    done rows would otherwise claim millions per second.
     """
 
     DEFAULT_INTERVAL = 15.0
+    MIN_RATE_SECONDS = 1.0
 
     @dataclass
     class Task:
@@ -244,6 +250,7 @@ class PlainProgress:
         completed: float
         fields: dict
         started: float
+        base: float = 0.0  # the count when the task (re)started: the rate counts what came after
         printed_at: float | None = None
         printed_completed: float | None = None
         finished: bool = False
@@ -267,7 +274,7 @@ class PlainProgress:
         return None
 
     def add_task(self, description: str, total: float | None = None, completed: float = 0, **fields) -> int:
-        task = self.Task(len(self.tasks), description, total, completed, dict(fields), self.clock())
+        task = self.Task(len(self.tasks), description, total, completed, dict(fields), self.clock(), base=completed)
         self.tasks.append(task)
         return task.id
 
@@ -282,6 +289,8 @@ class PlainProgress:
             task.completed = completed
         if advance is not None:
             task.completed += advance
+        if restarted:
+            task.base = task.completed
         if total is not None:
             task.total = total
         if description is not None:
@@ -308,10 +317,13 @@ class PlainProgress:
         step = f"{done:g}/{task.total:g}" if task.total else f"{done:g}/?"
         if task.total:
             step += f" ({100 * done / task.total:.0f}%)"
-        rate = done / elapsed if elapsed > 0 else 0.0
-        parts = [f"{task.description}: {step}", f"{rate:.3g}/s", f"elapsed {self._clock_text(elapsed)}"]
-        if task.total and rate > 0:
+        rate = (done - task.base) / elapsed if elapsed >= self.MIN_RATE_SECONDS else None
+        parts = [f"{task.description}: {step}", "?/s" if rate is None else f"{rate:.3g}/s",
+                 f"elapsed {self._clock_text(elapsed)}"]
+        if task.total and rate is not None and rate > 0:
             parts.append(f"ETA {self._clock_text((task.total - done) / rate)}")
+        elif task.total and done >= task.total:
+            parts.append(f"ETA {self._clock_text(0)}")
         else:
             parts.append("ETA ?")
         detail = str(task.fields.get("rate", "") or "").strip()

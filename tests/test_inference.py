@@ -127,3 +127,63 @@ def test_weights_hash_follows_every_weight_but_the_word_embeddings(tiny):
     with torch.no_grad():
         next(model.base_model.encoder.parameters()).view(-1)[0] += 1e-3
     assert inference.weights_hash(model) != before
+
+
+@needs_ort
+def test_trainer_predictions_through_onnx_equal_the_eager_ones(tiny_model_dir, cache, tmp_path, monkeypatch):
+    """The test split's predictions (finetune's test block, predictions.parquet) through the exported
+    forward: the same predicted labels, probabilities and losses as the eager model's."""
+    import torch
+
+    from test_trainer import make_dataset, make_trainer
+
+    torch.set_num_threads(1)
+    dataset = make_dataset(n=24, seed=3)
+    trainer = make_trainer(tiny_model_dir, tmp_path, dataset=dataset, per_device_eval_batch_size=5,
+                           class_weights="per_language")
+    with torch.no_grad():  # a fresh head's logits are ~0.01: larger ones, whose rows differ by ~0.05
+        head = trainer.model.classifier
+        head.weight.copy_(torch.randn(head.weight.shape, generator=torch.Generator().manual_seed(0)) * 5)
+    eager = trainer.predict(trainer.eval_dataset, metric_key_prefix="test")
+    with trainer.inference_predictions() as route:
+        fast = trainer.predict(trainer.eval_dataset, metric_key_prefix="test")
+    assert route == "onnxruntime" and trainer._inference_forward is None  # used inside only
+    assert len(list(cache.glob("*-logits.onnx"))) == 1
+    assert not np.array_equal(fast.predictions, eager.predictions)  # the other route really ran
+    np.testing.assert_allclose(fast.predictions, eager.predictions, atol=1e-5, rtol=0)
+    # rows that differ far beyond the tolerance: predictions paired with the wrong rows would show
+    assert np.abs(np.diff(eager.predictions, axis=0)).max(axis=1).min() > 1e-3
+    assert (fast.predictions.argmax(-1) == eager.predictions.argmax(-1)).all()
+
+    def probabilities(logits):
+        return torch.softmax(torch.as_tensor(logits, dtype=torch.float64), -1).numpy()
+
+    np.testing.assert_allclose(probabilities(fast.predictions), probabilities(eager.predictions), atol=1e-6, rtol=0)
+    for key in ("test_loss", "test_ce"):
+        assert fast.metrics[key] == pytest.approx(eager.metrics[key], rel=1e-6)
+
+    monkeypatch.setenv(inference.ENV_SWITCH, "0")  # the switch: the eager model, bit for bit
+    with trainer.inference_predictions() as route:
+        off = trainer.predict(trainer.eval_dataset, metric_key_prefix="test")
+    assert route == "eager"
+    np.testing.assert_array_equal(off.predictions, eager.predictions)
+
+
+def test_the_same_weights_loaded_from_another_folder_share_the_export(tiny_model_dir, tmp_path):
+    """finetune exports the trained model in memory for its test predictions; SHAP then loads the
+    saved model from the run folder: the same weights, the same cached export."""
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir)
+    model.save_pretrained(tmp_path / "run")
+    again = AutoModelForSequenceClassification.from_pretrained(tmp_path / "run")
+    assert again.config._name_or_path != model.config._name_or_path
+    assert inference.weights_hash(again) == inference.weights_hash(model)
+    import torch
+
+    with torch.no_grad():
+        again.classifier.bias.add_(1e-3)
+    assert inference.weights_hash(again) != inference.weights_hash(model)
+    model.config.hidden_act = "relu"  # a setting of the computation is part of the key
+    assert inference.weights_hash(model) != inference.weights_hash(
+        AutoModelForSequenceClassification.from_pretrained(tmp_path / "run"))

@@ -177,12 +177,32 @@ def test_batched_extraction_equals_one_by_one(tiny, feature):
     lengths = {len(tokenizer(t)["input_ids"]) for t in texts}
     assert len(lengths) > 5  # the batches really are padded
     batched = extract_embeddings(model, tokenizer, texts, feature=feature, batch_size=5)[-1]
+    # padding_slack=inf: batches of 5 whatever their lengths, so most rows are padded
+    padded = extract_embeddings(model, tokenizer, texts, feature=feature, batch_size=5, padding_slack=np.inf)[-1]
     single = np.stack([extract_embeddings(model, tokenizer, [t], feature=feature)[-1][0] for t in texts])
     assert batched.shape == (len(texts), 64)
     assert batched.dtype == np.float32
     np.testing.assert_allclose(batched, single, atol=1e-5)
+    np.testing.assert_allclose(padded, single, atol=1e-5)
     # rows come back in input order, not in the length-sorted order
     assert np.abs(batched[0] - batched[1]).max() > 1e-3
+
+
+def test_length_batches_pad_little_and_cover_every_row_once():
+    from langtrainer.analysis.embeddings import length_batches
+
+    lengths = [10, 3, 10, 9, 2, 2, 2, 8]
+    # longest first; [7] alone: 8 and 3 together would pad 16 for 11 real tokens (> 1.1 x)
+    assert length_batches(lengths, batch_size=3, slack=0.1) == [[0, 2, 3], [7], [1], [4, 5, 6]]
+    assert length_batches(lengths, batch_size=3, slack=np.inf) == [[0, 2, 3], [7, 1, 4], [5, 6]]
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 200, size=500).tolist()
+    batches = length_batches(lengths, batch_size=64, slack=0.1)
+    assert sorted(i for batch in batches for i in batch) == list(range(500))
+    for batch in batches:
+        width, real = max(lengths[i] for i in batch), sum(lengths[i] for i in batch)
+        assert len(batch) <= 64 and len(batch) * width <= 1.1 * real
+    assert length_batches([], batch_size=4) == []
 
 
 def test_first_token_is_the_cls_hidden_state(tiny):

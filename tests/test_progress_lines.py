@@ -13,7 +13,7 @@ from langtrainer.recipe import save_recipe
 from test_finetune_tiny import tiny_recipe, write_dataset
 
 LINE = re.compile(
-    r"^(?P<what>[^:]+): (?P<done>\d+)/(?P<total>\d+|\?)( \((?P<pct>\d+)%\))?, [0-9.e+-]+/s, "
+    r"^(?P<what>[^:]+): (?P<done>\d+)/(?P<total>\d+|\?)( \((?P<pct>\d+)%\))?, ([0-9.e+-]+|\?)/s, "
     r"elapsed \d+:\d\d:\d\d, ETA (\d+:\d\d:\d\d|\?)(, .+)?$"
 )
 
@@ -47,7 +47,7 @@ def test_plain_progress_unknown_total_and_quiet():
     progress = PlainProgress(stream=out, interval=5, clock=clock)
     task = progress.add_task("embedding texts", total=None)
     progress.update(task, completed=3)
-    assert out.getvalue() == "embedding texts: 3/?, 0/s, elapsed 0:00:00, ETA ?\n"
+    assert out.getvalue() == "embedding texts: 3/?, ?/s, elapsed 0:00:00, ETA ?\n"
     quiet = io.StringIO()
     silent = PlainProgress(stream=quiet, disable=True, clock=clock)
     silent.update(silent.add_task("x", total=2), completed=2)
@@ -64,6 +64,31 @@ def test_a_task_reused_for_the_next_stage_starts_over():
             progress.update(task, description=stage, completed=step, total=4)
     assert [line.split(",")[0] for line in out.getvalue().splitlines()] == [
         "train a: 1/4 (25%)", "train a: 4/4 (100%)", "train b: 1/4 (25%)", "train b: 4/4 (100%)"]
+
+
+def test_no_rate_before_a_second_has_passed_and_a_restart_counts_from_its_own_start():
+    # compare's stage line: restarted by an update that already carries 64 rows done
+    out, clock = io.StringIO(), FakeClock()
+    progress = PlainProgress(stream=out, interval=10, clock=clock)
+    task = progress.add_task("", total=None, rate="")
+    progress.update(task, description="probe (test)", completed=64, total=720)
+    clock.now += 0.5
+    progress.update(task, completed=128, total=720)  # not due: no line
+    clock.now += 19.5  # 20 s after the restart: (704 - 64) / 20 = 32/s
+    progress.update(task, completed=704, total=720)
+    clock.now += 0.5
+    progress.update(task, completed=720, total=720)
+    assert out.getvalue().splitlines() == [
+        "probe (test): 64/720 (9%), ?/s, elapsed 0:00:00, ETA ?",
+        "probe (test): 704/720 (98%), 32/s, elapsed 0:00:20, ETA 0:00:00",
+        "probe (test): 720/720 (100%), 32/s, elapsed 0:00:20, ETA 0:00:00",  # (720 - 64) / 20.5
+    ]
+    assert all(LINE.match(line) for line in out.getvalue().splitlines())
+    # a task that ends before a second has passed: no rate, but nothing is left either
+    quick = io.StringIO()
+    fast = PlainProgress(stream=quick, interval=10, clock=clock)
+    fast.update(fast.add_task("load", total=2), completed=2)
+    assert quick.getvalue() == "load: 2/2 (100%), ?/s, elapsed 0:00:00, ETA 0:00:00\n"
 
 
 def test_finetune_with_stderr_to_a_file_logs_step_lines(tiny_model_dir, tmp_path):

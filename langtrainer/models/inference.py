@@ -146,6 +146,11 @@ def _word_embeddings(model):
     return table if isinstance(table, torch.nn.Embedding) else None
 
 
+# Config entries that say where a model was loaded from, not what it computes: finetune's test
+# predictions export the trained model in memory, and SHAP loads it from the run folder.
+CONFIG_NOT_IN_GRAPH = ("_name_or_path", "transformers_version")
+
+
 def weights_hash(model) -> str:
     """A hash of what the exported graph holds: class, config, every parameter and buffer but the word embeddings."""
     import torch
@@ -154,7 +159,12 @@ def weights_hash(model) -> str:
     digest.update(f"{type(model).__name__} export v{EXPORT_VERSION} torch {torch.__version__}".encode())
     config = getattr(model, "config", None)
     if config is not None:
-        digest.update(config.to_json_string(use_diff=False).encode())
+        import json
+
+        settings = json.loads(config.to_json_string(use_diff=False))
+        for where_from in CONFIG_NOT_IN_GRAPH:  # the same weights saved and loaded again reuse the export
+            settings.pop(where_from, None)
+        digest.update(json.dumps(settings, sort_keys=True).encode())
     table = _word_embeddings(model)
     skip = {id(table.weight)} if table is not None else set()
     for name, tensor in model.state_dict(keep_vars=True).items():

@@ -199,7 +199,9 @@ def test_metrics(trainer, inputs: Inputs, recipe: Recipe, run: RunDir | None = N
     from langtrainer.training.logs import log_test_metrics
 
     trainer.compute_metrics = None  # it is bound to the validation rows
-    prediction = trainer.predict(inputs.test, metric_key_prefix="test")
+    with trainer.inference_predictions() as route:  # the exported forward where exact (models.inference)
+        prediction = trainer.predict(inputs.test, metric_key_prefix="test")
+    logger.info("test predictions through the %s forward", route)
     logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
     metrics = evaluate_predictions(logits, inputs.test_rows, inputs.label_names, recipe, uncertainty=True)
     if run is not None and trainer.is_world_process_zero():

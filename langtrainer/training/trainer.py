@@ -17,11 +17,17 @@
   test_), never part of `eval_loss`, and dropped from the saved classifier;
 - `eval_loss` is the loss training minimises without the entropy term (class
   weighted when weights are on); `eval_ce` beside it is the plain, unweighted
-  cross-entropy, so runs with and without weights compare on one scale.
+  cross-entropy, so runs with and without weights compare on one scale;
+- `inference_predictions()`: inside it, evaluation forwards go through
+  `models.inference` (ONNX Runtime where it is checked exact, else the eager
+  model): for predictions on a finished model (the test split). Evaluations
+  during training stay eager: each would export new weights, and best-model
+  selection keeps the eager model's numbers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import defaultdict
 from typing import Any, Sequence
@@ -151,6 +157,7 @@ class LangTrainer(Trainer):
         self.adversary_head: torch.nn.Module | None = None
         self._first_token: torch.Tensor | None = None
         self._adversary_sums = self._adversary_eval_sums = None
+        self._inference_forward = None  # set inside inference_predictions()
         if self.args.language_adversary != "none":
             self._attach_adversary()
 
@@ -305,7 +312,9 @@ class LangTrainer(Trainer):
         labels = inputs.pop("labels")
         language = inputs.pop(self.language_column, None)
         self._first_token = None
-        outputs = model(**inputs)
+        outputs = None if model.training else self._inference_outputs(inputs)
+        if outputs is None:
+            outputs = model(**inputs)
         features, self._first_token = self._first_token, None
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
         loss = self.weighted_loss(logits, labels, language)
@@ -322,6 +331,49 @@ class LangTrainer(Trainer):
             loss = loss + self.args.mask_entropy * neg_entropy
             self._side_metrics["mask_neg_entropy"].append(float(neg_entropy.detach()))
         return (loss, outputs) if return_outputs else loss
+
+    # ------------------------------------------------------------ inference-only predictions
+
+    INFERENCE_INPUTS = frozenset({"input_ids", "attention_mask", "token_type_ids"})
+
+    @contextlib.contextmanager
+    def inference_predictions(self):
+        """Within: `predict` / `evaluate` run their forwards through `models.inference` when it has an
+        exact exported session for the model (its logits within `inference.TOLERANCE` of the eager
+        model's); yields that route ("onnxruntime" or "eager"). Eager, as outside, on more than one
+        process, with the language adversary (its metrics read the encoder's hidden states), or with
+        LANGTRAINER_FAST_FORWARD=0."""
+        from langtrainer.models.inference import inference_forward
+
+        model = self.accelerator.unwrap_model(self.model)
+        forward = None
+        if self.args.world_size <= 1 and self.adversary_head is None:
+            was_training = model.training
+            model.eval()
+            try:
+                candidate = inference_forward(model, "logits")
+            finally:
+                model.train(was_training)
+            forward = candidate if candidate.route != "eager" else None
+        self._inference_forward = forward
+        try:
+            yield forward.route if forward is not None else "eager"
+        finally:
+            self._inference_forward = None
+
+    def _inference_outputs(self, inputs: dict[str, torch.Tensor]):
+        """The batch's logits from the inference session (as a model output), or None: run the model."""
+        forward = self._inference_forward
+        if forward is None or not set(inputs) <= self.INFERENCE_INPUTS or "input_ids" not in inputs:
+            return None
+        from transformers.modeling_outputs import SequenceClassifierOutput
+
+        ids = inputs["input_ids"]
+        attention = inputs.get("attention_mask")
+        attention = torch.ones_like(ids) if attention is None else attention
+        types = inputs.get("token_type_ids")
+        (logits,) = forward(ids.cpu().numpy(), attention.cpu().numpy(), None if types is None else types.cpu().numpy())
+        return SequenceClassifierOutput(logits=torch.from_numpy(logits).to(ids.device))
 
     def weighted_loss(self, logits: torch.Tensor, labels: torch.Tensor, language: torch.Tensor | None) -> torch.Tensor:
         """Cross-entropy with the [language, label] weight table and the configured reduction."""
