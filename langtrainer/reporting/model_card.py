@@ -20,7 +20,7 @@ import yaml
 
 from langtrainer import atomic
 from langtrainer.artifacts import RunMetrics
-from langtrainer.defaults import HEAD_LEARNING_RATE, LEARNING_RATE, SHAP_THRESHOLD
+from langtrainer.defaults import SHAP_THRESHOLD
 from langtrainer.errors import UserError
 from langtrainer.names import is_language_code
 from langtrainer.reporting.markdown import md_list, md_text
@@ -119,9 +119,12 @@ def _setup_rows(recipe: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[t
     weights = mode if mode == "none" else (
         f"{mode} ({loss.get('weight_scheme', 'inverse')}, reduction {loss.get('reduction', 'mean')})")
     entropy = float(loss.get("mask_entropy") or 0.0)
-    encoder_lr = float(training.get("learning_rate", LEARNING_RATE))
-    batch = training.get("per_device_train_batch_size", 8)
-    accumulation = training.get("gradient_accumulation_steps", 1)
+    from langtrainer.training.args import training_value  # the run's values, never Hugging Face's retyped
+
+    encoder_lr = float(training_value(training, "learning_rate"))
+    batch = training_value(training, "per_device_train_batch_size")
+    accumulation = training_value(training, "gradient_accumulation_steps")
+    epochs = training_value(training, "num_train_epochs")
     rows = [
         ("base model", str(model.get("name_or_path", "–"))),
         ("data", dataset_name(recipe)),
@@ -129,9 +132,9 @@ def _setup_rows(recipe: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[t
         ("class weights", weights),
         ("masked-input entropy term", f"coefficient {entropy:g}" if entropy > 0 else "off"),
         ("encoder learning rate", f"{encoder_lr:g}"),
-        ("head learning rate", f"{float(training.get('head_learning_rate', HEAD_LEARNING_RATE) or encoder_lr):g}"),
-        ("schedule", str(training.get("lr_scheduler_type", "linear"))),
-        ("epochs", f"{training.get('num_train_epochs', 3)}"),
+        ("head learning rate", f"{float(training_value(training, 'head_learning_rate') or encoder_lr):g}"),
+        ("schedule", str(training_value(training, "lr_scheduler_type"))),
+        ("epochs", f"{epochs:g}" if isinstance(epochs, (int, float)) else str(epochs)),
         ("batch size", f"{batch} × {accumulation} accumulation" if accumulation != 1 else str(batch)),
         ("max length (tokens)", str(model.get("max_length", "–"))),
         ("seed", str(recipe.get("seed", metrics.get("seed", "–")))),

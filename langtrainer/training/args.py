@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 from transformers import TrainingArguments
 
@@ -112,6 +112,36 @@ def wants_fp16(fp16: bool, fp16_on_gpu: bool, use_cpu: bool, bf16: bool, cuda: b
     return bool(fp16 or (fp16_on_gpu and cuda and not use_cpu and not bf16))
 
 
+# langtrainer's values of the TrainingArguments fields a recipe's `training:` leaves out (the released
+# code's schedule, a log line every 10 steps, no outside loggers); the other fields keep
+# TrainingArguments' own defaults. Evaluation and best-model selection follow whether there is a
+# validation split (`build_training_args`).
+RUN_DEFAULTS: dict[str, Any] = dict(
+    save_strategy="epoch",
+    metric_for_best_model="eval_loss",
+    greater_is_better=False,
+    save_total_limit=2,
+    logging_strategy="steps",
+    logging_steps=10,
+    report_to="none",
+    disable_tqdm=True,
+    learning_rate=LEARNING_RATE,
+    head_learning_rate=HEAD_LEARNING_RATE,
+    lr_scheduler_type="linear",
+    warmup_steps=0,
+)
+
+
+def training_value(training: Mapping[str, Any], name: str) -> Any:
+    """The value a run uses for the TrainingArguments field `name` under a recipe's `training:` block: the
+    recipe's, else langtrainer's (`RUN_DEFAULTS`), else TrainingArguments' own default."""
+    if name in training:
+        return training[name]
+    if name in RUN_DEFAULTS:
+        return RUN_DEFAULTS[name]
+    return next(f.default for f in fields(LangTrainingArguments) if f.name == name)
+
+
 def build_training_args(recipe: "Recipe", output_dir: Path, has_eval: bool) -> LangTrainingArguments:
     """The run's TrainingArguments: langtrainer's defaults, then `training:`, then the loss/sampler fields."""
     import torch
@@ -119,19 +149,8 @@ def build_training_args(recipe: "Recipe", output_dir: Path, has_eval: bool) -> L
     defaults: dict[str, Any] = dict(
         output_dir=str(output_dir),
         eval_strategy="epoch" if has_eval else "no",
-        save_strategy="epoch",
         load_best_model_at_end=has_eval,
-        metric_for_best_model="eval_loss",
-        greater_is_better=False,
-        save_total_limit=2,
-        logging_strategy="steps",
-        logging_steps=10,
-        report_to="none",
-        disable_tqdm=True,
-        learning_rate=LEARNING_RATE,
-        head_learning_rate=HEAD_LEARNING_RATE,
-        lr_scheduler_type="linear",
-        warmup_steps=0,
+        **RUN_DEFAULTS,
         use_cpu=not torch.cuda.is_available(),
     )
     managed = dict(
