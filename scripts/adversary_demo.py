@@ -1,6 +1,7 @@
 """The footnote-2 experiment: the language adversary on the embedded demo, over seeds.
 
     python scripts/adversary_demo.py run --out runs/adversary [--seeds 0 1 2] [--variants none grl_constant ...]
+                                         [--split-seed 0]
     python scripts/adversary_demo.py table --out runs/adversary
 
 `run` trains recipes/demo_imbal.yaml once per (variant, seed) through the CLI
@@ -9,6 +10,11 @@ finished and resuming what was interrupted; `table` writes summary.json and
 summary.md: per seed and mean ± SE over seeds of test accuracy, macro-F1, the
 adversary's test accuracy and the language-ID probe, and each variant's
 paired difference from `none` (mean ± SE over seeds).
+
+`--split-seed K` pins the data split for every seed (as `compare` does), so the
+seed varies training only and the `none` runs of
+`langtrainer compare recipes/demo_imbal.yaml --seeds 3` are the same runs as
+this script's `none` (link them in as `none-seed<k>` to reuse them).
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ VARIANTS = {
 CLI = str(Path(sys.executable).with_name("langtrainer"))
 
 
-def run(out: Path, seeds: list[int], variants: list[str], wrap: list[str], per_job: int = 1) -> None:
+def run(out: Path, seeds: list[int], variants: list[str], wrap: list[str], per_job: int = 1,
+        split_seed: int | None = None) -> None:
     """Every (seed, variant) in seed-major order, `per_job` runs to one job of `wrap` (a shared machine's queue)."""
     out.mkdir(parents=True, exist_ok=True)
     pending = []
@@ -44,6 +51,8 @@ def run(out: Path, seeds: list[int], variants: list[str], wrap: list[str], per_j
             steps = []
             if not (folder / "metrics.json").exists():
                 cmd = [CLI, "finetune", RECIPE, "--set", f"seed={seed}", "-o", str(folder)]
+                if split_seed is not None:
+                    cmd += ["--set", f"data.split_seed={split_seed}"]
                 for item in VARIANTS[variant]:
                     cmd += ["--set", item]
                 if folder.exists():
@@ -191,9 +200,11 @@ def main() -> None:
     parser.add_argument("--per-job", type=int, default=1, help="runs per job of --wrap")
     parser.add_argument("--wrap", default="", help="a command each run goes through, e.g. /work/wt/heavy")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--split-seed", type=int, default=None,
+                        help="pin the data split for every seed (default: each seed draws its own)")
     args = parser.parse_args()
     if args.command == "run":
-        run(args.out, args.seeds, args.variants, args.wrap.split(), args.per_job)
+        run(args.out, args.seeds, args.variants, args.wrap.split(), args.per_job, args.split_seed)
     print(table(args.out))
 
 
