@@ -319,7 +319,7 @@ def test_run_probe_external_samples_fine_tuning_languages(run_dir, monkeypatch):
 
 
 def test_run_probe_errors(tiny_model_dir, tmp_path):
-    with pytest.raises(UserError, match="--data test needs a run directory"):
+    with pytest.raises(UserError, match="^data test needs a run directory"):
         run_probe(tiny_model_dir, data="test")
     with pytest.raises(UserError, match="does not exist"):
         run_probe(tmp_path / "missing", data="test")
