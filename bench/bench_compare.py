@@ -7,7 +7,9 @@ resolved recipe, `probe --data test`, `probe --data external`, `shap`; per
 compared run `shap-diff` against the baseline of its seed). `compare` also
 probes the pretrained model, which the one-by-one path leaves out (it does
 more work). The one-by-one path goes first, then compare; the result is the
-ratio of their wall times (goal: at most 0.9).
+ratio of their wall times (goal: at most 0.9), and the ratio of their CPU
+seconds (every child process's user + system time), which a shared machine's
+load moves far less than wall time.
 
     python bench/bench_compare.py [--mitigations none,class_weights] [--seeds 2] [--out bench_compare.json]
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -33,6 +36,12 @@ SIZE = [
     "analysis.shap.subsample=6",
     "analysis.shap.max_evals=100",
 ]
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every finished child process so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def cli(*args: str, cwd: Path) -> float:
@@ -64,7 +73,7 @@ def main() -> None:
         sets = [arg for s in size for arg in ("--set", s)]
         plan = plan_compare(args.recipe, args.mitigations.split(","), args.seeds, size, out=root / "compare")
         # One by one: the runs' own resolved recipes, so both paths train exactly the same runs.
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), children_cpu()
         steps: dict[str, float] = {}
         for run in plan.ordered_runs():
             recipe = save_recipe(run.recipe, root / f"{run.mitigation}-{run.seed}.yaml")
@@ -81,9 +90,11 @@ def main() -> None:
                 steps[f"{run.folder.name}/shap-diff"] = cli(
                     "shap-diff", "--bal", str(base), "--imbal", str(root / "one_by_one" / run.folder.name),
                     "--out", str(root / "one_by_one" / "diff" / run.folder.name), cwd=root)
-        one_by_one = time.perf_counter() - started
+        one_by_one, one_by_one_cpu = time.perf_counter() - started, children_cpu() - cpu_started
+        cpu_started = children_cpu()
         compare_s = cli("compare", args.recipe, "--mitigations", args.mitigations, "--seeds", str(args.seeds),
                         *sets, "-o", str(root / "compare"), cwd=root)
+        compare_cpu = children_cpu() - cpu_started
         result = {
             "runs": len(plan.runs),
             "mitigations": args.mitigations,
@@ -93,6 +104,10 @@ def main() -> None:
             "one_by_one_s": round(one_by_one, 1),
             "compare_s": round(compare_s, 1),
             "ratio": round(compare_s / one_by_one, 3),
+            "one_by_one_cpu_s": round(one_by_one_cpu, 1),
+            "compare_cpu_s": round(compare_cpu, 1),
+            "cpu_ratio": round(compare_cpu / one_by_one_cpu, 3),
+            "load_average": os.getloadavg(),
             "one_by_one_commands": len(steps),
             "one_by_one_steps_s": {k: round(v, 1) for k, v in steps.items()},
         }
