@@ -61,20 +61,21 @@ def _bomb(depth: int = 8) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _with_text(value):
+def _with_field(row: int, key: str, value):
+    """make_rows with one cell replaced: row `row`'s `key` set to `value` in every split."""
     def rows(split, n):
         out = make_rows(split, n)
-        out[0]["text"] = value
+        out[row][key] = value
         return out
     return rows
+
+
+def _with_text(value):
+    return _with_field(0, "text", value)
 
 
 def _with_language(value):
-    def rows(split, n):
-        out = make_rows(split, n)
-        out[1]["language"] = value
-        return out
-    return rows
+    return _with_field(1, "language", value)
 
 
 def _same_ids(split, n):
@@ -322,11 +323,7 @@ def _label_only_in(split_name: str):
 
 
 def _with_label(value):
-    def rows(split, n):
-        out = make_rows(split, n)
-        out[2]["label"] = value
-        return out
-    return rows
+    return _with_field(2, "label", value)
 
 
 def _raw_source(env: Env, files: dict[str, str], name: str = "raw") -> Path:
