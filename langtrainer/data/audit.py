@@ -239,6 +239,9 @@ def _verdict(cramers_v: float, p_value: float, n_languages: int, n_labels: int) 
         return "none", f"no significant language-label dependence ({stats})"
     for threshold, name in STRENGTH:
         if cramers_v >= threshold:
-            advice = ": the language predicts the label; train with per-language class weights (loss.class_weights)"
+            # The audit measures the data, not a model: whether the skew hurts, and which fix helps,
+            # is measured by `compare`, so the verdict points there instead of prescribing a fix.
+            advice = (": the language predicts the label; whether that hurts a model trained on it, and which "
+                      "mitigation helps (per-language class weights, a sampler, ...), is what `compare` measures")
             return name, f"{name} language-label dependence ({stats}){advice if name != 'weak' else ''}"
     return "negligible", f"negligible language-label dependence ({stats})"
