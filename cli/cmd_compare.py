@@ -75,10 +75,11 @@ def compare_command(
 
         def report(event) -> None:
             if "all" not in overall:
-                overall["all"] = progress.add_task("compare", total=event.total, rate="")
+                overall["all"] = progress.add_task("compare", total=event.total, rate="", eta_s=None)
                 overall["stage"] = progress.add_task("", total=None, rate="")
             left = f"~{event.estimate_s / 60:.0f} min of training left" if event.estimate_s is not None else ""
-            progress.update(overall["all"], completed=event.done, total=event.total, rate=left)
+            progress.update(overall["all"], completed=event.done, total=event.total, rate=left,
+                            eta_s=event.remaining_s)
             progress.update(overall["stage"], description=event.stage, completed=event.stage_done,
                             total=event.stage_total or None, rate=event.detail)
 

@@ -236,7 +236,10 @@ class PlainProgress:
     The rate counts what was done since the task (re)started over the time
     since then; before `MIN_RATE_SECONDS` have passed it is `?` (and so is
     the ETA): a stage line restarted by an update that already carries 64
-    done rows would otherwise claim millions per second.
+    done rows would otherwise claim millions per second. A task given an
+    `eta_s` field (compare's overall line, whose count is of stages that
+    take seconds or minutes) shows that as its ETA (`?` while it is None)
+    instead of extrapolating its count.
     """
 
     DEFAULT_INTERVAL = 15.0
@@ -320,7 +323,10 @@ class PlainProgress:
         rate = (done - task.base) / elapsed if elapsed >= self.MIN_RATE_SECONDS else None
         parts = [f"{task.description}: {step}", "?/s" if rate is None else f"{rate:.3g}/s",
                  f"elapsed {self._clock_text(elapsed)}"]
-        if task.total and rate is not None and rate > 0:
+        if "eta_s" in task.fields:
+            eta = task.fields["eta_s"]
+            parts.append("ETA ?" if eta is None else f"ETA {self._clock_text(eta)}")
+        elif task.total and rate is not None and rate > 0:
             parts.append(f"ETA {self._clock_text((task.total - done) / rate)}")
         elif task.total and done >= task.total:
             parts.append(f"ETA {self._clock_text(0)}")
@@ -330,6 +336,20 @@ class PlainProgress:
         if detail:
             parts.append(detail)
         return ", ".join(parts)
+
+
+class RemainingColumn(TimeRemainingColumn):
+    """rich's time-remaining column, except for a task that carries its own estimate (`eta_s`, as
+    `PlainProgress` reads it): that one is shown, or `-:--:--` while it is None."""
+
+    def render(self, task):
+        if "eta_s" not in task.fields:
+            return super().render(task)
+        from rich.text import Text
+
+        eta = task.fields["eta_s"]
+        text = "-:--:--" if eta is None else PlainProgress._clock_text(eta)
+        return Text(text, style="progress.remaining")
 
 
 def make_progress(quiet: bool | None = None):
@@ -351,7 +371,7 @@ def make_progress(quiet: bool | None = None):
         MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        RemainingColumn(),
         console=err_console,
         disable=quiet,
         transient=False,

@@ -232,3 +232,35 @@ def test_split_seed_pins_the_split_while_the_seed_varies(setup):
         assert report["seed"] == (1 if sets == ["seed=1"] else 0)
     assert ids[("seed=1", "data.split_seed=0")] == ids[()]
     assert ids[("seed=1",)] != ids[()]  # without the pin, another seed draws another split
+
+
+def test_progress_estimates_the_whole_compare_not_its_stage_count(setup):
+    """Event.remaining_s: unknown until one run's probes and SHAP were timed, then the training left
+    plus one measured analysis per run still to analyse; 0 when only the outputs are left."""
+    from langtrainer.compare import compare
+
+    root, recipe = setup
+    events = []
+    compare(recipe, ["none", "class_weights"], seeds=1, out=root / "eta", progress=events.append)
+    first = [e for e in events if e.stage.startswith("none seed 0")]
+    second = [e for e in events if e.stage.startswith("class_weights seed 0")]
+    assert first and second
+    # The first run's analysis is not timed before it ends: no estimate of the whole yet.
+    assert all(e.remaining_s is None for e in first)
+    training = [e for e in second if e.stage.endswith(": train") and e.estimate_s is not None]
+    assert training, "the second run's training was never timed"
+    # One analysis left (the second run's), timed on the first: the whole is the training left plus it.
+    assert all(e.remaining_s > e.estimate_s for e in training)
+    analysis = {round(e.remaining_s - e.estimate_s, 9) for e in training}
+    assert len(analysis) == 1
+    assert events[-1].stage.startswith("compare.json") and events[-1].remaining_s == 0
+
+
+def test_remaining_seconds_worked_example():
+    from langtrainer.compare.orchestrate import remaining_seconds
+
+    assert remaining_seconds(0.5, 100, 30.0, 2) == 110.0
+    assert remaining_seconds(None, 100, 30.0, 2) is None  # training left, speed not measured
+    assert remaining_seconds(0.5, 100, None, 2) is None  # analyses left, none timed
+    assert remaining_seconds(None, 0, 30.0, 1) == 30.0  # nothing left to train: its speed is not needed
+    assert remaining_seconds(None, 0, None, 0) == 0.0

@@ -115,3 +115,33 @@ def test_finetune_with_stderr_to_a_file_logs_step_lines(tiny_model_dir, tmp_path
     assert times["format_version"] == 1
     assert list(times["stages"]) == ["data", "model", "train", "test", "save"]
     assert all(seconds >= 0 for seconds in times["stages"].values())
+
+
+def test_a_task_with_its_own_estimate_shows_it_not_its_count():
+    """compare's overall line counts stages of very different lengths: its ETA is the estimate it is given."""
+    out, clock = io.StringIO(), FakeClock()
+    progress = PlainProgress(stream=out, interval=0, clock=clock)
+    task = progress.add_task("compare", total=25, rate="", eta_s=None)
+    clock.now += 10
+    progress.update(task, completed=3)  # by its count: 22 stages at 0.3/s = 1:13 left
+    clock.now += 5
+    progress.update(task, completed=4, eta_s=3725.0, rate="~55 min of training left")
+    lines = out.getvalue().splitlines()
+    assert lines == ["compare: 3/25 (12%), 0.3/s, elapsed 0:00:10, ETA ?",
+                     "compare: 4/25 (16%), 0.267/s, elapsed 0:00:15, ETA 1:02:05, ~55 min of training left"]
+
+
+def test_the_terminal_column_shows_a_task_estimate_too():
+    from rich.progress import Progress
+
+    from langtrainer.cli.common import RemainingColumn
+
+    column = RemainingColumn()
+    with Progress(column, disable=True) as progress:
+        own = progress.add_task("compare", total=25, eta_s=None)
+        progress.update(own, completed=3)
+        assert column.render(progress.tasks[own]).plain == "-:--:--"
+        progress.update(own, eta_s=3725.0)
+        assert column.render(progress.tasks[own]).plain == "1:02:05"
+        counted = progress.add_task("train", total=10)
+        assert column.render(progress.tasks[counted]).plain == "-:--:--"  # rich's own: no speed measured yet

@@ -31,6 +31,10 @@ class Event:
 
     estimate_s: seconds of training left (all runs), once the first steps of this invocation were
     measured (or from the finished runs' own speed); None before.
+    remaining_s: seconds left for the whole compare (`remaining_seconds`): the training left plus
+    each run's probes and SHAP at the time this invocation measured for one run; None while a part
+    that is still needed has not been timed. The stage count is no clock: a run's training takes
+    minutes, a SHAP difference a second.
     """
 
     stage: str
@@ -40,6 +44,21 @@ class Event:
     total: int
     detail: str = ""
     estimate_s: float | None = None
+    remaining_s: float | None = None
+
+
+def remaining_seconds(seconds_per_step: float | None, steps_left: int,
+                      analysis_seconds: float | None, analyses_left: int) -> float | None:
+    """Seconds a compare has left: steps_left x seconds_per_step + analyses_left x analysis_seconds.
+
+    analysis_seconds is one run's probes and SHAP (the measured mean). A part with nothing left
+    counts 0 whether or not it was timed; a part still needed but not yet timed makes the whole
+    unknown (None) rather than an estimate that leaves it out.
+    """
+    parts = ((seconds_per_step, steps_left), (analysis_seconds, analyses_left))
+    if any(count > 0 and per is None for per, count in parts):
+        return None
+    return float(sum(per * count for per, count in parts if count > 0))
 
 
 Progress = Callable[[Event], None]
@@ -80,6 +99,9 @@ class _Runner:
         self.trained: list[str] = []
         self._steps_left = self.remaining_steps()
         self.clock.seconds_per_step = self._measured_speed()
+        # One run's probes + SHAP, timed in this invocation (mean over the runs analysed so far).
+        self._analysis_times: list[float] = []
+        self._analyses_left = sum(1 for run in plan.ordered_runs() if not self._analysed(run))
 
     def _measured_speed(self) -> float | None:
         """Seconds per step of the runs an earlier invocation finished (their metrics.json), None without any."""
@@ -96,6 +118,27 @@ class _Runner:
                    if m != self.plan.baseline]
         return stages
 
+    @staticmethod
+    def _analysed(run: RunPlan) -> bool:
+        from langtrainer.analysis.shap.store import read_manifest
+
+        folder = RunDir(run.folder)
+        manifest = read_manifest(folder.shap_dir)
+        return all(folder.probe_path(data).exists() for data in PROBE_DATA) and (
+            manifest is not None and manifest.complete)
+
+    def analyse(self, run: RunPlan) -> None:
+        """The run's probes, then SHAP; their time feeds the estimate of the runs still to analyse."""
+        if self._analysed(run):
+            self.probe(run)
+            self.shap(run)
+            return
+        started = time.perf_counter()
+        self.probe(run)
+        self.shap(run)
+        self._analysis_times.append(time.perf_counter() - started)
+        self._analyses_left = max(self._analyses_left - 1, 0)
+
     def remaining_steps(self) -> int:
         return sum(r.steps for r in self.plan.ordered_runs() if not RunDir(r.folder).is_finished())
 
@@ -105,7 +148,9 @@ class _Runner:
         estimate = None
         if self.clock.seconds_per_step is not None:
             estimate = self.clock.seconds_per_step * self._steps_left
-        self.progress(Event(stage, done, total, self.done, len(self.stages), detail, estimate))
+        analysis = sum(self._analysis_times) / len(self._analysis_times) if self._analysis_times else None
+        remaining = remaining_seconds(self.clock.seconds_per_step, self._steps_left, analysis, self._analyses_left)
+        self.progress(Event(stage, done, total, self.done, len(self.stages), detail, estimate, remaining))
 
     def finish(self) -> None:
         self.done += 1
@@ -260,8 +305,7 @@ def run_compare(plan: ComparePlan, progress: Progress | None = None) -> dict[str
         runner.pretrained_probes()
         for run in plan.ordered_runs():
             runner.train(run)
-            runner.probe(run)
-            runner.shap(run)
+            runner.analyse(run)
         runner.shap_diffs()
         runner.tell("compare.json, compare.md, figures", 0, 1)
         result = collect(plan)
@@ -269,5 +313,5 @@ def run_compare(plan: ComparePlan, progress: Progress | None = None) -> dict[str
     return {"result": result, "paths": paths, "trained": runner.trained}
 
 
-__all__ = ["Event", "Progress", "run_compare"]
+__all__ = ["Event", "Progress", "remaining_seconds", "run_compare"]
 
