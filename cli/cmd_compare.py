@@ -19,15 +19,17 @@ def render_plan(plan) -> None:
 
     table = Table(title=f"compare plan: {len(plan.runs)} runs into {plan.out}")
     for column in ("mitigation", "overlay", "seeds", "steps per run"):
-        table.add_column(column)
+        # fold, not "…": the overlay is what a run changes, and a log file is 80 columns wide
+        table.add_column(column, overflow="fold")
     for m in plan.mitigations:
-        overlay = ", ".join(f"{k}={v}" for k, v in m.overrides.items())
+        overlay = "\n".join(f"{k}={v}" for k, v in m.overrides.items())
         steps = {plan.runs[(m.name, s)].steps for s in plan.seeds}
         table.add_row(m.name + (" (baseline)" if m.name == plan.baseline else ""), overlay,
                       ", ".join(map(str, plan.seeds)), ", ".join(map(str, sorted(steps))))
     console.print(table)
     console.print(f"split seed {plan.split_seed} for every run; {sum(r.steps for r in plan.runs.values())} training "
-                  "steps in all (the time estimate follows once the first steps are measured)")
+                  "steps in all (the training time left shows once the first steps are measured, the ETA of the "
+                  "whole compare once the first run's probes and SHAP are timed too)")
 
 
 def render_summary(result):
