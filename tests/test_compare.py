@@ -234,14 +234,45 @@ def test_split_seed_pins_the_split_while_the_seed_varies(setup):
     assert ids[("seed=1",)] != ids[()]  # without the pin, another seed draws another split
 
 
-def test_progress_estimates_the_whole_compare_not_its_stage_count(setup):
-    """Event.remaining_s: unknown until one run's probes and SHAP were timed, then the training left
-    plus one measured analysis per run still to analyse; 0 when only the outputs are left."""
+def test_as_is_recipe_progress_estimate_and_pretrained_probe_languages(setup, tiny_model_dir):
+    """A recipe that names no languages (the data as it is). Event.remaining_s: unknown until one run's
+    probes and SHAP were timed, then the training left plus one measured analysis per run still to
+    analyse; 0 when only the outputs are left. The pretrained model is probed on the split's languages,
+    as every run is, not on every language of the external corpus."""
     from langtrainer.compare import compare
+    from langtrainer.compare.folder import CompareDir
+    from langtrainer.rundir import RunDir
 
-    root, recipe = setup
+    root, _ = setup
+    recipe = root / "as_is.yaml"
+    recipe.write_text(f"""name: as_is
+seed: 0
+model: {{name_or_path: "{tiny_model_dir}", max_length: 32}}
+data:
+  source: "{root / 'ds'}"
+training:
+  num_train_epochs: 2
+  per_device_train_batch_size: 4
+  per_device_eval_batch_size: 16
+  logging_steps: 1
+  dataloader_num_workers: 0
+{TRAINING}{EXTRA}""", encoding="utf-8")
     events = []
-    compare(recipe, ["none", "class_weights"], seeds=1, out=root / "eta", progress=events.append)
+    out = root / "eta"
+    compare(recipe, ["none", "class_weights"], seeds=1, out=out, progress=events.append)
+    pretrained = CompareDir(out).pretrained.read_probes()
+    run = RunDir(out / "none-seed0").read_probes()
+    assert pretrained["external"].languages == run["external"].languages == ["de", "en", "fr"]
+    assert pretrained["test"].languages == ["de", "en", "fr"]
+    # The data has no skew (12 rows per language and label): per-language weights are all 1, so
+    # class_weights trains the model `none` trains. That is a result (no difference), not an error.
+    result = json.loads((out / "compare.json").read_text())
+    c = result["metrics"]["accuracy"]["by_mitigation"]["class_weights"]
+    assert c["difference_mean"] == 0 and c["verdict"] == "within the noise"
+    diff = json.loads((out / "shap_diff" / "class_weights-seed0" / "shap_diff.json").read_text())
+    means = [cell["mean"] for by_lang in diff["by_language"].values() for by_cat in by_lang.values()
+             for cell in by_cat.values() if cell.get("mean") is not None]
+    assert means and all(m == 0 for m in means)
     first = [e for e in events if e.stage.startswith("none seed 0")]
     second = [e for e in events if e.stage.startswith("class_weights seed 0")]
     assert first and second

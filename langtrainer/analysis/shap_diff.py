@@ -89,12 +89,14 @@ def _as_result(obj: ShapResult | str | os.PathLike) -> ShapResult:
     return obj if isinstance(obj, ShapResult) else load_shap_result(obj)
 
 
-def _check_match(bal: ShapResult, imbal: ShapResult) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _check_match(bal: ShapResult, imbal: ShapResult, allow_identical: bool = False,
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Both results explain the same examples with the same tokens, languages and true labels, for the same
     label names; return them aligned by id, the imbalanced side's class columns in the balanced side's order.
 
     Everything is matched by name (`analysis.matching`): labels in another order are reordered, other labels,
-    examples or languages are refused, and so are two identical results (a difference of 0 everywhere).
+    examples or languages are refused, and so are two identical results (a difference of 0 everywhere),
+    unless `allow_identical`.
     """
     sides = ("{bal}", "{imbal}")  # SettingError placeholders: the CLI writes its flags there
     if bal.path is not None and imbal.path is not None and Path(bal.path).resolve() == Path(imbal.path).resolve():
@@ -126,7 +128,7 @@ def _check_match(bal: ShapResult, imbal: ShapResult) -> tuple[pd.DataFrame, pd.D
             if column in b.columns:
                 b.at[example_id, column] = np.asarray(b.at[example_id, column])[order]
         b.at[example_id, "label"] = int(a.at[example_id, "label"])
-    if identical and len(a):
+    if identical and len(a) and not allow_identical:
         raise setting_error("{bal} and {imbal} hold identical SHAP values (the same model explained twice?): "
                         "the difference would be 0 everywhere; give the balanced run and the compared run", "bal", "imbal")
     return a, b
@@ -161,19 +163,24 @@ def compute_shap_diff(
     groups: Mapping[str, Sequence[str]] | None = None,
     averaging: str = "masked",
     special_tokens: bool = True,
+    allow_identical: bool = False,
 ) -> ShapDiffResult:
     """Cumulative SHAP difference (imbal - bal) per example, class and token category, averaged per language.
 
     `averaging`: "masked" (the released code's nanmean) or "zero" (see the
     module docstring); `special_tokens`: count the masker's always-kept
     tokens in the categories and the token split (the default, as the
-    released code; False is the documented deviation).
+    released code; False is the documented deviation). `allow_identical`: two
+    identical results give a difference of 0 instead of an error (given by a
+    hand, the same model twice is a mistake; in `compare`, a mitigation that
+    changes nothing, such as per-language weights that are all 1 on data with
+    no skew, trains the same model, which is a result).
     """
     check_threshold(threshold)
     if averaging not in AVERAGING:
         raise UserError(f"averaging must be one of {', '.join(AVERAGING)} (got {averaging!r})")
     bal, imbal = _as_result(bal), _as_result(imbal)
-    a, b = _check_match(bal, imbal)
+    a, b = _check_match(bal, imbal, allow_identical)
     group_of = _group_of(groups)
     _check_group_languages(group_of, set(a["language"].astype(str)))
     label_names = list(bal.label_names)

@@ -189,22 +189,37 @@ class _Runner:
         given explicitly (it has no run folder whose recipe could give them)."""
         from langtrainer.analysis.probe import ProbeOptions, probe_with_options
 
+        from langtrainer.artifacts import ProbeReport
+
         settings, base = self.plan.base.analysis.probe, self.plan.base
+        # The runs' probes read the languages they were fine-tuned on (the recipe's, else the split's);
+        # the pretrained model has no run folder to ask, so it is told: without this, a recipe that lists
+        # no languages probed the pretrained model on every language of the external corpus, a different
+        # task (another chance level) from the runs'.
+        languages = list(base.data.languages) or self._split_languages()
         for data in PROBE_DATA:
             target = self.folder.pretrained.probe_path(data)
+            if target.exists() and sorted(ProbeReport.read(target).languages) != sorted(languages):
+                target.unlink()  # written by a version that probed other languages: probe it again
             if not target.exists():
                 stage = f"probe pretrained ({data})"
                 options = ProbeOptions(
                     data=self._pretrained_test() if data == "test" else data, C=settings.C, folds=settings.folds,
                     feature=settings.feature, layer=settings.layer,
                     per_language=settings.per_language if data == "external" else None,
-                    languages=base.data.languages or None, seed=self.plan.split_seed,
+                    languages=languages, seed=self.plan.split_seed,
                     max_length=base.model.max_length, external=settings.external,
                     external_configs=settings.external_configs)
                 report = probe_with_options(self.base_model, options,
                                             progress=lambda done, total: self.tell(stage, done, total))
                 report.write(target)
             self.finish()
+
+    def _split_languages(self) -> list[str]:
+        """The languages of the shared test split: those every run is tested and probed on."""
+        import pandas as pd
+
+        return sorted(pd.read_parquet(self._pretrained_test(), columns=["language"])["language"].astype(str).unique())
 
     def _pretrained_test(self) -> str:
         target = self.folder.pretrained_test_path
@@ -283,7 +298,7 @@ class _Runner:
                     other = RunDir(self.plan.runs[(name, seed)].folder)
                     result = compute_shap_diff(baseline.shap_dir, other.shap_dir,
                                                threshold=self.plan.base.analysis.shap.threshold,
-                                               groups=self.plan.base.imbalance.groups)
+                                               groups=self.plan.base.imbalance.groups, allow_identical=True)
                     write_shap_diff_outputs(result, self.folder.shap_diff_dir(name, seed))
                 self.finish()
 
