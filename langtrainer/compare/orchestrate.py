@@ -120,6 +120,7 @@ class _Runner:
 
     @staticmethod
     def _analysed(run: RunPlan) -> bool:
+        """Both probes and a complete SHAP result are on disk (an earlier invocation analysed the run)."""
         from langtrainer.analysis.shap.store import read_manifest
 
         folder = RunDir(run.folder)
@@ -129,15 +130,13 @@ class _Runner:
 
     def analyse(self, run: RunPlan) -> None:
         """The run's probes, then SHAP; their time feeds the estimate of the runs still to analyse."""
-        if self._analysed(run):
-            self.probe(run)
-            self.shap(run)
-            return
+        timed = not self._analysed(run)
         started = time.perf_counter()
         self.probe(run)
         self.shap(run)
-        self._analysis_times.append(time.perf_counter() - started)
-        self._analyses_left = max(self._analyses_left - 1, 0)
+        if timed:
+            self._analysis_times.append(time.perf_counter() - started)
+            self._analyses_left = max(self._analyses_left - 1, 0)
 
     def remaining_steps(self) -> int:
         return sum(r.steps for r in self.plan.ordered_runs() if not RunDir(r.folder).is_finished())
@@ -188,7 +187,6 @@ class _Runner:
         """The pretrained model on the shared test split and the external corpus, with the recipe's settings
         given explicitly (it has no run folder whose recipe could give them)."""
         from langtrainer.analysis.probe import ProbeOptions, probe_with_options
-
         from langtrainer.artifacts import ProbeReport
 
         settings, base = self.plan.base.analysis.probe, self.plan.base
