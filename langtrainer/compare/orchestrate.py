@@ -119,24 +119,31 @@ class _Runner:
         return stages
 
     @staticmethod
-    def _analysed(run: RunPlan) -> bool:
-        """Both probes and a complete SHAP result are on disk (an earlier invocation analysed the run)."""
+    def _analysis_on_disk(run: RunPlan) -> tuple[bool, bool]:
+        """(all, any): whether both probes and a complete SHAP result are on disk, and whether any part
+        of them is (an earlier invocation analysed the run, or was killed while it did)."""
         from langtrainer.analysis.shap.store import read_manifest
 
         folder = RunDir(run.folder)
         manifest = read_manifest(folder.shap_dir)
-        return all(folder.probe_path(data).exists() for data in PROBE_DATA) and (
-            manifest is not None and manifest.complete)
+        probes = [folder.probe_path(data).exists() for data in PROBE_DATA]
+        return all(probes) and manifest is not None and manifest.complete, any(probes) or manifest is not None
+
+    @classmethod
+    def _analysed(cls, run: RunPlan) -> bool:
+        return cls._analysis_on_disk(run)[0]
 
     def analyse(self, run: RunPlan) -> None:
-        """The run's probes, then SHAP; their time feeds the estimate of the runs still to analyse."""
-        timed = not self._analysed(run)
+        """The run's probes, then SHAP; their time feeds the estimate of the runs still to analyse, when
+        they were done whole here (finishing a killed run's SHAP would time a part as if it were all)."""
+        done, begun = self._analysis_on_disk(run)
         started = time.perf_counter()
         self.probe(run)
         self.shap(run)
-        if timed:
-            self._analysis_times.append(time.perf_counter() - started)
+        if not done:
             self._analyses_left = max(self._analyses_left - 1, 0)
+            if not begun:
+                self._analysis_times.append(time.perf_counter() - started)
 
     def remaining_steps(self) -> int:
         return sum(r.steps for r in self.plan.ordered_runs() if not RunDir(r.folder).is_finished())
