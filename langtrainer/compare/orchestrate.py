@@ -101,7 +101,7 @@ class _Runner:
         self.clock.seconds_per_step = self._measured_speed()
         # One run's probes + SHAP, timed in this invocation (mean over the runs analysed so far).
         self._analysis_times: list[float] = []
-        self._analyses_left = sum(1 for run in plan.ordered_runs() if not self._analysed(run))
+        self._analyses_left = sum(1 for run in plan.ordered_runs() if not self._analysis_on_disk(run)[0])
 
     def _measured_speed(self) -> float | None:
         """Seconds per step of the runs an earlier invocation finished (their metrics.json), None without any."""
@@ -128,10 +128,6 @@ class _Runner:
         manifest = read_manifest(folder.shap_dir)
         probes = [folder.probe_path(data).exists() for data in PROBE_DATA]
         return all(probes) and manifest is not None and manifest.complete, any(probes) or manifest is not None
-
-    @classmethod
-    def _analysed(cls, run: RunPlan) -> bool:
-        return cls._analysis_on_disk(run)[0]
 
     def analyse(self, run: RunPlan) -> None:
         """The run's probes, then SHAP; their time feeds the estimate of the runs still to analyse, when
