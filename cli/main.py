@@ -33,8 +33,13 @@ _register()
 
 
 def main() -> None:
+    from langtrainer.training.distributed import end_process_group
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    app()
+    try:
+        app()
+    finally:
+        end_process_group()  # a launched process's gloo group must not outlive the interpreter
 
 
 if __name__ == "__main__":

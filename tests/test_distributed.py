@@ -130,6 +130,28 @@ def test_relaunch_exit_code_is_the_launchers_or_2_after_a_user_error(monkeypatch
     assert launch.relaunch(["user", "0"], 2) == 0  # success wins
 
 
+def test_end_process_group_destroys_the_group_and_is_idempotent(tmp_path):
+    """A gloo group left to the interpreter's shutdown can abort the process; this ends it first."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    assert dist.is_initialized()
+    launch.end_process_group()
+    assert not dist.is_initialized()
+    launch.end_process_group()  # no group: nothing to do, no error
+
+
+def test_cli_main_ends_the_process_group_whatever_the_exit(monkeypatch):
+    from langtrainer.cli import main as cli_main
+
+    ended = []
+    monkeypatch.setattr(launch, "end_process_group", lambda: ended.append(True))
+    monkeypatch.setattr(sys, "argv", ["langtrainer", "no-such-command"])
+    with pytest.raises(SystemExit) as exit_:
+        cli_main.main()
+    assert exit_.value.code == 2 and ended == [True]
+
+
 # ------------------------------------------------------------------ 1 vs 2 processes
 
 
@@ -469,6 +491,7 @@ def _worker(model_dir: str, out_dir: str, per_device_batch: int) -> None:
         weights = {k: v.detach().contiguous() for k, v in trainer.accelerator.unwrap_model(trainer.model).state_dict().items()}
         save_file(weights, str(out / "weights.safetensors"))
         save_file(initial, str(out / "initial.safetensors"))
+    launch.end_process_group()
 
 
 if __name__ == "__main__":

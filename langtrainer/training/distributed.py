@@ -229,3 +229,21 @@ def wait_for_everyone(cpu: bool) -> None:
     from accelerate import PartialState
 
     PartialState(cpu=cpu).wait_for_everyone()
+
+
+def end_process_group() -> None:
+    """Destroy this process's torch.distributed process group, if it has one.
+
+    Left to the interpreter's shutdown, a gloo process group can abort the
+    process (SIGABRT, "terminate called without an active exception"): its
+    worker threads are torn down after Python's own state, and a launch whose
+    work all succeeded then exits 1 now and then. Every launched command calls
+    this when its work is done; it does no collective, so a process that stops
+    early does not wait for the others. torch is not imported for it.
+    """
+    if "torch" not in sys.modules:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
