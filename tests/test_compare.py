@@ -172,6 +172,8 @@ def test_compare_end_to_end_killed_continued_rerun_and_recomputed(setup):
 
 def _recompute(result: dict, out: Path, predictions: dict) -> None:
     """Every number in compare.json from the runs' predictions.parquet, metrics.json and probe JSONs."""
+    from scipy.stats import t as scipy_t
+
     from langtrainer.rundir import RunDir
     from langtrainer.training.language_dependence import language_prediction_cmi
     from langtrainer.training.metrics import metric_frame
@@ -213,9 +215,11 @@ def _recompute(result: dict, out: Path, predictions: dict) -> None:
             assert list(c["differences"].values()) == pytest.approx(list(d))
             se = d.std(ddof=1) / math.sqrt(len(d))
             assert c["difference_mean"] == pytest.approx(d.mean()) and c["difference_se"] == pytest.approx(se)
-            assert c["interval"]["low"] == pytest.approx(d.mean() - 2 * se)
+            t = scipy_t.ppf(0.975, len(d) - 1)  # the paired t test's 95 % threshold
+            assert c["interval"]["low"] == pytest.approx(d.mean() - t * se)
+            assert c["interval"]["high"] == pytest.approx(d.mean() + t * se)
             good = d.mean() if block["higher_is_better"] else -d.mean()
-            expected = "better" if good > 2 * se else "worse" if good < -2 * se else "within the noise"
+            expected = "better" if good > t * se else "worse" if good < -t * se else "within the noise"
             assert c["verdict"] == expected
     assert seen >= 2 * 2 * 6
 

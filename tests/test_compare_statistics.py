@@ -29,30 +29,66 @@ def test_paired_difference_se_and_verdict_worked_example():
     # d = 0.02, 0.04, 0.01: mean 0.023333, sd = sqrt(((-1/300)^2 + (1/60)^2 + (-1/75)^2) / 2) = 0.015275
     assert s.mean == pytest.approx(0.0233333, abs=1e-6)
     assert s.se == pytest.approx(0.0152753 / math.sqrt(3), abs=1e-6)
-    assert st.verdict(s.mean, s.se, higher_is_better=True) == st.BETTER  # 0.0233 > 2 x 0.00882
-    assert st.verdict(s.mean, s.se, higher_is_better=False) == st.WORSE  # the same rise on a lower-is-better metric
-    # Unpaired, the seeds' own spread (sd 0.0265 vs 0.0115) would hide it: pairing is what decides.
+    # t = 0.0233 / 0.00882 = 2.65: past 2 SE, but not past t(0.975, 2 df) = 4.303; three seeds do not decide it
+    assert st.verdict(s.mean, s.se, higher_is_better=True, n=3) == st.NOISE
+    # Five seeds: d = 0.02, 0.04, 0.01, 0.02, 0.02, mean 0.022, sd sqrt(4.8e-4 / 4) = 0.010954, SE 0.004899;
+    # 0.022 > 2.776 x 0.004899 = 0.0136
+    mitigation.update({3: 0.82, 4: 0.81})
+    baseline.update({3: 0.80, 4: 0.79})
+    s = st.mean_se(list(st.paired_differences(mitigation, baseline).values()))
+    assert s.mean == pytest.approx(0.022) and s.se == pytest.approx(math.sqrt(1.2e-4 / 5))
+    assert st.verdict(s.mean, s.se, higher_is_better=True, n=5) == st.BETTER
+    assert st.verdict(s.mean, s.se, higher_is_better=False, n=5) == st.WORSE  # the same rise, lower is better
+    # Unpaired, the seeds' own spread (sd 0.0192 vs 0.0100) would hide it: pairing is what decides.
     unpaired_se = math.sqrt(st.mean_se(list(mitigation.values())).se ** 2 + st.mean_se(list(baseline.values())).se ** 2)
-    assert st.verdict(s.mean, unpaired_se, higher_is_better=True) == st.NOISE
+    assert unpaired_se == pytest.approx(math.sqrt(3.7e-4 / 5 + 1e-4 / 5))
+    assert st.verdict(s.mean, unpaired_se, higher_is_better=True, n=5) == st.NOISE  # 0.022 < 2.776 x 0.0097
 
 
-def test_verdict_threshold_is_two_standard_errors():
-    assert st.verdict(0.0201, 0.01, True) == st.BETTER
-    assert st.verdict(0.0199, 0.01, True) == st.NOISE
-    assert st.verdict(-0.0201, 0.01, True) == st.WORSE
+def test_verdict_threshold_is_students_t_with_seeds_minus_one_degrees_of_freedom():
+    from scipy.stats import t
+
+    assert st.seed_threshold(2) == pytest.approx(12.7062, abs=1e-4)
+    assert st.seed_threshold(3) == pytest.approx(4.3027, abs=1e-4)
+    assert st.seed_threshold(5) == pytest.approx(2.7764, abs=1e-4)
+    assert st.seed_threshold(61) == pytest.approx(2.0003, abs=1e-4)  # 2 SE holds only from about 60 seeds
+    assert st.verdict(0.04304, 0.01, True, n=3) == st.BETTER
+    assert st.verdict(0.04302, 0.01, True, n=3) == st.NOISE
+    assert st.verdict(-0.04304, 0.01, True, n=3) == st.WORSE
+    assert st.verdict(0.127, 0.01, True, n=2) == st.NOISE  # 12.7 SE at two seeds
+    assert st.verdict(0.1271, 0.01, True, n=2) == st.BETTER
+    # The threshold is what it claims: a zero difference is called real 5 % of the time at any seed count.
+    for n in (2, 3, 5):
+        assert 2 * t.sf(st.seed_threshold(n), n - 1) == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="number of seeds"):
+        st.verdict(0.05, 0.01, True)  # an SE without its seed count cannot be judged
     assert st.verdict(0.05, None, True) == st.NO_INTERVAL  # one seed and no bootstrap: nothing decided
     assert st.verdict(0.05, None, True, st.Interval(0.01, 0.09, "boot")) == st.BETTER
     assert st.verdict(0.05, None, True, st.Interval(-0.01, 0.09, "boot")) == st.NOISE
     assert st.verdict(0.05, None, False, st.Interval(0.01, 0.09, "boot")) == st.WORSE
 
 
-def test_seeds_needed_is_the_first_n_where_two_se_falls_below_the_difference():
-    # 2 sd / sqrt(n) < |mean|  <=>  n > (2 sd / mean)^2 = (2 x 0.02 / 0.01)^2 = 16
-    assert st.seeds_needed(0.01, 0.02, have=3) == 17
-    assert 2 * 0.02 / math.sqrt(17) < 0.01 <= 2 * 0.02 / math.sqrt(16)
+def test_seed_interval_is_the_95_percent_t_interval():
+    s = st.mean_se([0.02, 0.04, 0.01])
+    interval = st.seed_interval(s)
+    assert interval.low == pytest.approx(s.mean - 4.30265 * s.se, abs=1e-5)
+    assert interval.high == pytest.approx(s.mean + 4.30265 * s.se, abs=1e-5)
+    assert interval.low < 0 < interval.high  # it covers 0 exactly when the verdict is "within the noise"
+    assert "4.30 SE, 2 df" in interval.kind
+    assert st.seed_interval(st.mean_se([0.02])) is None
+
+
+def test_seeds_needed_is_the_first_n_where_the_t_threshold_falls_below_the_difference():
+    from scipy.stats import t
+
+    # t(0.975, n - 1) x 0.02 / sqrt(n) < 0.01: n = 18 (t = 2.110 -> 0.00995), n = 17 not (t = 2.120 -> 0.01028)
+    assert st.seeds_needed(0.01, 0.02, have=3) == 18
+    assert t.ppf(0.975, 17) * 0.02 / math.sqrt(18) < 0.01 <= t.ppf(0.975, 16) * 0.02 / math.sqrt(17)
+    assert st.seeds_needed(-0.01, 0.02, have=3) == 18  # the sign does not matter
     assert st.seeds_needed(0.01, None, have=1) is None  # one seed: no spread to extrapolate
     assert st.seeds_needed(0.0, 0.02, have=3) is None  # no difference: no number of seeds decides it
     assert st.seeds_needed(0.1, 0.01, have=3) == 4  # asked of an undecided difference: at least one more seed
+    assert st.seeds_needed(0.001, 1.0, have=3, cap=50) == 50  # far beyond: the cap
 
 
 def test_paired_bootstrap_matches_the_normal_approximation_of_a_paired_mean():
@@ -159,9 +195,10 @@ def test_nothing_decided_keeps_the_baseline_and_estimates_the_seeds():
     })
     c = comparisons["worst_language_macro_f1"]["class_weights"]
     assert c.verdict == st.NOISE and rec.choice == "none" and not rec.decided
-    # d = 0.03, -0.02, 0.05: mean 0.02, sd 0.036056 -> n > (2 x 0.036056 / 0.02)^2 = 13.0 -> 14
+    # d = 0.03, -0.02, 0.05: mean 0.02, sd 0.036056; t(13 df) 2.160 x 0.036056 / sqrt(14) = 0.0208 > 0.02,
+    # t(14 df) 2.145 x 0.036056 / sqrt(15) = 0.01997 < 0.02 -> 15
     assert c.difference_mean == pytest.approx(0.02)
-    assert rec.undecided == {"class_weights": 14}
+    assert rec.undecided == {"class_weights": 15}
 
 
 def test_unknown_mitigation_names_the_valid_ones():

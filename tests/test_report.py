@@ -102,8 +102,12 @@ def test_report_markdown(demo_tree, tmp_path):
 def test_shap_verdict_judges_each_group_by_its_seed_spread():
     from langtrainer.reporting.report.verdicts import _shap_verdict
 
+    # The README demo's 3 seeds: B's +0.070 ± 0.026 SE is 2.7 SE, short of t(2 df) = 4.30
     line = _shap_verdict("imbal_vs_bal", {"A": (0.016, 0.039, 3), "B": (0.070, 0.045, 3)})
-    assert "Only in group B; elsewhere within the noise" in line and "A: +0.0160 ± 0.0225 SE" in line
+    assert "Not shown: within the noise in every group" in line and "A: +0.0160 ± 0.0225 SE" in line
+    # The same means and spreads over 5 seeds: B 0.070 > 2.776 x 0.045 / sqrt(5) = 0.0559; A 0.016 < 0.0484
+    line = _shap_verdict("imbal_vs_bal", {"A": (0.016, 0.039, 5), "B": (0.070, 0.045, 5)})
+    assert "Only in group B; elsewhere within the noise" in line and "A: +0.0160 ± 0.0174 SE" in line
     line = _shap_verdict("x", {"A": (0.01, 0.039, 3), "B": (-0.02, 0.045, 3)})
     assert "Not shown: within the noise in every group" in line
     line = _shap_verdict("x", {"A": (0.01, float("nan"), 1), "B": (0.02, float("nan"), 1)})

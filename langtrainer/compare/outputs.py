@@ -96,8 +96,8 @@ def warnings_for(plan: "ComparePlan", per_run: dict[tuple[str, int], "RunValues"
         out.append("one seed: intervals are a paired bootstrap over the test rows; they leave out the training's own "
                    "noise (another seed can move a number more), so a 'better' here is weaker than over seeds")
     elif len(plan.seeds) == 2:
-        out.append("two seeds: each SE rests on one degree of freedom, so 2 SE is a rough threshold; more seeds "
-                   "make the verdicts firmer")
+        out.append("two seeds: each SE rests on one degree of freedom, so a difference must exceed 12.7 SE to be "
+                   "called (Student's t); a third seed lowers that to 4.3 SE, a fifth to 2.8")
     base = RunDir(per_run[(plan.baseline, plan.seeds[0])].folder)
     by_language = base.read_metrics().test.by_language
     train_name, _ = training_subset_names(plan.runs[(plan.baseline, plan.seeds[0])].recipe)
@@ -135,6 +135,14 @@ def _signed(value: float | None, digits: int = 3) -> str:
 def _mean_se(mean: float | None, se: float | None, signed: bool = False) -> str:
     text = _signed(mean) if signed else _num(mean)
     return text if se is None else f"{text} ± {se:.3f}"
+
+
+def _threshold_text(n_seeds: int) -> str:
+    from langtrainer.training.intervals import seed_threshold
+
+    if n_seeds < 2:
+        return "12.71 at 2 seeds, 4.30 at 3"
+    return f"t = {seed_threshold(n_seeds):.2f} at these {n_seeds} seeds"
 
 
 def _interval(interval: dict[str, Any] | None) -> str:
@@ -192,9 +200,11 @@ def render_markdown(result: CompareResult, paths: dict[str, Path]) -> str:
         out += ["## What limits these conclusions", ""] + [f"- {w}" for w in result.warnings] + [""]
     out += [f"![paired differences]({paths['forest'].name})", ""] if "forest" in paths else []
     out += ["## Every metric", "",
-            "Verdict: 'better' / 'worse' when the paired difference is beyond 2 SE in the metric's good / bad "
-            "direction (one seed: when the 95 % paired bootstrap interval over test rows excludes 0), else "
-            "'within the noise'. n: the rows (or probe texts) behind each rate, per seed.", ""]
+            "Verdict: 'better' / 'worse' when the paired difference is beyond t·SE in the metric's good / bad "
+            "direction, t being Student's 95 % two-sided quantile with seeds − 1 degrees of freedom (a paired t test: "
+            f"{_threshold_text(len(result.seeds))}); one seed: when the 95 % paired bootstrap interval over test rows "
+            "excludes 0. Otherwise 'within the noise'. Interval: the 95 % t interval (mean ± t·SE), or the bootstrap's. "
+            "n: the rows (or probe texts) behind each rate, per seed.", ""]
     for key, block in result.metrics.items():
         direction = "higher is better" if block["higher_is_better"] else "lower is better"
         unit = f", {block['unit']}" if block["unit"] else ""

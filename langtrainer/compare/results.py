@@ -187,7 +187,7 @@ def compare_metric(metric: Metric, mitigation: str, values: dict[int, RunValues]
             _, interval, _ = st.paired_bootstrap(lambda idx: a.score(metric.key, idx),
                                                  lambda idx: b.score(metric.key, idx), len(a.labels),
                                                  resamples=BOOTSTRAP_RESAMPLES, seed=bootstrap_seed)
-    verdict = st.verdict(d.mean, d.se, metric.higher_is_better, interval) if differences else ""
+    verdict = st.verdict(d.mean, d.se, metric.higher_is_better, interval, d.n) if differences else ""
     sd = d.se * math.sqrt(d.n) if d.se is not None else None
     needed = st.seeds_needed(d.mean, sd, d.n) if verdict == st.NOISE else None
     return Comparison(metric.key, mitigation, mine, {s: values[s].n.get(metric.key) for s in mine},

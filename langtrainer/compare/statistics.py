@@ -11,11 +11,16 @@ paired bootstrap over the shared test rows (the same resampled rows scored
 for both models), which covers the test sample's noise only, not the
 training's: it is labelled as such wherever it is shown.
 
-Verdict rule (one rule everywhere): a difference in the metric's good
-direction by more than 2 SE is "better", in the bad direction by more than
-2 SE "worse", otherwise "within the noise". With one seed, "better" /
-"worse" when the bootstrap's 95 % interval excludes 0; a metric that cannot
-be bootstrapped over test rows (the probes) is then "not decided".
+Verdict rule (one rule everywhere): a paired t test at 95 %. A mean
+difference beyond t·SE in the metric's good direction is "better", beyond
+t·SE in the bad direction "worse", otherwise "within the noise", where t is
+Student's 97.5 % quantile with K − 1 degrees of freedom
+(`training.intervals.seed_threshold`: 12.71 at 2 seeds, 4.30 at 3, 2.78 at
+5). The SE is estimated from the K seeds themselves, so a fixed 2 SE would
+call a zero difference real 30 % of the time at 2 seeds. With one seed,
+"better" / "worse" when the bootstrap's 95 % interval excludes 0; a metric
+that cannot be bootstrapped over test rows (the probes) is then "not
+decided".
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-Z = 2.0  # the verdicts' threshold in SEs
+from langtrainer.training.intervals import seed_threshold
+
 BETTER, WORSE, NOISE = "better", "worse", "within the noise"
 NO_INTERVAL = "not decided (one seed, no interval)"
 
@@ -60,14 +66,16 @@ def paired_differences(values: dict[int, float], baseline: dict[int, float]) -> 
 class Interval:
     low: float
     high: float
-    kind: str  # "2 SE over seeds" or "95 % paired bootstrap over test rows"
+    kind: str  # "95 % t interval over seeds (...)" or "95 % paired bootstrap over test rows"
 
 
 def seed_interval(summary: Summary) -> Interval | None:
-    """mean ± 2 SE, None without an SE."""
+    """mean ± t·SE (t: `seed_threshold` of the summary's seeds), None without an SE."""
     if summary.se is None:
         return None
-    return Interval(summary.mean - Z * summary.se, summary.mean + Z * summary.se, f"mean ± {Z:g} SE over seeds")
+    t = seed_threshold(summary.n)
+    return Interval(summary.mean - t * summary.se, summary.mean + t * summary.se,
+                    f"95 % t interval over seeds (mean ± {t:.2f} SE, {summary.n - 1} df)")
 
 
 def paired_bootstrap(metric: Callable[[np.ndarray], float], other: Callable[[np.ndarray], float], n_rows: int,
@@ -90,8 +98,10 @@ def paired_bootstrap(metric: Callable[[np.ndarray], float], other: Callable[[np.
         float(draws.std(ddof=1))
 
 
-def verdict(mean: float, se: float | None, higher_is_better: bool, interval: Interval | None = None) -> str:
-    """'better' / 'worse' / 'within the noise' (module docstring); a bootstrap interval decides when given."""
+def verdict(mean: float, se: float | None, higher_is_better: bool, interval: Interval | None = None,
+            n: int | None = None) -> str:
+    """'better' / 'worse' / 'within the noise' of a mean over `n` seeds with standard error `se` (module
+    docstring); without an SE, a bootstrap interval decides when given."""
     if mean is None or not math.isfinite(mean):
         return NOISE
     sign = 1.0 if higher_is_better else -1.0
@@ -101,20 +111,28 @@ def verdict(mean: float, se: float | None, higher_is_better: bool, interval: Int
         return NOISE
     if se is None:
         return NO_INTERVAL
-    if sign * mean > Z * se:
+    if n is None or n < 2:
+        raise ValueError(f"a verdict with a standard error needs the number of seeds behind it (>= 2), got {n}")
+    t = seed_threshold(n)
+    if sign * mean > t * se:
         return BETTER
-    if sign * mean < -Z * se:
+    if sign * mean < -t * se:
         return WORSE
     return NOISE
 
 
 def seeds_needed(mean: float, sd: float | None, have: int, cap: int = 1000) -> int | None:
-    """Seeds at which 2 SE = 2 sd / sqrt(n) would fall below |mean| (the observed difference and spread).
+    """The fewest seeds n at which t_{n-1} · sd / sqrt(n) falls below |mean| (the observed difference and spread).
 
-    None when it cannot be estimated (one seed: no spread; a zero difference: never); `cap`
-    bounds the answer. At least have + 1: the question is asked of an undecided difference.
+    That is how many seeds the verdict rule would need to call the observed
+    difference, were its mean and spread to stay as they are. None when it
+    cannot be estimated (one seed: no spread; a zero difference: never);
+    `cap` bounds the answer. At least have + 1: the question is asked of an
+    undecided difference.
     """
     if sd is None or not math.isfinite(sd) or mean is None or not math.isfinite(mean) or mean == 0:
         return None
-    n = math.floor((Z * sd / abs(mean)) ** 2 * (1 + 1e-9)) + 1  # strictly below: equality needs one more
-    return min(max(n, have + 1), cap)
+    for n in range(max(have + 1, 2), cap + 1):
+        if seed_threshold(n) * sd / math.sqrt(n) < abs(mean):
+            return n
+    return cap

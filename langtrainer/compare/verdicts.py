@@ -1,7 +1,7 @@
 """The one recommendation of a compare, and the rule that makes it (written next to it in compare.md).
 
 RULE: among the mitigations whose accuracy is not worse than the baseline
-beyond the noise (2 SE), those whose worst-language macro-F1 is better than
+beyond the noise (a paired t test at 95 %, `statistics`), those whose worst-language macro-F1 is better than
 the baseline's beyond the noise; of these, the largest mean gain in
 worst-language macro-F1, where a mitigation whose gain is within the noise of
 the leader's (paired over seeds) counts as tied with it; ties go to the lower
@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from langtrainer.compare.plan import ComparePlan
     from langtrainer.compare.results import Comparison
 
-RULE = ("among mitigations whose accuracy is not worse than the baseline beyond the noise (2 SE), the one whose "
-        "worst-language macro-F1 is better than the baseline's beyond the noise, with the largest mean gain; "
+RULE = ("among mitigations whose accuracy is not worse than the baseline beyond the noise (a paired t test over "
+        "seeds at 95 %), the one whose worst-language macro-F1 is better than the baseline's beyond the noise, with "
+        "the largest mean gain; "
         "a gain within the noise of the leader's (paired over seeds) is a tie, broken by lower language dependence "
         "(I(language; prediction | label), else the test-split probe), then by simplicity; none qualifies: keep the "
         "baseline")
@@ -78,9 +79,10 @@ def recommend(plan: "ComparePlan", comparisons: dict[str, dict[str, "Comparison"
 
 
 def _within_noise(a: "Comparison", b: "Comparison") -> bool:
-    """Paired over seeds: is a's difference within 2 SE of b's? One seed: never tied (no spread to judge)."""
+    """Paired over seeds: is a's difference within the verdict threshold (t·SE) of b's? One seed: never tied
+    (no spread to judge)."""
     seeds = sorted(set(a.differences) & set(b.differences))
     if len(seeds) < 2:
         return False
     summary = st.mean_se([a.differences[s] - b.differences[s] for s in seeds])
-    return summary.se is not None and abs(summary.mean) <= st.Z * summary.se
+    return summary.se is not None and abs(summary.mean) <= st.seed_threshold(summary.n) * summary.se

@@ -16,7 +16,7 @@ from langtrainer.reporting.report.paper import PAPER
 from langtrainer.reporting.report.setups import role_sort_key, role_title
 from langtrainer.reporting.report.statistics import (Summary, by_role, group_distribution, language_table,
                                                     mean_table)
-from langtrainer.reporting.report.verdicts import _verdicts
+from langtrainer.reporting.report.verdicts import _verdicts, rule_text
 from langtrainer.defaults import FAVOURED_LABEL_RATIO
 from langtrainer.reporting.markdown import md_list, md_text
 from langtrainer.reporting.tables import share_note, to_markdown
@@ -148,7 +148,7 @@ def _intro_section(page: "_Page") -> list[str]:
     if collected.groups and collected.favoured_by != "language":
         facts.append("language groups " + "; ".join(f"{md_text(g)}: {md_list(langs, ',')}"
                                                     for g, langs in collected.groups.items()))
-    md += ["Data: " + ", ".join(facts) + ".", "", "## Verdicts", ""]
+    md += ["Data: " + ", ".join(facts) + ".", "", "## Verdicts", "", rule_text(len(seeds)), ""]
     verdicts = _verdicts(summary)
     md += [f"- {line}" for line in verdicts] or [
         "- No verdicts: they compare a balanced run with an imbalanced one (and mitigations with the imbalanced "

@@ -13,6 +13,7 @@ from langtrainer.artifacts import ShapDiffReport
 from langtrainer.reporting.report.collect import Collected, Run
 from langtrainer.reporting.report.setups import role_sort_key, role_title
 from langtrainer.reporting.tables import INTERVALS, TRUE_PREFIX, MetricTable, metric_table
+from langtrainer.training.intervals import seed_threshold
 
 
 def mean_std(values: list[float]) -> tuple[float, float, int]:
@@ -27,17 +28,26 @@ def binomial_se(p: float, n: int) -> float:
     return math.sqrt(max(p * (1 - p), 1e-12) / max(n, 1))
 
 
-def difference_verdict(a: list[float], b: list[float], single_seed_se: float) -> tuple[float, float, bool]:
-    """Mean of a - b, its standard error, and whether |diff| > 2 SE.
+SINGLE_SEED_THRESHOLD = 2.0  # SEs, for one seed's measurement error (many rows: the normal 1.96, rounded up)
 
-    With several seeds the SE comes from the spread of the paired differences;
-    with one seed it is `single_seed_se` (the measurement error of that one
-    difference: binomial for accuracies, fold spread for probes).
+
+def difference_verdict(a: list[float], b: list[float], single_seed_se: float) -> tuple[float, float, bool]:
+    """Mean of a - b, its standard error, and whether |diff| exceeds the threshold.
+
+    With several seeds the SE comes from the spread of the K paired
+    differences, and the threshold is Student's t with K − 1 degrees of
+    freedom (`training.intervals.seed_threshold`: 4.30 SE at 3 seeds). With
+    one seed the SE is `single_seed_se` (the measurement error of that one
+    difference: binomial for accuracies, fold spread for probes), estimated
+    from many rows, and the threshold is 2 SE.
     """
     diffs = [x - y for x, y in zip(a, b)]
     mean = float(np.mean(diffs))
-    se = float(np.std(diffs, ddof=1) / math.sqrt(len(diffs))) if len(diffs) > 1 else float(single_seed_se)
-    return mean, se, abs(mean) > 2 * se
+    if len(diffs) > 1:
+        se = float(np.std(diffs, ddof=1) / math.sqrt(len(diffs)))
+        return mean, se, abs(mean) > seed_threshold(len(diffs)) * se
+    se = float(single_seed_se)
+    return mean, se, abs(mean) > SINGLE_SEED_THRESHOLD * se
 
 
 def group_table(run: Run, collected: "Collected") -> MetricTable | None:

@@ -1,4 +1,10 @@
-"""Verdict lines: a rule on measured numbers, 'yes' only beyond 2 standard errors, "not shown" otherwise."""
+"""Verdict lines: a rule on measured numbers, "not shown" unless it holds.
+
+'Yes' only when a paired difference over K seeds exceeds t·SE, t being
+Student's 95 % two-sided quantile with K − 1 degrees of freedom (4.30 at 3
+seeds); with one seed, when it exceeds 2 SE of that run's measurement error
+(`statistics.difference_verdict`). `RULE` says so in the report.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,19 @@ import math
 from langtrainer.reporting.report.setups import role_sort_key, role_title
 from langtrainer.reporting.report.statistics import Comparison, Summary
 from langtrainer.reporting.markdown import md_list, md_text
+from langtrainer.training.intervals import seed_threshold
+
+RULE = ("A verdict says yes only when the paired difference over seeds exceeds t·SE, t being Student's 95 % "
+        "two-sided quantile with seeds − 1 degrees of freedom (a paired t test: {threshold}); with one seed, when "
+        "it exceeds 2 SE of that run's measurement error (binomial for accuracy, fold spread for a probe), which "
+        "leaves out the training's own noise. Otherwise: not shown.")
+
+
+def rule_text(n_seeds: int) -> str:
+    """RULE with the threshold at `n_seeds` seeds."""
+    if n_seeds >= 2:
+        return RULE.format(threshold=f"{seed_threshold(n_seeds):.2f} SE at these {n_seeds} seeds")
+    return RULE.format(threshold="4.30 SE at 3 seeds, 2.78 at 5")
 
 
 def _mitigation_phrases(role: str) -> tuple[str, str]:
@@ -18,7 +37,7 @@ def _mitigation_phrases(role: str) -> tuple[str, str]:
 
 
 def _judge(comp: dict[str, Comparison], question: str, key: str, expected_sign: int, yes: str, opposite: str) -> str | None:
-    """A verdict line on comparison `key`: 'yes' only when the difference exceeds 2 standard errors."""
+    """A verdict line on comparison `key`: 'yes' only when the difference passes the rule (module docstring)."""
     c = comp.get(key)
     if c is None:
         return None
@@ -113,7 +132,7 @@ def _verdicts(summary: Summary) -> list[str]:
 
 
 def _shap_verdict(name: str, shift: dict[str, tuple[float, float, int]]) -> str | None:
-    """Per group, the mean neutral-token shift; with several seeds 'yes' only beyond 2 SE of the seed mean."""
+    """Per group, the mean neutral-token shift; with several seeds 'yes' only beyond t·SE of the seed mean."""
     values = {g: v for g, v in shift.items() if not math.isnan(v[0])}
     if not values:
         return None
@@ -122,7 +141,7 @@ def _shap_verdict(name: str, shift: dict[str, tuple[float, float, int]]) -> str 
     if all(n >= 2 and not math.isnan(std) for _, std, n in values.values()):
         se = {g: std / math.sqrt(n) for g, (_, std, n) in values.items()}
         detail = ", ".join(f"{md_text(g)}: {mean:+.4f} ± {se[g]:.4f} SE" for g, (mean, _, _) in values.items())
-        clear = [g for g, (mean, _, _) in values.items() if mean > 2 * se[g]]
+        clear = [g for g, (mean, _, n) in values.items() if mean > seed_threshold(n) * se[g]]
         n_seeds = min(n for _, _, n in values.values())
         if len(clear) == len(values):
             answer = "Yes, in every group"
