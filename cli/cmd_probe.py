@@ -17,6 +17,8 @@ def _fmt(mean: float, std: float) -> str:
 
 def render_probe(report: dict) -> list[Table]:
     """Tables for one probe.json: headline + per-language recall, then layers and C sweep."""
+    from langtrainer.analysis.probe.core import at_chance
+
     models = [report] + ([report["base"]] if report.get("base") else [])
     names = ["fine-tuned" if report.get("base") else "model", "base"]
     settings = report["settings"]
@@ -41,7 +43,7 @@ def render_probe(report: dict) -> list[Table]:
         style="bold",
     )
     main.add_row("chance", "", *[f"{m['result']['chance_accuracy']:.3f}" for m in models], style="dim")
-    if any(m["accuracy_mean"] <= m["result"]["chance_accuracy"] + 2 * m["accuracy_std"] for m in models):
+    if any(at_chance(m["accuracy_mean"], m["accuracy_std"], m["result"]["chance_accuracy"]) for m in models):
         main.caption = ((main.caption + "; ") if main.caption else "") + (
             "at chance: this C is too strong for this many texts, so the probe measures nothing (try --c-sweep)")
     tables = [main]

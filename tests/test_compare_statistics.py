@@ -127,20 +127,22 @@ def test_numpy_macro_f1_equals_the_run_metrics_definition():
     assert macro_f1(np.array([0, 0]), np.array([0, 0]), 4) == 1.0  # absent labels never predicted are no error
 
 
-def _runs(values: dict[str, dict[str, list[float]]]) -> dict[tuple[str, int], RunValues]:
+def _runs(values: dict[str, dict[str, list[float]]], at_chance=()) -> dict[tuple[str, int], RunValues]:
+    """RunValues per (mitigation, seed); `at_chance`: the (mitigation, probe metric) pairs whose probe is at chance."""
     out = {}
     for m, metrics in values.items():
         for seed in range(len(next(iter(metrics.values())))):
             out[(m, seed)] = RunValues(m, seed, f"{m}-seed{seed}", {k: v[seed] for k, v in metrics.items()},
-                                       {k: 100 for k in metrics}, "ja")
+                                       {k: 100 for k in metrics}, "ja",
+                                       at_chance={k: (m, k) in at_chance for k in metrics if k.startswith("probe_")})
     return out
 
 
-def _recommend(values):
+def _recommend(values, at_chance=()):
     names = list(values)
     plan = SimpleNamespace(names=names, baseline=names[0],
                            mitigations=[MITIGATIONS.get(n) or Mitigation(n, "", {}, rank=9) for n in names])
-    runs = _runs(values)
+    runs = _runs(values, at_chance)
     seeds = sorted({s for _, s in runs})
     comparisons = {}
     for key in next(iter(values.values())):
@@ -223,3 +225,37 @@ def test_user_variant_overlays_any_recipe_key_on_everything_off():
         ["none", "cw_global"]
     with pytest.raises(UserError, match="built-in"):
         parse_variant("sampler:loss.class_weights=global")
+
+
+def test_a_probe_at_chance_decides_nothing_and_breaks_no_tie():
+    from langtrainer.analysis.probe import at_chance
+
+    # 95 of 182 test texts in en: a probe that says en for every text scores 95 / 182 = 0.522
+    assert at_chance(0.522, 0.003, 95 / 182)
+    assert at_chance(0.530, 0.005, 95 / 182)  # 0.530 <= 0.522 + 2 x 0.005: within 2 fold standard deviations
+    assert not at_chance(0.540, 0.005, 95 / 182)
+    assert not at_chance(0.522, 0.0, None)  # no chance level known: no claim
+    values = {"none": {"probe_test": [0.60, 0.61]}, "sampler": {"probe_test": [0.522, 0.522]}}
+    runs = _runs(values, at_chance={("sampler", "probe_test")})
+    c = compare_metric(METRIC_BY_KEY["probe_test"], "sampler", {s: runs[("sampler", s)] for s in (0, 1)},
+                       {s: runs[("none", s)] for s in (0, 1)}, {}, "none", 0)
+    # -0.083 ± 0.005 is beyond t(1 df) = 12.7 SE: a 'better' verdict, had the probe measured anything
+    assert c.difference_mean == pytest.approx(-0.083) and c.difference_se == pytest.approx(0.005)
+    assert c.verdict == st.AT_CHANCE and c.seeds_needed is None
+    runs = _runs(values)
+    c = compare_metric(METRIC_BY_KEY["probe_test"], "sampler", {s: runs[("sampler", s)] for s in (0, 1)},
+                       {s: runs[("none", s)] for s in (0, 1)}, {}, "none", 0)
+    assert c.verdict == st.BETTER
+    # The tie-break by language dependence (no CMI: the test-split probe) skips a probe at chance.
+    base = {"accuracy": [0.80, 0.82, 0.81], "worst_language_macro_f1": [0.60, 0.62, 0.61]}
+    tied = {
+        "none": {**base, "probe_test": [0.70, 0.70, 0.70]},
+        "class_weights": {"accuracy": [0.80, 0.82, 0.81], "worst_language_macro_f1": [0.70, 0.72, 0.71],
+                          "probe_test": [0.50, 0.50, 0.50]},
+        "entropy": {"accuracy": [0.80, 0.82, 0.81], "worst_language_macro_f1": [0.71, 0.71, 0.72],
+                    "probe_test": [0.40, 0.40, 0.40]},
+    }
+    assert _recommend(tied)[0].choice == "entropy"  # the lower probe
+    rec, comparisons = _recommend(tied, at_chance={("entropy", "probe_test")})
+    assert comparisons["probe_test"]["entropy"].verdict == st.AT_CHANCE
+    assert rec.choice == "class_weights" and set(rec.tied) == {"entropy", "class_weights"}

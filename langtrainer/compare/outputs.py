@@ -59,7 +59,8 @@ class CompareResult(Artifact):
             metrics[key] = {"title": metric.title, "higher_is_better": metric.higher_is_better, "unit": metric.unit,
                             "by_mitigation": {m: _comparison_dict(c) for m, c in by_mitigation.items()}}
         runs = [{"mitigation": v.mitigation, "seed": v.seed, "folder": Path(v.folder).name, "values": v.values,
-                 "n": v.n, "worst_language": v.worst_language, "probe_chance": v.chance}
+                 "n": v.n, "worst_language": v.worst_language, "probe_chance": v.chance,
+                 "probe_at_chance": v.at_chance}
                 for v in per_run.values()]
         diffs = {m: {str(s): str(folder.shap_diff_dir(m, s).relative_to(folder.path)) for s in plan.seeds}
                  for m in plan.names if m != plan.baseline}
@@ -98,6 +99,7 @@ def warnings_for(plan: "ComparePlan", per_run: dict[tuple[str, int], "RunValues"
     elif len(plan.seeds) == 2:
         out.append("two seeds: each SE rests on one degree of freedom, so a difference must exceed 12.7 SE to be "
                    "called (Student's t); a third seed lowers that to 4.3 SE, a fifth to 2.8")
+    out += _probes_at_chance(plan, per_run)
     base = RunDir(per_run[(plan.baseline, plan.seeds[0])].folder)
     by_language = base.read_metrics().test.by_language
     train_name, _ = training_subset_names(plan.runs[(plan.baseline, plan.seeds[0])].recipe)
@@ -116,6 +118,31 @@ def warnings_for(plan: "ComparePlan", per_run: dict[tuple[str, int], "RunValues"
     if lines:
         out.append("these limit the per-language numbers above: the worst-language macro-F1, and so the "
                    "recommendation that rests on it, is least certain where a language has few rows")
+    return out
+
+
+def _probes_at_chance(plan: "ComparePlan", per_run: dict[tuple[str, int], "RunValues"]) -> list[str]:
+    """One line per probe (test split, external corpus) that is at chance in some run or the pretrained model."""
+    from langtrainer.analysis.probe.core import block_at_chance
+
+    pretrained = plan.folder.pretrained.read_probes()
+    out = []
+    for data, where in (("test", "test-split"), ("external", "external-corpus")):
+        key = f"probe_{data}"
+        runs = [v for v in per_run.values() if v.at_chance.get(key)]
+        base = pretrained.get(data)
+        base_at_chance = base is not None and block_at_chance(base)
+        if not runs and not base_at_chance:
+            continue
+        names = [f"{v.mitigation} seed {v.seed}" for v in runs] + (["the pretrained model"] if base_at_chance else [])
+        shown = runs[0] if runs else None
+        chance = shown.chance.get(key) if shown is not None else (base.block.result or {}).get("chance_accuracy")
+        n = shown.n.get(key) if shown is not None else base.n_examples
+        c = plan.base.analysis.probe.C
+        out.append(f"the {where} language-ID probe is at chance for {', '.join(names)}: it predicts the commonest "
+                   f"language ({chance:.3f} of {n} texts) within 2 fold standard deviations, so at C = {c:g} on "
+                   "this many texts it measures nothing, and no verdict rests on it; probe more texts or set "
+                   "analysis.probe.c higher (`langtrainer probe --c-sweep` shows where models separate)")
     return out
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from langtrainer.analysis.probe.core import block_at_chance
 from langtrainer.compare import statistics as st
 from langtrainer.compare.plan import ComparePlan
 from langtrainer.rundir import RunDir
@@ -123,6 +124,7 @@ class RunValues:
     n: dict[str, int | None]
     worst_language: str | None
     chance: dict[str, float | None] = field(default_factory=dict)
+    at_chance: dict[str, bool] = field(default_factory=dict)  # probe metric -> analysis.probe.at_chance
 
 
 def run_values(mitigation: str, seed: int, run: RunDir) -> RunValues:
@@ -140,13 +142,15 @@ def run_values(mitigation: str, seed: int, run: RunDir) -> RunValues:
     n = {"accuracy": test.n, "macro_f1": test.n, "worst_language_macro_f1": by_language[worst].n if worst else None,
          "language_prediction_cmi": test.n, "skew_index": test.n}
     chance: dict[str, float | None] = {}
+    at_chance: dict[str, bool] = {}
     probes = run.read_probes()
     for data in ("test", "external"):
         probe = probes.get(data)
         values[f"probe_{data}"] = probe.accuracy_mean if probe is not None else None
         n[f"probe_{data}"] = probe.n_examples if probe is not None else None
         chance[f"probe_{data}"] = (probe.block.result or {}).get("chance_accuracy") if probe is not None else None
-    return RunValues(mitigation, seed, str(run.path), values, n, worst, chance)
+        at_chance[f"probe_{data}"] = probe is not None and block_at_chance(probe)
+    return RunValues(mitigation, seed, str(run.path), values, n, worst, chance, at_chance)
 
 
 # ----------------------------------------------------------------------------- comparisons
@@ -188,6 +192,8 @@ def compare_metric(metric: Metric, mitigation: str, values: dict[int, RunValues]
                                                  lambda idx: b.score(metric.key, idx), len(a.labels),
                                                  resamples=BOOTSTRAP_RESAMPLES, seed=bootstrap_seed)
     verdict = st.verdict(d.mean, d.se, metric.higher_is_better, interval, d.n) if differences else ""
+    if differences and any(runs[s].at_chance.get(metric.key) for runs in (values, baseline) for s in differences):
+        verdict = st.AT_CHANCE  # the probe's number is the commonest language's share, not a measurement
     sd = d.se * math.sqrt(d.n) if d.se is not None else None
     needed = st.seeds_needed(d.mean, sd, d.n) if verdict == st.NOISE else None
     return Comparison(metric.key, mitigation, mine, {s: values[s].n.get(metric.key) for s in mine},

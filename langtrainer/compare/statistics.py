@@ -35,6 +35,8 @@ from langtrainer.training.intervals import seed_threshold
 
 BETTER, WORSE, NOISE = "better", "worse", "within the noise"
 NO_INTERVAL = "not decided (one seed, no interval)"
+# A probe that guesses the commonest language for every text (analysis.probe.at_chance) measured nothing.
+AT_CHANCE = "not decided (a probe at chance: it predicts the commonest language)"
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ def recommend(plan: "ComparePlan", comparisons: dict[str, dict[str, "Comparison"
     def dependence(m: str) -> float:
         for key in DEPENDENCE:
             c = comparisons.get(key, {}).get(m)
-            if c is not None and math.isfinite(c.mean):
+            if c is not None and math.isfinite(c.mean) and c.verdict != st.AT_CHANCE:
                 return c.mean
         return math.inf
 

@@ -64,6 +64,27 @@ class ProbeResult:
         return asdict(self)
 
 
+def at_chance(accuracy_mean: float | None, accuracy_std: float | None, chance_accuracy: float | None) -> bool:
+    """Whether a probe measured nothing: its accuracy is within 2 fold standard deviations of always guessing
+    the commonest language (`ProbeResult.chance_accuracy`).
+
+    A probe regularised this strongly for this few texts predicts the
+    commonest language for every text (at the paper's C = 1e-4 on a few
+    hundred uneven rows it does, for a pretrained model too): its accuracy is
+    then that language's share, whatever the model, and no comparison may
+    rest on it. False when the chance level is unknown.
+    """
+    if accuracy_mean is None or chance_accuracy is None:
+        return False
+    return float(accuracy_mean) <= float(chance_accuracy) + 2 * float(accuracy_std or 0.0)
+
+
+def block_at_chance(block: Any) -> bool:
+    """`at_chance` of a probe report's model block (`artifacts.ProbeModelBlock`, or a `ProbeReport`)."""
+    block = getattr(block, "block", block)
+    return at_chance(block.accuracy_mean, block.accuracy_std, (block.result or {}).get("chance_accuracy"))
+
+
 def _check_inputs(features: np.ndarray, languages: Sequence[str], folds: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     X = np.asarray(features, dtype=np.float64)
     if X.ndim != 2:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from langtrainer.analysis.probe.core import block_at_chance
 from langtrainer.artifacts import ProbeModelBlock
 from langtrainer.reporting.report.collect import Collected, Run
 from langtrainer.reporting.report.paper import PAPER
@@ -40,8 +41,8 @@ def _chance_notes(collected: Collected) -> list[str]:
     for run in collected.runs:
         for data, probe in sorted(run.probes.items()):
             chance = (probe.block.result or {}).get("chance_accuracy")
-            mean, std = probe.accuracy_mean, probe.accuracy_std or 0.0
-            if chance is not None and mean is not None and mean <= chance + 2 * std:
+            mean = probe.accuracy_mean
+            if block_at_chance(probe):
                 notes.append(f"The {role_title(run.role)} probe on {data} ({mean:.3f}) is at chance ({chance:.3f}, "
                              "always the commonest language): at this C and this many texts it measures nothing.")
     return ["", *notes] if notes else []

@@ -9,6 +9,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from langtrainer.analysis.probe.core import block_at_chance
 from langtrainer.artifacts import ShapDiffReport
 from langtrainer.reporting.report.collect import Collected, Run
 from langtrainer.reporting.report.setups import role_sort_key, role_title
@@ -153,9 +154,7 @@ def informative_probe_accuracy(run: Run, data: str) -> float:
     probe = run.probes.get(data)
     if probe is None:
         return math.nan
-    chance = (probe.block.result or {}).get("chance_accuracy")
-    mean, std = float(probe.accuracy_mean), float(probe.accuracy_std or 0.0)
-    return math.nan if chance is not None and mean <= float(chance) + 2 * std else mean
+    return math.nan if block_at_chance(probe) else float(probe.accuracy_mean)
 
 
 def group_distribution(run: Run, group: str, label_names: list[str], true: bool = False) -> list[float]:
