@@ -13,6 +13,7 @@ from langtrainer import atomic
 from langtrainer.artifacts import Artifact
 from langtrainer.compare.folder import CompareDir
 from langtrainer.compare.plan import FORMAT_VERSION
+from langtrainer.training.intervals import seed_threshold
 
 if TYPE_CHECKING:
     from langtrainer.compare.plan import ComparePlan
@@ -97,8 +98,9 @@ def warnings_for(plan: "ComparePlan", per_run: dict[tuple[str, int], "RunValues"
         out.append("one seed: intervals are a paired bootstrap over the test rows; they leave out the training's own "
                    "noise (another seed can move a number more), so a 'better' here is weaker than over seeds")
     elif len(plan.seeds) == 2:
-        out.append("two seeds: each SE rests on one degree of freedom, so a difference must exceed 12.7 SE to be "
-                   "called (Student's t); a third seed lowers that to 4.3 SE, a fifth to 2.8")
+        t2, t3, t5 = (seed_threshold(k) for k in (2, 3, 5))
+        out.append(f"two seeds: each SE rests on one degree of freedom, so a difference must exceed {t2:.1f} SE to "
+                   f"be called (Student's t); a third seed lowers that to {t3:.1f} SE, a fifth to {t5:.1f}")
     out += _probes_at_chance(plan, per_run)
     base = RunDir(per_run[(plan.baseline, plan.seeds[0])].folder)
     by_language = base.read_metrics().test.by_language
@@ -142,7 +144,7 @@ def _probes_at_chance(plan: "ComparePlan", per_run: dict[tuple[str, int], "RunVa
         out.append(f"the {where} language-ID probe is at chance for {', '.join(names)}: it predicts the commonest "
                    f"language ({chance:.3f} of {n} texts) within 2 fold standard deviations, so at C = {c:g} on "
                    "this many texts it measures nothing, and no verdict rests on it; probe more texts or set "
-                   "analysis.probe.c higher (`langtrainer probe --c-sweep` shows where models separate)")
+                   "analysis.probe.C higher (`langtrainer probe --c-sweep` shows where models separate)")
     return out
 
 
@@ -165,10 +167,8 @@ def _mean_se(mean: float | None, se: float | None, signed: bool = False) -> str:
 
 
 def _threshold_text(n_seeds: int) -> str:
-    from langtrainer.training.intervals import seed_threshold
-
     if n_seeds < 2:
-        return "12.71 at 2 seeds, 4.30 at 3"
+        return f"{seed_threshold(2):.2f} at 2 seeds, {seed_threshold(3):.2f} at 3"
     return f"t = {seed_threshold(n_seeds):.2f} at these {n_seeds} seeds"
 
 

@@ -176,22 +176,31 @@ def _class_weight_lines(metrics: Mapping[str, Any], label_names: list[str]) -> l
 
 
 def _probe_lines(probes: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    rows = []
+    from langtrainer.analysis.probe.core import at_chance
+
+    rows, any_at_chance = [], False
     for data, probe in sorted(probes.items()):
         if "accuracy_mean" not in probe:
             continue
         settings = probe.get("settings") or {}
         base = (probe.get("base") or {}).get("accuracy_mean")
-        rows.append(f"| {data} | {_fmt(probe['accuracy_mean'])} ± {_fmt(probe.get('accuracy_std'))} | "
-                    f"{_fmt(base)} | {settings.get('C', '–')} | {settings.get('folds', '–')} |")
+        chance = (probe.get("result") or {}).get("chance_accuracy")
+        flag = at_chance(probe["accuracy_mean"], probe.get("accuracy_std"), chance)
+        any_at_chance |= flag
+        rows.append(f"| {data} | {_fmt(probe['accuracy_mean'])} ± {_fmt(probe.get('accuracy_std'))}"
+                    f"{' (at chance)' if flag else ''} | {_fmt(chance)} | {_fmt(base)} | {settings.get('C', '–')} | "
+                    f"{settings.get('folds', '–')} |")
     if not rows:
         return []
+    note = (["A probe at chance (within 2 fold standard deviations of always guessing the commonest language) "
+             "measures nothing at this C on this many texts."] if any_at_chance else [])
     return ["## Language identification probe", "",
             "How well a logistic regression tells the input's language from the model's "
             "embeddings: higher after fine-tuning means the model separates languages more "
             "(the paper finds this with label imbalance, less so with per-language class weights).", "",
-            "| data | accuracy (mean ± std over folds) | pretrained model | C | folds |",
-            "|---|---|---|---|---|", *rows, ""]
+            "| data | accuracy (mean ± std over folds) | chance (the commonest language's share) | pretrained model "
+            "| C | folds |",
+            "|---|---|---|---|---|---|", *rows, "", *([*note, ""] if note else [])]
 
 
 def _shap_diff_lines(diff: Mapping[str, Any]) -> list[str]:

@@ -25,7 +25,7 @@ def rule_text(n_seeds: int) -> str:
     """RULE with the threshold at `n_seeds` seeds."""
     if n_seeds >= 2:
         return RULE.format(threshold=f"{seed_threshold(n_seeds):.2f} SE at these {n_seeds} seeds")
-    return RULE.format(threshold="4.30 SE at 3 seeds, 2.78 at 5")
+    return RULE.format(threshold=f"{seed_threshold(3):.2f} SE at 3 seeds, {seed_threshold(5):.2f} at 5")
 
 
 def _mitigation_phrases(role: str) -> tuple[str, str]:
