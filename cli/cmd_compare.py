@@ -92,6 +92,13 @@ def compare_command(
     rec = result.recommendation
     console.print(f"[bold green]recommendation:[/] {rec['choice']}{'' if rec['decided'] else ' (not decided)'}: "
                   f"{rec['reason']}", soft_wrap=True)
+    from langtrainer.compare.verdicts import seeds_to_decide
+
+    more = None if rec["decided"] else seeds_to_decide(rec.get("undecided") or {})
+    if more is not None:
+        console.print(f"to decide: rerun the same command with --seeds {more} into {paths['markdown'].parent} (the "
+                      f"runs done are kept; {(more - len(result.seeds)) * len(result.mitigations)} runs to train)",
+                      soft_wrap=True, highlight=False)
     trained = len(done["trained"])
     console.print(f"[bold green]compare:[/] {paths['markdown']}  ({trained} run(s) trained now)", soft_wrap=True)
 

@@ -1,5 +1,6 @@
 """compare's statistics and rules on worked examples: paired SE, bootstrap, verdicts, recommendation, seeds needed."""
 
+import dataclasses
 import math
 from types import SimpleNamespace
 
@@ -201,6 +202,21 @@ def test_nothing_decided_keeps_the_baseline_and_estimates_the_seeds():
     # t(14 df) 2.145 x 0.036056 / sqrt(15) = 0.01997 < 0.02 -> 15
     assert c.difference_mean == pytest.approx(0.02)
     assert rec.undecided == {"class_weights": 15}
+    from langtrainer.compare.outputs import CompareResult, render_markdown
+    from langtrainer.compare.verdicts import seeds_to_decide
+
+    assert seeds_to_decide(rec.undecided) == 15
+    assert seeds_to_decide({"a": None, "b": 7, "c": 1000}) == 7 and seeds_to_decide({"a": None}) is None
+    result = CompareResult(
+        recipe="r", baseline="none", seeds=[0, 1, 2], split_seed=0,
+        mitigations=[{"name": m, "what": "", "overlay": {}} for m in ("none", "class_weights")],
+        runs=[{"mitigation": m, "seed": s, "folder": f"{m}-seed{s}", "n": {"accuracy": 100}, "worst_language": "ja"}
+              for m in ("none", "class_weights") for s in (0, 1, 2)],
+        metrics={}, recommendation=dataclasses.asdict(rec), pretrained_probe={})
+    text = render_markdown(result, {})
+    assert "**none** (not decided)" in text
+    assert "Seeds the observed spread would need to decide worst-language macro-F1: class_weights: 15." in text
+    assert "with 15 seeds extends this one: the runs done are kept and only the 12 new seeds per mitigation" in text
 
 
 def test_unknown_mitigation_names_the_valid_ones():

@@ -13,6 +13,7 @@ from langtrainer import atomic
 from langtrainer.artifacts import Artifact
 from langtrainer.compare.folder import CompareDir
 from langtrainer.compare.plan import FORMAT_VERSION
+from langtrainer.compare.verdicts import seeds_to_decide
 from langtrainer.training.intervals import seed_threshold
 
 if TYPE_CHECKING:
@@ -220,6 +221,11 @@ def render_markdown(result: CompareResult, paths: dict[str, Path]) -> str:
         out.append("Seeds the observed spread would need to decide worst-language macro-F1: " + ", ".join(
             f"{m}: {n if n is not None else 'cannot be estimated (one seed, or no difference at all)'}"
             for m, n in needed.items()) + ".")
+        more = seeds_to_decide(needed)
+        if more is not None:
+            out.append(f"A compare of the same recipe into this folder with {more} seeds extends this one: the runs "
+                       f"done are kept and only the {more - len(result.seeds)} new seeds per mitigation train. Were "
+                       "the observed means and spreads to hold, that would decide it; more seeds also move them.")
         out.append("")
     out += ["## Summary (mean ± SE over seeds; Δ: paired difference to the baseline, mean ± SE)", "",
             summary_table(result), ""]

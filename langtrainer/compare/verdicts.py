@@ -78,6 +78,13 @@ def recommend(plan: "ComparePlan", comparisons: dict[str, dict[str, "Comparison"
     return Recommendation(choice, True, RULE, reason, tied, {})
 
 
+def seeds_to_decide(undecided: dict[str, int | None]) -> int | None:
+    """The fewest seeds at which one undecided mitigation's observed worst-language gain would be called
+    (`Recommendation.undecided`); None when no spread was measured (one seed)."""
+    found = [n for n in undecided.values() if n is not None]
+    return min(found) if found else None
+
+
 def _within_noise(a: "Comparison", b: "Comparison") -> bool:
     """Paired over seeds: is a's difference within the verdict threshold (t·SE) of b's? One seed: never tied
     (no spread to judge)."""
