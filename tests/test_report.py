@@ -87,6 +87,8 @@ def test_report_markdown(demo_tree, tmp_path):
     path = write_report([demo_tree], tmp_path / "report")
     text = path.read_text()
     assert "**Does the imbalance hurt accuracy?** Yes: balanced − imbalanced accuracy (+0.110 ± 0.006 SE, 3 seeds)" in text
+    assert "exceeds t·SE, t being Student's 95 % two-sided quantile with seeds − 1 degrees of freedom (a paired t " \
+           "test: 4.30 SE at these 3 seeds)" in text  # the rule stands above the verdicts it made
     assert "**Are languages more identifiable in the imbalanced model (test set)?** Yes" in text
     assert "**Do per-language weights recover accuracy?** Yes" in text
     assert "Weights recover 55 % of the accuracy gap" in text
