@@ -243,26 +243,32 @@ def test_user_variant_overlays_any_recipe_key_on_everything_off():
         parse_variant("sampler:loss.class_weights=global")
 
 
-def test_a_probe_at_chance_decides_nothing_and_breaks_no_tie():
-    from langtrainer.analysis.probe import at_chance
+def test_probes_at_chance_decide_only_a_difference_to_a_model_above_chance():
+    from langtrainer.analysis.probe import at_chance, difference_measured
 
     # 95 of 182 test texts in en: a probe that says en for every text scores 95 / 182 = 0.522
     assert at_chance(0.522, 0.003, 95 / 182)
     assert at_chance(0.530, 0.005, 95 / 182)  # 0.530 <= 0.522 + 2 x 0.005: within 2 fold standard deviations
     assert not at_chance(0.540, 0.005, 95 / 182)
     assert not at_chance(0.522, 0.0, None)  # no chance level known: no claim
-    values = {"none": {"probe_test": [0.60, 0.61]}, "sampler": {"probe_test": [0.522, 0.522]}}
-    runs = _runs(values, at_chance={("sampler", "probe_test")})
-    c = compare_metric(METRIC_BY_KEY["probe_test"], "sampler", {s: runs[("sampler", s)] for s in (0, 1)},
-                       {s: runs[("none", s)] for s in (0, 1)}, {}, "none", 0)
-    # -0.083 ± 0.005 is beyond t(1 df) = 12.7 SE: a 'better' verdict, had the probe measured anything
+    assert difference_measured([(True, False), (False, False)])  # a floor against a model above it
+    assert not difference_measured([(False, False), (True, True)])  # two floors in one seed
+    assert not difference_measured([(False, False)], reference_at_chance=True)  # blind even on the pretrained model
+
+    def probe_comparison(flags, reference=False):
+        values = {"none": {"probe_test": [0.60, 0.61]}, "sampler": {"probe_test": [0.522, 0.522]}}
+        runs = _runs(values, at_chance=flags)
+        return compare_metric(METRIC_BY_KEY["probe_test"], "sampler", {s: runs[("sampler", s)] for s in (0, 1)},
+                              {s: runs[("none", s)] for s in (0, 1)}, {}, "none", 0, reference)
+
+    # -0.083 ± 0.005 is beyond t(1 df) = 12.7 SE: sampler's first token lost the language the baseline's shows
+    c = probe_comparison({("sampler", "probe_test")})
     assert c.difference_mean == pytest.approx(-0.083) and c.difference_se == pytest.approx(0.005)
-    assert c.verdict == st.AT_CHANCE and c.seeds_needed is None
-    runs = _runs(values)
-    c = compare_metric(METRIC_BY_KEY["probe_test"], "sampler", {s: runs[("sampler", s)] for s in (0, 1)},
-                       {s: runs[("none", s)] for s in (0, 1)}, {}, "none", 0)
     assert c.verdict == st.BETTER
-    # The tie-break by language dependence (no CMI: the test-split probe) skips a probe at chance.
+    c = probe_comparison({("sampler", "probe_test"), ("none", "probe_test")})
+    assert c.verdict == st.AT_CHANCE and c.seeds_needed is None  # two floors
+    assert probe_comparison(set(), reference=True).verdict == st.AT_CHANCE  # the probe sees no language at all
+    # The tie-break by language dependence (no CMI: the test-split probe) skips a probe difference not decided.
     base = {"accuracy": [0.80, 0.82, 0.81], "worst_language_macro_f1": [0.60, 0.62, 0.61]}
     tied = {
         "none": {**base, "probe_test": [0.70, 0.70, 0.70]},
@@ -272,6 +278,7 @@ def test_a_probe_at_chance_decides_nothing_and_breaks_no_tie():
                     "probe_test": [0.40, 0.40, 0.40]},
     }
     assert _recommend(tied)[0].choice == "entropy"  # the lower probe
-    rec, comparisons = _recommend(tied, at_chance={("entropy", "probe_test")})
+    rec, comparisons = _recommend(tied, at_chance={("entropy", "probe_test"), ("none", "probe_test")})
     assert comparisons["probe_test"]["entropy"].verdict == st.AT_CHANCE
+    assert comparisons["probe_test"]["class_weights"].verdict == st.BETTER
     assert rec.choice == "class_weights" and set(rec.tied) == {"entropy", "class_weights"}

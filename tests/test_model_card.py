@@ -57,14 +57,14 @@ def test_card_adds_probe_and_shap_diff_when_present(run):
         {"comparison": "mine_cw − mine_bal", "threshold": 0.01, "by_group": by_group, "by_language": {}}))
     text = write_model_card(run).read_text()
     assert "| test | 0.734 ± 0.020 | – | 0.512 | 0.0001 | 5 |" in text  # no chance level recorded
-    assert "measures nothing" not in text
+    assert "shows no language the probe can use" not in text
     # 0.734 <= 0.70 + 2 x 0.02: the probe guesses the commonest language; the card says so
     (run.path / "probe_test.json").write_text(json.dumps(
         {"accuracy_mean": 0.734, "accuracy_std": 0.02, "settings": {"C": 0.0001, "folds": 5},
          "result": {"chance_accuracy": 0.70}, "base": {"accuracy_mean": 0.512}}))
     text = write_model_card(run).read_text()
     assert "| test | 0.734 ± 0.020 (at chance) | 0.700 | 0.512 | 0.0001 | 5 |" in text
-    assert "measures nothing at this C on this many texts" in text
+    assert "at this C the model's first token shows no language the probe can use" in text
     assert "(mine_cw − mine_bal)" in text
     assert "| label | group north | group south |" in text and "| negative | 0.0123 | -0.0020 |" in text
 

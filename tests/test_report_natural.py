@@ -71,6 +71,9 @@ def test_no_probe_verdict_rests_on_a_probe_at_chance(tmp_path):
     probe(without.path, 0.393, 0.03)  # 0.393 <= 0.345 + 2 * 0.03: at chance
     probe(tmp_path / "cw" / "run", 0.345, 0.0)
     text = write_report([tmp_path], tmp_path / "report").read_text()
+    # both at chance: two floors, no verdict
     assert "less identifiable (test set)?" not in text and "at chance (0.345" in text
-    probe(without.path, 0.50, 0.03)  # above chance, but the other run's is still at chance
-    assert "less identifiable" not in write_report([tmp_path], tmp_path / "report2").read_text()
+    # above chance against a run at chance: the weighted model's first token lost the language, a measured difference
+    probe(without.path, 0.50, 0.03)
+    text = write_report([tmp_path], tmp_path / "report2").read_text()
+    assert "make languages less identifiable (test set)?** Yes" in text and "(-0.155 ± " in text

@@ -125,10 +125,12 @@ def warnings_for(plan: "ComparePlan", per_run: dict[tuple[str, int], "RunValues"
 
 
 def _probes_at_chance(plan: "ComparePlan", per_run: dict[tuple[str, int], "RunValues"]) -> list[str]:
-    """One line per probe (test split, external corpus) that is at chance in some run or the pretrained model."""
+    """One line per probe (test split, external corpus) at chance in some run or in the pretrained model: which,
+    and what that leaves decided (`analysis.probe.difference_measured`)."""
     from langtrainer.analysis.probe.core import block_at_chance
 
     pretrained = plan.folder.pretrained.read_probes()
+    c = plan.base.analysis.probe.C
     out = []
     for data, where in (("test", "test-split"), ("external", "external-corpus")):
         key = f"probe_{data}"
@@ -137,15 +139,21 @@ def _probes_at_chance(plan: "ComparePlan", per_run: dict[tuple[str, int], "RunVa
         base_at_chance = base is not None and block_at_chance(base)
         if not runs and not base_at_chance:
             continue
-        names = [f"{v.mitigation} seed {v.seed}" for v in runs] + (["the pretrained model"] if base_at_chance else [])
+        names = (["the pretrained model"] if base_at_chance else []) + [f"{v.mitigation} seed {v.seed}" for v in runs]
         shown = runs[0] if runs else None
         chance = shown.chance.get(key) if shown is not None else (base.block.result or {}).get("chance_accuracy")
         n = shown.n.get(key) if shown is not None else base.n_examples
-        c = plan.base.analysis.probe.C
-        out.append(f"the {where} language-ID probe is at chance for {', '.join(names)}: it predicts the commonest "
-                   f"language ({chance:.3f} of {n} texts) within 2 fold standard deviations, so at C = {c:g} on "
-                   "this many texts it measures nothing, and no verdict rests on it; probe more texts or set "
-                   "analysis.probe.C higher (`langtrainer probe --c-sweep` shows where models separate)")
+        line = (f"the {where} language-ID probe is at chance (it scores what always guessing the commonest language "
+                f"scores, {chance:.3f} on {n} texts) for {', '.join(names)}")
+        if base_at_chance:
+            line += (f": at C = {c:g} on this many texts it cannot see language even in the pretrained model, so no "
+                     "verdict rests on it; probe more texts or set analysis.probe.C higher (`langtrainer probe "
+                     "--c-sweep` shows where models separate)")
+        else:
+            line += (f": at C = {c:g} their first tokens show no language the probe can use (a floor); a difference "
+                     "to a model above chance is measured, one between two models at chance in the same seed is "
+                     "not decided")
+        out.append(line)
     return out
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from langtrainer.analysis.probe.core import block_at_chance
+from langtrainer.analysis.probe.core import block_at_chance, difference_measured
 from langtrainer.compare import statistics as st
 from langtrainer.compare.plan import ComparePlan
 from langtrainer.rundir import RunDir
@@ -173,7 +173,10 @@ class Comparison:
 
 
 def compare_metric(metric: Metric, mitigation: str, values: dict[int, RunValues], baseline: dict[int, RunValues],
-                   rows: dict[tuple[str, int], Rows], baseline_name: str, bootstrap_seed: int) -> Comparison | None:
+                   rows: dict[tuple[str, int], Rows], baseline_name: str, bootstrap_seed: int,
+                   reference_at_chance: bool = False) -> Comparison | None:
+    """One metric of one mitigation against the baseline, paired by seed. `reference_at_chance`: the pretrained
+    model's probe of this metric is at chance (`analysis.probe.difference_measured`)."""
     mine = {s: v.values.get(metric.key) for s, v in values.items()}
     mine = {s: float(x) for s, x in mine.items() if x is not None and math.isfinite(x)}
     theirs = {s: float(v.values[metric.key]) for s, v in baseline.items()
@@ -192,8 +195,10 @@ def compare_metric(metric: Metric, mitigation: str, values: dict[int, RunValues]
                                                  lambda idx: b.score(metric.key, idx), len(a.labels),
                                                  resamples=BOOTSTRAP_RESAMPLES, seed=bootstrap_seed)
     verdict = st.verdict(d.mean, d.se, metric.higher_is_better, interval, d.n) if differences else ""
-    if differences and any(runs[s].at_chance.get(metric.key) for runs in (values, baseline) for s in differences):
-        verdict = st.AT_CHANCE  # the probe's number is the commonest language's share, not a measurement
+    if differences and metric.key.startswith("probe_") and not difference_measured(
+            ((values[s].at_chance.get(metric.key, False), baseline[s].at_chance.get(metric.key, False))
+             for s in differences), reference_at_chance):
+        verdict = st.AT_CHANCE
     sd = d.se * math.sqrt(d.n) if d.se is not None else None
     needed = st.seeds_needed(d.mean, sd, d.n) if verdict == st.NOISE else None
     return Comparison(metric.key, mitigation, mine, {s: values[s].n.get(metric.key) for s in mine},
@@ -208,15 +213,16 @@ def collect(plan: ComparePlan):
     per_run = {(r.mitigation, r.seed): run_values(r.mitigation, r.seed, RunDir(r.folder))
                for r in plan.ordered_runs()}
     rows = _rows(plan) if len(plan.seeds) == 1 else {}
+    probes = plan.folder.pretrained.read_probes()
+    reference = {f"probe_{data}": block_at_chance(report) for data, report in probes.items()}
     comparisons: dict[str, dict[str, Comparison]] = {}
     for metric in METRICS:
         for m in plan.names:
             found = compare_metric(metric, m, {s: per_run[(m, s)] for s in plan.seeds},
                                    {s: per_run[(plan.baseline, s)] for s in plan.seeds}, rows, plan.baseline,
-                                   plan.split_seed)
+                                   plan.split_seed, reference.get(metric.key, False))
             if found is not None:
                 comparisons.setdefault(metric.key, {})[m] = found
-    probes = plan.folder.pretrained.read_probes()
     pretrained = {data: probes[data].accuracy_mean if data in probes else None for data in ("test", "external")}
     return CompareResult.build(plan, per_run, comparisons, recommend(plan, comparisons), pretrained)
 

@@ -35,8 +35,8 @@ from langtrainer.training.intervals import seed_threshold
 
 BETTER, WORSE, NOISE = "better", "worse", "within the noise"
 NO_INTERVAL = "not decided (one seed, no interval)"
-# A probe that guesses the commonest language for every text (analysis.probe.at_chance) measured nothing.
-AT_CHANCE = "not decided (a probe at chance: it predicts the commonest language)"
+# Two probes at chance, or any when the pretrained model's is at chance (analysis.probe.difference_measured).
+AT_CHANCE = "not decided (probes at chance)"
 
 
 @dataclass(frozen=True)

@@ -192,8 +192,10 @@ def _probe_lines(probes: Mapping[str, Mapping[str, Any]]) -> list[str]:
                     f"{settings.get('folds', '–')} |")
     if not rows:
         return []
-    note = (["A probe at chance (within 2 fold standard deviations of always guessing the commonest language) "
-             "measures nothing at this C on this many texts."] if any_at_chance else [])
+    note = (["A probe at chance scores within 2 fold standard deviations of always guessing the commonest "
+             "language: at this C the model's first token shows no language the probe can use. If the pretrained "
+             "model's probe is at chance too, the probe cannot see language on this many texts at all."]
+            if any_at_chance else [])
     return ["## Language identification probe", "",
             "How well a logistic regression tells the input's language from the model's "
             "embeddings: higher after fine-tuning means the model separates languages more "

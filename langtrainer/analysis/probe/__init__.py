@@ -1,7 +1,8 @@
 """The language-identification probe (paper Section 2.2, Tables 4 and 7), one module per concern:
 
   core.py       the maths: cross-validated logistic regression from features to languages, the C sweep,
-                whether a probe is at chance (`at_chance`: the one rule every report and compare applies)
+                whether a probe is at chance and whether a difference between two probes measures anything
+                (`at_chance`, `difference_measured`: the rules every report and compare applies)
   texts.py      the texts to probe: a run's test split, an external corpus or a table, per language
   corpus.py     external corpora: a table of texts, or a Hub-shaped corpus with one config per language
   options.py    `ProbeOptions`: each setting from the caller, the run's recipe or the default, checked
@@ -19,6 +20,7 @@ from langtrainer.analysis.probe.core import (
     ProbeResult,
     at_chance,
     block_at_chance,
+    difference_measured,
     probe_c_sweep,
     probe_language,
 )
@@ -34,7 +36,7 @@ from langtrainer.analysis.probe.texts import (
 
 __all__ = [
     "DEFAULT_C_SWEEP", "EXTERNAL_SOURCE", "PAPER_C", "ProbeEvaluator", "ProbeOptions", "ProbeResult", "at_chance",
-    "block_at_chance",
+    "block_at_chance", "difference_measured",
     "probe_c_sweep", "probe_language", "probe_texts", "probe_with_options",
     "run_dir_test_frame", "run_languages", "run_probe",
 ]

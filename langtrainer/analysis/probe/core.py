@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -65,18 +65,31 @@ class ProbeResult:
 
 
 def at_chance(accuracy_mean: float | None, accuracy_std: float | None, chance_accuracy: float | None) -> bool:
-    """Whether a probe measured nothing: its accuracy is within 2 fold standard deviations of always guessing
-    the commonest language (`ProbeResult.chance_accuracy`).
+    """Whether a probe is at chance: its accuracy is within 2 fold standard deviations of always guessing the
+    commonest language (`ProbeResult.chance_accuracy`). False when the chance level is unknown.
 
-    A probe regularised this strongly for this few texts predicts the
-    commonest language for every text (at the paper's C = 1e-4 on a few
-    hundred uneven rows it does, for a pretrained model too): its accuracy is
-    then that language's share, whatever the model, and no comparison may
-    rest on it. False when the chance level is unknown.
+    At its C, the model's feature then shows no language signal the probe
+    can use: a floor. What a difference to it means is `difference_measured`.
     """
     if accuracy_mean is None or chance_accuracy is None:
         return False
     return float(accuracy_mean) <= float(chance_accuracy) + 2 * float(accuracy_std or 0.0)
+
+
+def difference_measured(at_chance_pairs: Iterable[tuple[bool, bool]], reference_at_chance: bool = False) -> bool:
+    """Whether the difference between two models' probe accuracies measures anything.
+
+    `at_chance_pairs`: per seed, whether each of the two models' probes is at
+    chance; `reference_at_chance`: whether the pretrained model's is. A model
+    at chance against one above it is a real difference (one feature shows
+    language, the other none the probe can use). Two models at chance in the
+    same seed compare two floors. And when the pretrained model, which holds
+    its languages apart (0.99 on the external corpus), is at chance too, the
+    probe cannot see language at this C on this many texts at all: a strong
+    penalty on a few hundred uneven texts predicts the commonest language
+    for every text, whatever the model. Neither decides anything.
+    """
+    return not reference_at_chance and not any(a and b for a, b in at_chance_pairs)
 
 
 def block_at_chance(block: Any) -> bool:

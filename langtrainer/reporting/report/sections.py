@@ -16,7 +16,7 @@ from langtrainer.reporting.report.collect import Collected, Run
 from langtrainer.reporting.report.paper import PAPER
 from langtrainer.reporting.report.setups import role_sort_key, role_title
 from langtrainer.reporting.report.statistics import (Summary, by_role, group_distribution, language_table,
-                                                    mean_table)
+                                                    mean_table, reference_at_chance)
 from langtrainer.reporting.report.verdicts import _verdicts, rule_text
 from langtrainer.defaults import FAVOURED_LABEL_RATIO
 from langtrainer.reporting.markdown import md_list, md_text
@@ -36,15 +36,21 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _chance_notes(collected: Collected) -> list[str]:
-    """A probe within 2 standard deviations of always guessing the commonest language measured nothing."""
+    """Each probe at chance (`analysis.probe.at_chance`), and what that leaves decided (`difference_measured`)."""
     notes = []
+    for data in sorted({d for run in collected.runs for d in run.probes}):
+        if reference_at_chance(collected, data):
+            notes.append(f"The pretrained model's probe on {data} is at chance (always the commonest language): at "
+                         "this C and this many texts the probe cannot see language even where it is known to be, so "
+                         "no verdict rests on it.")
     for run in collected.runs:
         for data, probe in sorted(run.probes.items()):
             chance = (probe.block.result or {}).get("chance_accuracy")
-            mean = probe.accuracy_mean
             if block_at_chance(probe):
-                notes.append(f"The {role_title(run.role)} probe on {data} ({mean:.3f}) is at chance ({chance:.3f}, "
-                             "always the commonest language): at this C and this many texts it measures nothing.")
+                notes.append(f"The {role_title(run.role)} probe on {data} ({probe.accuracy_mean:.3f}) is at chance "
+                             f"({chance:.3f}, always the commonest language): at this C this model's first token shows "
+                             "no language the probe can use. A difference to a model above chance is measured; one "
+                             "between two models at chance in the same seed is not.")
     return ["", *notes] if notes else []
 
 

@@ -9,7 +9,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from langtrainer.analysis.probe.core import block_at_chance
+from langtrainer.analysis.probe.core import block_at_chance, difference_measured
 from langtrainer.artifacts import ShapDiffReport
 from langtrainer.reporting.report.collect import Collected, Run
 from langtrainer.reporting.report.setups import role_sort_key, role_title
@@ -147,14 +147,16 @@ def probe_accuracy(run: Run, data: str) -> float | None:
     return None if probe is None else float(probe.accuracy_mean)
 
 
-def informative_probe_accuracy(run: Run, data: str) -> float:
-    """The probe's accuracy for a comparison: NaN when it is missing or at chance (within 2 standard deviations
-    of always guessing the commonest language, the rule of the report's chance notes): such a probe measured
-    nothing, so no verdict rests on it."""
+def probe_at_chance(run: Run, data: str) -> bool:
+    """Whether the run's probe on `data` is at chance (`analysis.probe.at_chance`); False when there is none."""
     probe = run.probes.get(data)
-    if probe is None:
-        return math.nan
-    return math.nan if block_at_chance(probe) else float(probe.accuracy_mean)
+    return probe is not None and block_at_chance(probe)
+
+
+def reference_at_chance(collected: "Collected", data: str) -> bool:
+    """Whether the pretrained model's probe on `data` is at chance in some seed: then the probe cannot see
+    language at all at this C on this many texts (`analysis.probe.difference_measured`)."""
+    return any(data in probes and block_at_chance(probes[data]) for probes in collected.pretrained_probes.values())
 
 
 def group_distribution(run: Run, group: str, label_names: list[str], true: bool = False) -> list[float]:
@@ -319,14 +321,19 @@ def summarise(collected: Collected) -> Summary:
     metric_keys = {
         "accuracy": lambda r: r.metrics.test.accuracy,
         "skew_index": lambda r: _nan(r.metrics.test.skew_index),
-        "probe_test": lambda r: informative_probe_accuracy(r, "test"),
-        "probe_external": lambda r: informative_probe_accuracy(r, "external"),
+        "probe_test": lambda r: _nan(probe_accuracy(r, "test")),
+        "probe_external": lambda r: _nan(probe_accuracy(r, "external")),
     }
     for a, b in comparison_pairs(runs):
         for metric, key in metric_keys.items():
             xs, ys = paired(runs, a, b, key)
             if not xs or any(v is None or math.isnan(v) for v in xs + ys):
                 continue
+            if metric.startswith("probe_"):
+                data = metric.removeprefix("probe_")
+                flags = paired(runs, a, b, lambda r: probe_at_chance(r, data))
+                if not difference_measured(zip(*flags), reference_at_chance(collected, data)):
+                    continue  # two floors, or a probe that sees no language even in the pretrained model
             single = math.sqrt(single_run_se(runs[a][0], metric, n_test) ** 2
                                + single_run_se(runs[b][0], metric, n_test) ** 2)
             mean, se, clear = difference_verdict(xs, ys, single)
