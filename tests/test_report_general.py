@@ -122,7 +122,7 @@ def test_report_refreshes_model_cards_and_links_token_views(user_tree, tmp_path)
 
 
 def test_a_probe_at_chance_is_called_so(user_tree, tmp_path):
-    """Within 2 std of always guessing the commonest language: the report says the probe measured nothing."""
+    """Within 2 std of always guessing the commonest language: the report says the probe is at chance."""
     def probe(mean, std, chance):
         return {"accuracy_mean": mean, "accuracy_std": std, "settings": {"C": 1e-4, "folds": 5},
                 "feature": "first-token", "result": {"chance_accuracy": chance}}
@@ -130,6 +130,9 @@ def test_a_probe_at_chance_is_called_so(user_tree, tmp_path):
     (user_tree / "imbal" / "probe_test.json").write_text(json.dumps(probe(0.30, 0.02, 0.292)))  # 0.30 <= 0.332
     (user_tree / "bal" / "probe_test.json").write_text(json.dumps(probe(0.45, 0.02, 0.292)))   # 0.45 > 0.332
     text = write_report([user_tree], tmp_path / "report").read_text()
-    assert "The imbalanced probe on test (0.300) is at chance (0.292, always the commonest language)" in text
+    assert ("The imbalanced probe on test is at chance in 1 of 1 run(s) (0.300; always guessing the commonest "
+            "language scores 0.292)") in text
     assert "The balanced probe" not in text
+    # one model above chance, one at it: a measured difference, so the verdict stands beside the note
+    assert "a difference to a model above chance is measured" in text
     assert "`langtrainer probe --c-sweep` shows accuracy over C" in text  # no sweep in these probes

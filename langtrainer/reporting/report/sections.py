@@ -36,21 +36,30 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _chance_notes(collected: Collected) -> list[str]:
-    """Each probe at chance (`analysis.probe.at_chance`), and what that leaves decided (`difference_measured`)."""
+    """Each probe at chance (`analysis.probe.at_chance`), by setup and data, and what that leaves decided
+    (`analysis.probe.difference_measured`)."""
     notes = []
     for data in sorted({d for run in collected.runs for d in run.probes}):
         if reference_at_chance(collected, data):
-            notes.append(f"The pretrained model's probe on {data} is at chance (always the commonest language): at "
+            notes.append(f"- The pretrained model's probe on {data} is at chance (always the commonest language): at "
                          "this C and this many texts the probe cannot see language even where it is known to be, so "
                          "no verdict rests on it.")
-    for run in collected.runs:
+    found: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    seeds: dict[str, int] = {}
+    for run in sorted(collected.runs, key=lambda r: (role_sort_key(r.role), r.seed)):
+        seeds[run.role] = seeds.get(run.role, 0) + 1
         for data, probe in sorted(run.probes.items()):
-            chance = (probe.block.result or {}).get("chance_accuracy")
             if block_at_chance(probe):
-                notes.append(f"The {role_title(run.role)} probe on {data} ({probe.accuracy_mean:.3f}) is at chance "
-                             f"({chance:.3f}, always the commonest language): at this C this model's first token shows "
-                             "no language the probe can use. A difference to a model above chance is measured; one "
-                             "between two models at chance in the same seed is not.")
+                chance = (probe.block.result or {}).get("chance_accuracy")
+                found.setdefault((run.role, data), []).append((float(probe.accuracy_mean), float(chance)))
+    for (role, data), values in found.items():
+        levels = sorted({round(c, 3) for _, c in values})
+        notes.append(f"- The {role_title(role)} probe on {data} is at chance in {len(values)} of {seeds[role]} "
+                     f"run(s) ({', '.join(f'{m:.3f}' for m, _ in values)}; always guessing the commonest language "
+                     f"scores {', '.join(f'{c:.3f}' for c in levels)}).")
+    if found:
+        notes.append("- At this C such a model's first token shows no language the probe can use: a difference to a "
+                     "model above chance is measured, one between two models at chance in the same seed is not.")
     return ["", *notes] if notes else []
 
 
