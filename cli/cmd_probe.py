@@ -43,9 +43,18 @@ def render_probe(report: dict) -> list[Table]:
         style="bold",
     )
     main.add_row("chance", "", *[f"{m['result']['chance_accuracy']:.3f}" for m in models], style="dim")
-    if any(at_chance(m["accuracy_mean"], m["accuracy_std"], m["result"]["chance_accuracy"]) for m in models):
-        main.caption = ((main.caption + "; ") if main.caption else "") + (
-            "at chance: this C is too strong for this many texts, so the probe measures nothing (try --c-sweep)")
+    flags = [at_chance(m["accuracy_mean"], m["accuracy_std"], m["result"]["chance_accuracy"]) for m in models]
+    if any(flags):
+        # The base model (pretrained) holds its languages apart: at chance, the probe is blind at this C.
+        blind = flags[-1] if report.get("base") else None
+        note = ("the base model's probe is at chance: this C is too strong for this many texts, so the probe "
+                "measures nothing (try --c-sweep)" if blind else
+                "at chance: at this C the model's first token shows no language the probe can use (a base model "
+                "at chance too would mean the probe is blind here; --compare-base and --c-sweep tell)"
+                if blind is None else
+                "the fine-tuned model's probe is at chance: its first token shows no language the probe can use "
+                "at this C, while the base model's does")
+        main.caption = ((main.caption + "; ") if main.caption else "") + note
     tables = [main]
 
     if report.get("layers"):
