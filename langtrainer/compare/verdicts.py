@@ -3,9 +3,8 @@
 RULE: among the mitigations whose accuracy is not worse than the baseline
 beyond the noise (a paired t test at 95 %, `statistics`), those whose
 worst-language macro-F1 is better than the baseline's beyond the noise; of
-these, the largest mean gain in
-worst-language macro-F1, where a mitigation whose gain is within the noise of
-the leader's (paired over seeds) counts as tied with it; ties go to the lower
+these, the largest mean gain in worst-language macro-F1, where a mitigation
+whose gain is within the noise of the leader's (paired over seeds) counts as tied with it; ties go to the lower
 language dependence (language_prediction_cmi, else the test-split probe),
 then to the simpler mitigation (the table's order). Nothing qualifies: keep
 the baseline, and say which difference is undecided and how many seeds the
@@ -26,9 +25,9 @@ if TYPE_CHECKING:
 
 RULE = ("among mitigations whose accuracy is not worse than the baseline beyond the noise (a paired t test over "
         "seeds at 95 %), the one whose worst-language macro-F1 is better than the baseline's beyond the noise, with "
-        "the largest mean gain; a gain within the noise of the leader's (paired over seeds) is a tie, broken by lower language dependence "
-        "(I(language; prediction | label), else the test-split probe), then by simplicity; none qualifies: keep the "
-        "baseline")
+        "the largest mean gain; a gain within the noise of the leader's (paired over seeds) is a tie, broken by lower "
+        "language dependence (I(language; prediction | label), else the test-split probe), then by simplicity; none "
+        "qualifies: keep the baseline")
 PRIMARY, GUARD = "worst_language_macro_f1", "accuracy"
 DEPENDENCE = ("language_prediction_cmi", "probe_test")
 
