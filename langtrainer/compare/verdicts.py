@@ -4,9 +4,10 @@ RULE: among the mitigations whose accuracy is not worse than the baseline
 beyond the noise (a paired t test at 95 %, `statistics`), those whose
 worst-language macro-F1 is better than the baseline's beyond the noise; of
 these, the largest mean gain in worst-language macro-F1, where a mitigation
-whose gain is within the noise of the leader's (paired over seeds) counts as tied with it; ties go to the lower
-language dependence (language_prediction_cmi, else the test-split probe),
-then to the simpler mitigation (the table's order). Nothing qualifies: keep
+whose gain is within the noise of the leader's (paired over seeds) counts as
+tied with it; ties go to the lower language dependence
+(language_prediction_cmi, else the test-split probe, when that difference is
+measured), then to the simpler mitigation (the table's order). Nothing qualifies: keep
 the baseline, and say which difference is undecided and how many seeds the
 observed spread would need to decide it.
 """
