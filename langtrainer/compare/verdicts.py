@@ -7,9 +7,9 @@ these, the largest mean gain in worst-language macro-F1, where a mitigation
 whose gain is within the noise of the leader's (paired over seeds) counts as
 tied with it; ties go to the lower language dependence
 (language_prediction_cmi, else the test-split probe, when that difference is
-measured), then to the simpler mitigation (the table's order). Nothing qualifies: keep
-the baseline, and say which difference is undecided and how many seeds the
-observed spread would need to decide it.
+measured), then to the simpler mitigation (the table's order). Nothing
+qualifies: keep the baseline, and say which difference is undecided and how
+many seeds the observed spread would need to decide it.
 """
 
 from __future__ import annotations
