@@ -231,8 +231,9 @@ def render_markdown(result: CompareResult, paths: dict[str, Path]) -> str:
             for m, n in needed.items()) + ".")
         more = seeds_to_decide(needed)
         if more is not None:
+            new = more - len(result.seeds)
             out.append(f"A compare of the same recipe into this folder with {more} seeds extends this one: the runs "
-                       f"done are kept and only the {more - len(result.seeds)} new seeds per mitigation train. Were "
+                       f"done are kept and only the {new} new seed{'s' if new > 1 else ''} per mitigation train. Were "
                        "the observed means and spreads to hold, that would decide it; more seeds also move them.")
         out.append("")
     out += ["## Summary (mean ± SE over seeds; Δ: paired difference to the baseline, mean ± SE)", "",
