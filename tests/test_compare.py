@@ -174,6 +174,8 @@ def _recompute(result: dict, out: Path, predictions: dict) -> None:
     """Every number in compare.json from the runs' predictions.parquet, metrics.json and probe JSONs."""
     from scipy.stats import t as scipy_t
 
+    from langtrainer.compare.folder import CompareDir
+
     from langtrainer.rundir import RunDir
     from langtrainer.training.language_dependence import language_prediction_cmi
     from langtrainer.training.metrics import metric_frame
@@ -195,6 +197,18 @@ def _recompute(result: dict, out: Path, predictions: dict) -> None:
         for data in ("test", "external"):
             values[f"probe_{data}"] = run.read_probes()[data].accuracy_mean
         return values
+
+    def at_chance(report) -> bool:  # within 2 fold standard deviations of the commonest language's share
+        return report.accuracy_mean <= report.block.result["chance_accuracy"] + 2 * report.accuracy_std
+
+    def probe_difference_measured(data: str, m: str, seeds) -> bool:
+        """Not when the pretrained model's probe is at chance, nor when both runs' are in one seed."""
+        def chance(name: str, seed: str) -> bool:
+            return at_chance(RunDir(out / f"{name}-seed{seed}").read_probes()[data])
+
+        if at_chance(CompareDir(out).pretrained.read_probes()[data]):
+            return False
+        return not any(chance(m, s) and chance(result["baseline"], s) for s in seeds)
 
     seen = 0
     for key, block in result["metrics"].items():
@@ -220,7 +234,9 @@ def _recompute(result: dict, out: Path, predictions: dict) -> None:
             assert c["interval"]["high"] == pytest.approx(d.mean() + t * se)
             good = d.mean() if block["higher_is_better"] else -d.mean()
             expected = "better" if good > t * se else "worse" if good < -t * se else "within the noise"
-            assert c["verdict"] == expected
+            if key.startswith("probe_") and not probe_difference_measured(key.removeprefix("probe_"), m, c["values"]):
+                expected = "not decided (probes at chance)"
+            assert c["verdict"] == expected, (key, m)
     assert seen >= 2 * 2 * 6
 
 
