@@ -17,6 +17,7 @@ from langtrainer.compare.verdicts import seeds_to_decide
 from langtrainer.training.intervals import seed_threshold
 
 if TYPE_CHECKING:
+    from langtrainer.artifacts import ProbeReport
     from langtrainer.compare.plan import ComparePlan
     from langtrainer.compare.results import Comparison, RunValues
     from langtrainer.compare.verdicts import Recommendation
@@ -51,7 +52,8 @@ class CompareResult(Artifact):
     @classmethod
     def build(cls, plan: "ComparePlan", per_run: dict[tuple[str, int], "RunValues"],
               comparisons: dict[str, dict[str, "Comparison"]], recommendation: "Recommendation",
-              pretrained: dict[str, float | None]) -> "CompareResult":
+              pretrained_probes: dict[str, "ProbeReport"]) -> "CompareResult":
+        """`pretrained_probes`: the pretrained model's probe reports by data ('test', 'external')."""
         from langtrainer.compare.results import METRIC_BY_KEY
 
         folder = CompareDir(plan.out)
@@ -70,7 +72,9 @@ class CompareResult(Artifact):
             recipe=plan.base.name, baseline=plan.baseline, seeds=list(plan.seeds), split_seed=plan.split_seed,
             mitigations=[{"name": m.name, "what": m.what, "overlay": m.overrides} for m in plan.mitigations],
             runs=runs, metrics=metrics, recommendation=dataclasses.asdict(recommendation),
-            pretrained_probe=pretrained, warnings=warnings_for(plan, per_run), shap_diff=diffs)
+            pretrained_probe={data: pretrained_probes[data].accuracy_mean if data in pretrained_probes else None
+                              for data in ("test", "external")},
+            warnings=warnings_for(plan, per_run, pretrained_probes), shap_diff=diffs)
 
 
 def _comparison_dict(c: "Comparison") -> dict[str, Any]:
@@ -88,7 +92,8 @@ def _comparison_dict(c: "Comparison") -> dict[str, Any]:
     }
 
 
-def warnings_for(plan: "ComparePlan", per_run: dict[tuple[str, int], "RunValues"]) -> list[str]:
+def warnings_for(plan: "ComparePlan", per_run: dict[tuple[str, int], "RunValues"],
+                 pretrained_probes: dict[str, "ProbeReport"]) -> list[str]:
     """One line per limit on what the compare can conclude (few seeds; data.small_samples' lines)."""
     from langtrainer.data.small_samples import small_sample_warnings
     from langtrainer.pipelines.finetune import training_subset_names
@@ -102,7 +107,7 @@ def warnings_for(plan: "ComparePlan", per_run: dict[tuple[str, int], "RunValues"
         t2, t3, t5 = (seed_threshold(k) for k in (2, 3, 5))
         out.append(f"two seeds: each SE rests on one degree of freedom, so a difference must exceed {t2:.1f} SE to "
                    f"be called (Student's t); a third seed lowers that to {t3:.1f} SE, a fifth to {t5:.1f}")
-    out += _probes_at_chance(plan, per_run)
+    out += _probes_at_chance(plan, per_run, pretrained_probes)
     base = RunDir(per_run[(plan.baseline, plan.seeds[0])].folder)
     by_language = base.read_metrics().test.by_language
     train_name, _ = training_subset_names(plan.runs[(plan.baseline, plan.seeds[0])].recipe)
@@ -124,12 +129,12 @@ def warnings_for(plan: "ComparePlan", per_run: dict[tuple[str, int], "RunValues"
     return out
 
 
-def _probes_at_chance(plan: "ComparePlan", per_run: dict[tuple[str, int], "RunValues"]) -> list[str]:
+def _probes_at_chance(plan: "ComparePlan", per_run: dict[tuple[str, int], "RunValues"],
+                      pretrained: dict[str, "ProbeReport"]) -> list[str]:
     """One line per probe (test split, external corpus) at chance in some run or in the pretrained model: which,
     and what that leaves decided (`analysis.probe.difference_measured`)."""
     from langtrainer.analysis.probe.core import block_at_chance
 
-    pretrained = plan.folder.pretrained.read_probes()
     c = plan.base.analysis.probe.C
     out = []
     for data, where in (("test", "test-split"), ("external", "external-corpus")):

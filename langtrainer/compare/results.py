@@ -223,8 +223,7 @@ def collect(plan: ComparePlan):
                                    plan.split_seed, reference.get(metric.key, False))
             if found is not None:
                 comparisons.setdefault(metric.key, {})[m] = found
-    pretrained = {data: probes[data].accuracy_mean if data in probes else None for data in ("test", "external")}
-    return CompareResult.build(plan, per_run, comparisons, recommend(plan, comparisons), pretrained)
+    return CompareResult.build(plan, per_run, comparisons, recommend(plan, comparisons), probes)
 
 
 def _rows(plan: ComparePlan) -> dict[tuple[str, int], Rows]:
